@@ -29,8 +29,16 @@ pub fn primitive(ds: &InMemDicomObject, tag: Tag) -> Option<PrimitiveValue> {
 pub fn reinterpret_un(bytes: &[u8], vr: VR) -> PrimitiveValue {
     let chunks = |n: usize| bytes.chunks_exact(n);
     match vr {
-        VR::US => PrimitiveValue::U16(chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()),
-        VR::SS => PrimitiveValue::I16(chunks(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect()),
+        VR::US => PrimitiveValue::U16(
+            chunks(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect(),
+        ),
+        VR::SS => PrimitiveValue::I16(
+            chunks(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect(),
+        ),
         VR::UL => PrimitiveValue::U32(
             chunks(4)
                 .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -80,11 +88,19 @@ pub fn floats(ds: &InMemDicomObject, tag: Tag) -> Vec<f64> {
     match &p {
         PrimitiveValue::Strs(v) => v
             .iter()
-            .filter_map(|s| s.trim_matches(|c: char| c == '\0' || c.is_whitespace()).parse::<f64>().ok())
+            .filter_map(|s| {
+                s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
+                    .parse::<f64>()
+                    .ok()
+            })
             .collect(),
         PrimitiveValue::Str(s) => s
             .split('\\')
-            .filter_map(|s| s.trim_matches(|c: char| c == '\0' || c.is_whitespace()).parse::<f64>().ok())
+            .filter_map(|s| {
+                s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
+                    .parse::<f64>()
+                    .ok()
+            })
             .collect(),
         _ => p.to_multi_float64().unwrap_or_default(),
     }
@@ -111,9 +127,7 @@ pub fn uint(ds: &InMemDicomObject, tag: Tag) -> Option<u32> {
 
 /// Items of a sequence attribute (empty when absent or not a sequence).
 pub fn items(ds: &InMemDicomObject, tag: Tag) -> &[InMemDicomObject] {
-    ds.get(tag)
-        .and_then(|e| e.value().items())
-        .unwrap_or(&[])
+    ds.get(tag).and_then(|e| e.value().items()).unwrap_or(&[])
 }
 
 #[cfg(test)]

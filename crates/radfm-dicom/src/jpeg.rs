@@ -96,7 +96,9 @@ pub(crate) fn parse_sof(data: &[u8]) -> Option<Sof> {
 
 /// Precision and signedness of the first component of a JPEG 2000 codestream (SIZ marker).
 pub(crate) fn j2k_precision_signed(data: &[u8]) -> Option<(u32, bool)> {
-    let siz = data.windows(4).position(|w| w == [0xFF, 0x4F, 0xFF, 0x51])?;
+    let siz = data
+        .windows(4)
+        .position(|w| w == [0xFF, 0x4F, 0xFF, 0x51])?;
     let ssiz = *data.get(siz + 42)?;
     Some(((ssiz & 0x7F) as u32 + 1, ssiz & 0x80 != 0))
 }

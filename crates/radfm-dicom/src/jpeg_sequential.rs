@@ -10,14 +10,18 @@
 use crate::pixels::PixelModule;
 
 const ZIGZAG: [usize; 64] = [
-    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27,
-    20, 13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58,
-    59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20,
+    13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59,
+    52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
 ];
+
+const LOOKAHEAD: u32 = 9;
 
 #[derive(Clone, Default)]
 struct Huffman {
-    // (code length, code) -> symbol, via per-length tables
+    /// fast path: the next LOOKAHEAD bits -> (length << 8 | symbol), 0 when longer
+    fast: Vec<u16>,
+    // slow path: canonical code ranges per length (T.81 Annex F.2.2.3)
     maxcode: [i32; 18],
     valptr: [i32; 17],
     mincode: [i32; 17],
@@ -45,6 +49,23 @@ impl Huffman {
         h.maxcode[17] = i32::MAX;
         if k as usize > h.values.len() {
             return Err("Huffman table has fewer symbols than its counts".into());
+        }
+        h.fast = vec![0; 1 << LOOKAHEAD];
+        let mut code = 0u32;
+        let mut idx = 0usize;
+        for len in 1..=LOOKAHEAD {
+            for _ in 0..counts[len as usize - 1] {
+                let shift = LOOKAHEAD - len;
+                for fill in 0..(1u32 << shift) {
+                    let slot = ((code << shift) | fill) as usize;
+                    if slot < h.fast.len() {
+                        h.fast[slot] = ((len as u16) << 8) | h.values[idx] as u16;
+                    }
+                }
+                code += 1;
+                idx += 1;
+            }
+            code <<= 1;
         }
         Ok(h)
     }
@@ -103,12 +124,24 @@ impl<'a> Bits<'a> {
         v
     }
     fn decode(&mut self, h: &Huffman) -> Result<u8, String> {
+        self.fill();
+        let e = h.fast[(self.acc >> (32 - LOOKAHEAD)) as usize];
+        if e != 0 {
+            let len = (e >> 8) as u32;
+            self.acc <<= len;
+            self.n -= len;
+            return Ok(e as u8);
+        }
         let mut code = 0i32;
         for len in 1..=16 {
             code = (code << 1) | self.bit() as i32;
             if code <= h.maxcode[len] {
                 let i = h.valptr[len] + code - h.mincode[len];
-                return h.values.get(i as usize).copied().ok_or_else(|| "bad Huffman code".into());
+                return h
+                    .values
+                    .get(i as usize)
+                    .copied()
+                    .ok_or_else(|| "bad Huffman code".into());
             }
         }
         Err("invalid Huffman code".into())
@@ -121,7 +154,11 @@ impl<'a> Bits<'a> {
             return Err(format!("coefficient magnitude category {s}"));
         }
         let v = self.bits(s as u32) as i32;
-        Ok(if v < (1 << (s - 1)) { v - (1 << s) + 1 } else { v })
+        Ok(if v < (1 << (s - 1)) {
+            v - (1 << s) + 1
+        } else {
+            v
+        })
     }
     /// Skip to after the next RSTn marker.
     fn restart(&mut self) {
@@ -170,7 +207,8 @@ pub(crate) fn decode(data: &[u8], m: &PixelModule) -> Result<(Vec<u8>, ()), Stri
             *data.get(p + 2).ok_or("truncated")?,
             *data.get(p + 3).ok_or("truncated")?,
         ]) as usize;
-        data.get(p + 4..p + 2 + len).ok_or_else(|| "truncated segment".to_string())
+        data.get(p + 4..p + 2 + len)
+            .ok_or_else(|| "truncated segment".to_string())
     };
     loop {
         if p + 1 >= data.len() {
@@ -235,7 +273,8 @@ pub(crate) fn decode(data: &[u8], m: &PixelModule) -> Result<(Vec<u8>, ()), Stri
             }
             0xDD => {
                 let s = seg(p)?;
-                restart_interval = u16::from_be_bytes([s[0], *s.get(1).ok_or("short DRI")?]) as usize;
+                restart_interval =
+                    u16::from_be_bytes([s[0], *s.get(1).ok_or("short DRI")?]) as usize;
                 p += 2 + s.len() + 2;
             }
             0xC0 | 0xC1 => {
@@ -287,7 +326,10 @@ pub(crate) fn decode(data: &[u8], m: &PixelModule) -> Result<(Vec<u8>, ()), Stri
                 p += 2 + s.len() + 2;
             }
             0xC2 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
-                return Err(format!("JPEG process SOF{:X} not handled by this decoder", marker - 0xC0));
+                return Err(format!(
+                    "JPEG process SOF{:X} not handled by this decoder",
+                    marker - 0xC0
+                ));
             }
             0xDA => {
                 if comps.is_empty() {
@@ -299,14 +341,30 @@ pub(crate) fn decode(data: &[u8], m: &PixelModule) -> Result<(Vec<u8>, ()), Stri
                 for i in 0..ns {
                     let cid = *s.get(1 + 2 * i).ok_or("short SOS")?;
                     let t = *s.get(2 + 2 * i).ok_or("short SOS")?;
-                    let ci = comps.iter().position(|c| c.id == cid).ok_or("scan names unknown component")?;
+                    let ci = comps
+                        .iter()
+                        .position(|c| c.id == cid)
+                        .ok_or("scan names unknown component")?;
                     comps[ci].td = (t >> 4) as usize & 3;
                     comps[ci].ta = (t & 15) as usize & 3;
                     comps[ci].pred = 0;
                     scomp.push(ci);
                 }
                 p += 2 + s.len() + 2;
-                p = decode_scan(data, p, &mut comps, &scomp, &dc, &ac, &q, hmax, vmax, width, height, restart_interval)?;
+                p = decode_scan(
+                    data,
+                    p,
+                    &mut comps,
+                    &scomp,
+                    &dc,
+                    &ac,
+                    &q,
+                    hmax,
+                    vmax,
+                    width,
+                    height,
+                    restart_interval,
+                )?;
             }
             _ => {
                 let s = seg(p)?;
@@ -317,7 +375,10 @@ pub(crate) fn decode(data: &[u8], m: &PixelModule) -> Result<(Vec<u8>, ()), Stri
     if comps.is_empty() {
         return Err("no frame header".into());
     }
-    Ok((reconstruct(&comps, precision, width, height, hmax, vmax), ()))
+    Ok((
+        reconstruct(&comps, precision, width, height, hmax, vmax),
+        (),
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -357,7 +418,11 @@ fn decode_scan(
         }
         let (ux, uy) = (unit % units_x, unit / units_x);
         for &ci in scomp {
-            let (h, v) = if single { (1, 1) } else { (comps[ci].h, comps[ci].v) };
+            let (h, v) = if single {
+                (1, 1)
+            } else {
+                (comps[ci].h, comps[ci].v)
+            };
             for by in 0..v {
                 for bx in 0..h {
                     let dct = dc[comps[ci].td].as_ref().ok_or("missing DC table")?;
@@ -413,14 +478,26 @@ fn idct_table() -> [[f32; 8]; 8] {
     let mut t = [[0f32; 8]; 8];
     for (x, row) in t.iter_mut().enumerate() {
         for (u, v) in row.iter_mut().enumerate() {
-            let cu = if u == 0 { std::f64::consts::FRAC_1_SQRT_2 } else { 1.0 };
-            *v = (cu * ((2 * x + 1) as f64 * u as f64 * std::f64::consts::PI / 16.0).cos() / 2.0) as f32;
+            let cu = if u == 0 {
+                std::f64::consts::FRAC_1_SQRT_2
+            } else {
+                1.0
+            };
+            *v = (cu * ((2 * x + 1) as f64 * u as f64 * std::f64::consts::PI / 16.0).cos() / 2.0)
+                as f32;
         }
     }
     t
 }
 
-fn reconstruct(comps: &[Comp], precision: u8, width: usize, height: usize, hmax: usize, vmax: usize) -> Vec<u8> {
+fn reconstruct(
+    comps: &[Comp],
+    precision: u8,
+    width: usize,
+    height: usize,
+    hmax: usize,
+    vmax: usize,
+) -> Vec<u8> {
     let t = idct_table();
     let maxv = ((1u32 << precision) - 1) as f32;
     let shift = (1u32 << (precision - 1)) as f32;
@@ -433,24 +510,41 @@ fn reconstruct(comps: &[Comp], precision: u8, width: usize, height: usize, hmax:
             let mut tmp = [0f32; 64];
             for b in 0..c.bw * c.bh {
                 let coef = &c.coefs[b * 64..b * 64 + 64];
-                // rows: tmp[y][x] = sum_u t[x][u] * coef[y][u]
+                // rows: tmp[y][x] = sum_u t[x][u] * coef[y][u]; all-zero rows are skipped
+                let mut live = [false; 8];
                 for y in 0..8 {
+                    let row = &coef[y * 8..y * 8 + 8];
+                    if row[1..].iter().all(|&v| v == 0) {
+                        let v = t[0][0] * row[0] as f32;
+                        tmp[y * 8..y * 8 + 8].fill(v);
+                        live[y] = row[0] != 0;
+                        continue;
+                    }
+                    live[y] = true;
                     for x in 0..8 {
                         let mut acc = 0f32;
                         for u in 0..8 {
-                            acc += t[x][u] * coef[y * 8 + u] as f32;
+                            acc += t[x][u] * row[u] as f32;
                         }
                         tmp[y * 8 + x] = acc;
                     }
                 }
                 let (bx, by) = (b % c.bw, b / c.bw);
                 for y in 0..8 {
-                    for x in 0..8 {
-                        let mut acc = 0f32;
-                        for v in 0..8 {
-                            acc += t[y][v] * tmp[v * 8 + x];
+                    let dst =
+                        &mut plane[(by * 8 + y) * pw + bx * 8..(by * 8 + y) * pw + bx * 8 + 8];
+                    let mut acc = [0f32; 8];
+                    for v in 0..8 {
+                        if !live[v] {
+                            continue;
                         }
-                        plane[(by * 8 + y) * pw + bx * 8 + x] = (acc + shift).round().clamp(0.0, maxv);
+                        let w = t[y][v];
+                        for x in 0..8 {
+                            acc[x] += w * tmp[v * 8 + x];
+                        }
+                    }
+                    for x in 0..8 {
+                        dst[x] = (acc[x] + shift).round().clamp(0.0, maxv);
                     }
                 }
             }
@@ -506,10 +600,22 @@ fn fancy_h2v1(p: &[f32], w: usize, h: usize) -> Vec<f32> {
         let out = &mut o[y * 2 * w..(y + 1) * 2 * w];
         for i in 0..w {
             let c = r[i] as i32 * 3;
-            let l = if i == 0 { r[i] as i32 * 4 } else { c + r[i - 1] as i32 };
-            let rr = if i + 1 == w { r[i] as i32 * 4 } else { c + r[i + 1] as i32 };
+            let l = if i == 0 {
+                r[i] as i32 * 4
+            } else {
+                c + r[i - 1] as i32
+            };
+            let rr = if i + 1 == w {
+                r[i] as i32 * 4
+            } else {
+                c + r[i + 1] as i32
+            };
             out[2 * i] = if i == 0 { r[i] } else { ((l + 1) >> 2) as f32 };
-            out[2 * i + 1] = if i + 1 == w { r[i] } else { ((rr + 2) >> 2) as f32 };
+            out[2 * i + 1] = if i + 1 == w {
+                r[i]
+            } else {
+                ((rr + 2) >> 2) as f32
+            };
         }
     }
     o

@@ -86,10 +86,9 @@ pub fn decode(file: &DicomFile, stage: Stage) -> Result<Decoded> {
     }
     let m = PixelModule::from_dataset(&file.dataset)?;
     let p = GrayscalePipeline::from_dataset(&file.dataset, &m);
-    let modality = p.modality(&arr);
     let values = match stage {
-        Stage::Modality => modality,
-        _ => p.display(&modality),
+        Stage::Modality => p.modality(&arr),
+        _ => p.display(&arr),
     };
     Ok(Decoded {
         shape,

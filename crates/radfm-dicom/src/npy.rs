@@ -15,7 +15,11 @@ pub fn write<W: Write>(mut w: W, descr: &str, shape: &[usize], data_le: &[u8]) -
         1 => format!("({},)", shape[0]),
         _ => format!(
             "({})",
-            shape.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+            shape
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
     let mut header =
@@ -99,8 +103,14 @@ impl Npy {
         match self.descr.as_str() {
             "|u1" | "<u1" => d.iter().map(|&x| x as f64).collect(),
             "|i1" | "<i1" => d.iter().map(|&x| x as i8 as f64).collect(),
-            "<u2" => d.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]) as f64).collect(),
-            "<i2" => d.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as f64).collect(),
+            "<u2" => d
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]) as f64)
+                .collect(),
+            "<i2" => d
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]) as f64)
+                .collect(),
             "<u4" => d
                 .chunks_exact(4)
                 .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)

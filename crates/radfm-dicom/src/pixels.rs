@@ -15,6 +15,7 @@ use dicom_encoding::transfer_syntax::Codec;
 use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+use rayon::prelude::*;
 
 use crate::attrs;
 use crate::error::{guard, DicomError, Result};
@@ -156,7 +157,12 @@ impl PixelModule {
             pixel_representation: attrs::uint(ds, tags::PIXEL_REPRESENTATION).unwrap_or(0) as u16,
             photometric_interpretation: attrs::string(ds, tags::PHOTOMETRIC_INTERPRETATION)
                 .unwrap_or_else(|| {
-                    if samples_per_pixel == 3 { "RGB" } else { "MONOCHROME2" }.to_string()
+                    if samples_per_pixel == 3 {
+                        "RGB"
+                    } else {
+                        "MONOCHROME2"
+                    }
+                    .to_string()
                 }),
             planar_configuration: attrs::uint(ds, tags::PLANAR_CONFIGURATION).unwrap_or(0) as u16,
             number_of_frames: attrs::uint(ds, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1) as usize,
@@ -177,7 +183,10 @@ impl PixelModule {
         if self.bits_stored == 0 || self.bits_stored > self.bits_allocated {
             return Err(DicomError::attr(
                 "BitsStored",
-                format!("{} with BitsAllocated {}", self.bits_stored, self.bits_allocated),
+                format!(
+                    "{} with BitsAllocated {}",
+                    self.bits_stored, self.bits_allocated
+                ),
             ));
         }
         if !matches!(self.samples_per_pixel, 1 | 3 | 4) {
@@ -241,8 +250,12 @@ fn decode_native(m: &PixelModule, p: &PrimitiveValue, big_endian: bool) -> Resul
     let bytes: Cow<[u8]> = match (big_endian, p, ba) {
         (false, _, _) => p.to_bytes(),
         // OW read from a big endian file was already swapped word by word.
-        (true, PrimitiveValue::U16(w), 1 | 16) => Cow::Owned(w.iter().flat_map(|x| x.to_le_bytes()).collect()),
-        (true, PrimitiveValue::U16(w), 8) => Cow::Owned(w.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        (true, PrimitiveValue::U16(w), 1 | 16) => {
+            Cow::Owned(w.iter().flat_map(|x| x.to_le_bytes()).collect())
+        }
+        (true, PrimitiveValue::U16(w), 8) => {
+            Cow::Owned(w.iter().flat_map(|x| x.to_le_bytes()).collect())
+        }
         (true, PrimitiveValue::U16(w), 32) => Cow::Owned(
             w.chunks_exact(2)
                 .flat_map(|c| (((c[0] as u32) << 16) | c[1] as u32).to_le_bytes())
@@ -251,9 +264,11 @@ fn decode_native(m: &PixelModule, p: &PrimitiveValue, big_endian: bool) -> Resul
         (true, PrimitiveValue::U8(b), 16) => {
             Cow::Owned(b.chunks_exact(2).flat_map(|c| [c[1], c[0]]).collect())
         }
-        (true, PrimitiveValue::U8(b), 32) => {
-            Cow::Owned(b.chunks_exact(4).flat_map(|c| [c[3], c[2], c[1], c[0]]).collect())
-        }
+        (true, PrimitiveValue::U8(b), 32) => Cow::Owned(
+            b.chunks_exact(4)
+                .flat_map(|c| [c[3], c[2], c[1], c[0]])
+                .collect(),
+        ),
         (true, _, _) => p.to_bytes(),
     };
     let frames = m.number_of_frames;
@@ -333,8 +348,16 @@ fn samples_from_le(m: &PixelModule, b: &[u8]) -> PixelArray {
     let data = match (m.bits_allocated, signed) {
         (8, false) => Samples::U8(b.to_vec()),
         (8, true) => Samples::I8(b.iter().map(|&x| x as i8).collect()),
-        (16, false) => Samples::U16(b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()),
-        (16, true) => Samples::I16(b.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect()),
+        (16, false) => Samples::U16(
+            b.chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect(),
+        ),
+        (16, true) => Samples::I16(
+            b.chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect(),
+        ),
         (32, false) => Samples::U32(
             b.chunks_exact(4)
                 .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -505,11 +528,16 @@ enum Family {
 
 fn family(ts: &str) -> Family {
     match ts {
-        "1.2.840.10008.1.2.4.50" | "1.2.840.10008.1.2.4.51" | "1.2.840.10008.1.2.4.57"
+        "1.2.840.10008.1.2.4.50"
+        | "1.2.840.10008.1.2.4.51"
+        | "1.2.840.10008.1.2.4.57"
         | "1.2.840.10008.1.2.4.70" => Family::Jpeg,
         "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81" => Family::JpegLs,
-        "1.2.840.10008.1.2.4.90" | "1.2.840.10008.1.2.4.91" | "1.2.840.10008.1.2.4.201"
-        | "1.2.840.10008.1.2.4.202" | "1.2.840.10008.1.2.4.203" => Family::Jpeg2000,
+        "1.2.840.10008.1.2.4.90"
+        | "1.2.840.10008.1.2.4.91"
+        | "1.2.840.10008.1.2.4.201"
+        | "1.2.840.10008.1.2.4.202"
+        | "1.2.840.10008.1.2.4.203" => Family::Jpeg2000,
         "1.2.840.10008.1.2.5" => Family::Rle,
         _ => Family::Other,
     }
@@ -608,52 +636,21 @@ fn decode_encapsulated(
     let frames = split_frames(fragments, offsets, m.number_of_frames, fam)?;
     let bps = m.bits_allocated.max(8) as usize / 8;
     let frame_bytes = m.frame_samples() * bps;
+    // Frames are independent codestreams: decode them in parallel.
+    let decoded: Vec<Result<Vec<u8>>> = frames
+        .par_iter()
+        .enumerate()
+        .map(|(i, data)| decode_one_frame(i, data, fam, ts, m, frame_bytes))
+        .collect();
     let mut all = Vec::with_capacity(frame_bytes * frames.len());
-    let mut precision_signed: Option<(u32, bool)> = None;
-    for (i, data) in frames.iter().enumerate() {
-        let start = all.len();
-        match fam {
-            Family::Jpeg => {
-                let (bytes, info) = crate::jpeg::decode_frame(data, m).map_err(|reason| {
-                    DicomError::DecodeFrame {
-                        frame: i,
-                        codec: "JPEG",
-                        reason,
-                    }
-                })?;
-                let _ = info;
-                all.extend_from_slice(&bytes);
-            }
-            _ => {
-                let entry = TransferSyntaxRegistry.get(ts).ok_or_else(|| {
-                    DicomError::UnsupportedTransferSyntax { uid: ts.to_string() }
-                })?;
-                let Codec::EncapsulatedPixelData(Some(reader), _) = entry.codec() else {
-                    return Err(DicomError::UnsupportedTransferSyntax { uid: ts.to_string() });
-                };
-                let src = FrameSource { ts, m, data };
-                reader
-                    .decode_frame(&src, 0, &mut all)
-                    .map_err(|e| DicomError::DecodeFrame {
-                        frame: i,
-                        codec: codec_name(fam),
-                        reason: crate::read::error_chain(&e),
-                    })?;
-                if fam == Family::Jpeg2000 && precision_signed.is_none() {
-                    precision_signed = crate::jpeg::j2k_precision_signed(data);
-                }
-            }
-        }
-        let got = all.len() - start;
-        if got < frame_bytes {
-            return Err(DicomError::DecodeFrame {
-                frame: i,
-                codec: codec_name(fam),
-                reason: format!("decoded {got} bytes, expected {frame_bytes}"),
-            });
-        }
-        all.truncate(start + frame_bytes);
+    for d in decoded {
+        all.extend_from_slice(&d?);
     }
+    let precision_signed = if fam == Family::Jpeg2000 {
+        crate::jpeg::j2k_precision_signed(&frames[0])
+    } else {
+        None
+    };
     let dm = PixelModule {
         bits_allocated: m.bits_allocated.max(8),
         number_of_frames: frames.len(),
@@ -679,6 +676,60 @@ fn decode_encapsulated(
         ybr_full_to_rgb(&mut arr);
     }
     Ok(arr)
+}
+
+/// Decode one frame's codestream to exactly `frame_bytes` little-endian bytes.
+fn decode_one_frame(
+    i: usize,
+    data: &[u8],
+    fam: Family,
+    ts: &str,
+    m: &PixelModule,
+    frame_bytes: usize,
+) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(frame_bytes);
+    match fam {
+        Family::Jpeg => {
+            let (bytes, ()) =
+                crate::jpeg::decode_frame(data, m).map_err(|reason| DicomError::DecodeFrame {
+                    frame: i,
+                    codec: "JPEG",
+                    reason,
+                })?;
+            out = bytes;
+        }
+        _ => {
+            let entry = TransferSyntaxRegistry.get(ts).ok_or_else(|| {
+                DicomError::UnsupportedTransferSyntax {
+                    uid: ts.to_string(),
+                }
+            })?;
+            let Codec::EncapsulatedPixelData(Some(reader), _) = entry.codec() else {
+                return Err(DicomError::UnsupportedTransferSyntax {
+                    uid: ts.to_string(),
+                });
+            };
+            let src = FrameSource { ts, m, data };
+            guard(|| {
+                reader
+                    .decode_frame(&src, 0, &mut out)
+                    .map_err(|e| DicomError::DecodeFrame {
+                        frame: i,
+                        codec: codec_name(fam),
+                        reason: crate::read::error_chain(&e),
+                    })
+            })?;
+        }
+    }
+    if out.len() < frame_bytes {
+        return Err(DicomError::DecodeFrame {
+            frame: i,
+            codec: codec_name(fam),
+            reason: format!("decoded {} bytes, expected {frame_bytes}", out.len()),
+        });
+    }
+    out.truncate(frame_bytes);
+    Ok(out)
 }
 
 fn codec_name(f: Family) -> &'static str {

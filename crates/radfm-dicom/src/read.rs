@@ -138,7 +138,9 @@ fn parse_inner(bytes: &[u8]) -> Result<DicomFile> {
         ),
         None => {
             // Unknown transfer syntax: all encapsulated syntaxes are explicit VR LE.
-            notes.push(format!("unknown transfer syntax {ts}; reading as explicit VR LE"));
+            notes.push(format!(
+                "unknown transfer syntax {ts}; reading as explicit VR LE"
+            ));
             (true, false)
         }
     };
@@ -164,17 +166,16 @@ fn parse_inner(bytes: &[u8]) -> Result<DicomFile> {
     } else {
         EXPLICIT_VR_LE
     };
-    let parse_ts = TransferSyntaxRegistry
-        .get(parse_ts_uid)
-        .ok_or_else(|| DicomError::UnsupportedTransferSyntax {
+    let parse_ts = TransferSyntaxRegistry.get(parse_ts_uid).ok_or_else(|| {
+        DicomError::UnsupportedTransferSyntax {
             uid: parse_ts_uid.to_string(),
-        })?;
-    let dataset = InMemDicomObject::read_dataset_with_ts(body, parse_ts).map_err(|e| {
-        DicomError::Parse {
-            ts: ts.clone(),
-            reason: error_chain(&e),
         }
     })?;
+    let dataset =
+        InMemDicomObject::read_dataset_with_ts(body, parse_ts).map_err(|e| DicomError::Parse {
+            ts: ts.clone(),
+            reason: error_chain(&e),
+        })?;
     if !explicit && entry.is_some_and(|t| t.uid() != IMPLICIT_VR_LE) && ts == EXPLICIT_VR_LE {
         ts = IMPLICIT_VR_LE.to_string();
     }
@@ -244,18 +245,22 @@ fn read_meta(bytes: &[u8], mut pos: usize) -> Result<(Meta, usize)> {
                 }
                 (le_u32(&bytes[pos + 8..]) as usize, 12)
             } else {
-                (u16::from_le_bytes([bytes[pos + 6], bytes[pos + 7]]) as usize, 8)
+                (
+                    u16::from_le_bytes([bytes[pos + 6], bytes[pos + 7]]) as usize,
+                    8,
+                )
             }
         } else {
             // meta group written in implicit VR (seen in the wild)
             (le_u32(&bytes[pos + 4..]) as usize, 8)
         };
         let start = pos + header;
-        let end = start.checked_add(len).filter(|&e| e <= bytes.len()).ok_or_else(|| {
-            DicomError::Meta {
+        let end = start
+            .checked_add(len)
+            .filter(|&e| e <= bytes.len())
+            .ok_or_else(|| DicomError::Meta {
                 reason: format!("element (0002,{element:04X}) length {len} runs past the end"),
-            }
-        })?;
+            })?;
         let text = || {
             String::from_utf8_lossy(&bytes[start..end])
                 .trim_matches(|c: char| c == '\0' || c.is_whitespace())
@@ -287,8 +292,19 @@ fn is_vr(vr: [u8; 2]) -> bool {
 fn has_long_length(vr: [u8; 2]) -> bool {
     matches!(
         &vr,
-        b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"UC" | b"UN" | b"UR" | b"UT"
-            | b"SV" | b"UV"
+        b"OB"
+            | b"OD"
+            | b"OF"
+            | b"OL"
+            | b"OV"
+            | b"OW"
+            | b"SQ"
+            | b"UC"
+            | b"UN"
+            | b"UR"
+            | b"UT"
+            | b"SV"
+            | b"UV"
     )
 }
 
@@ -448,7 +464,10 @@ impl Scanner<'_> {
             let element = self.u16(pos + 2);
             let len = self.u32(pos + 4);
             if group != 0xFFFE {
-                return Err(self.err(pos, format!("expected an item, found ({group:04X},{element:04X})")));
+                return Err(self.err(
+                    pos,
+                    format!("expected an item, found ({group:04X},{element:04X})"),
+                ));
             }
             pos += 8;
             match element {
@@ -456,13 +475,18 @@ impl Scanner<'_> {
                 0xE000 => {
                     if len == u32::MAX {
                         if fragments {
-                            return Err(self.err(pos, "pixel fragment with undefined length".into()));
+                            return Err(
+                                self.err(pos, "pixel fragment with undefined length".into())
+                            );
                         }
                         pos = self.dataset(pos, end, depth + 1, true)?;
                     } else {
-                        let stop = pos.checked_add(len as usize).filter(|&e| e <= end).ok_or_else(
-                            || self.err(pos, format!("item declares {len} bytes beyond the end")),
-                        )?;
+                        let stop = pos
+                            .checked_add(len as usize)
+                            .filter(|&e| e <= end)
+                            .ok_or_else(|| {
+                                self.err(pos, format!("item declares {len} bytes beyond the end"))
+                            })?;
                         if !fragments {
                             self.dataset(pos, stop, depth + 1, false)?;
                         }
@@ -529,7 +553,9 @@ mod tests {
         // (0008,1115) SQ undefined length, item undefined length, repeated
         let mut body = Vec::new();
         for _ in 0..200 {
-            body.extend_from_slice(&[0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+            body.extend_from_slice(&[
+                0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+            ]);
             body.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
         }
         let err = prescan(&body, true, true).unwrap_err();
@@ -539,6 +565,9 @@ mod tests {
     #[test]
     fn empty_and_garbage_fail_cleanly() {
         assert!(matches!(parse(&[]), Err(DicomError::NotDicom { .. })));
-        assert!(matches!(parse(b"just some text\n"), Err(DicomError::NotDicom { .. })));
+        assert!(matches!(
+            parse(b"just some text\n"),
+            Err(DicomError::NotDicom { .. })
+        ));
     }
 }

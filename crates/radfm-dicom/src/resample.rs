@@ -55,7 +55,11 @@ pub fn resize(
     out_rows: usize,
     out_cols: usize,
 ) -> Vec<f32> {
-    assert_eq!(src.len(), rows * cols * ch, "image buffer does not match its shape");
+    assert_eq!(
+        src.len(),
+        rows * cols * ch,
+        "image buffer does not match its shape"
+    );
     if rows == out_rows && cols == out_cols {
         return src.to_vec();
     }
@@ -107,7 +111,9 @@ mod tests {
         let out = resize(&img, 100, 60, 1, 33, 20);
         assert!(out.iter().all(|v| (v - 0.25).abs() < 1e-6));
         // a checkerboard averages to 0.5 when shrunk with anti-aliasing
-        let cb: Vec<f32> = (0..64 * 64).map(|i| ((i / 64 + i % 64) % 2) as f32).collect();
+        let cb: Vec<f32> = (0..64 * 64)
+            .map(|i| ((i / 64 + i % 64) % 2) as f32)
+            .collect();
         let out = resize(&cb, 64, 64, 1, 8, 8);
         for v in &out {
             assert!((v - 0.5).abs() < 0.02, "aliasing: {v}");

@@ -13,7 +13,7 @@ use dicom_object::InMemDicomObject;
 use serde::Serialize;
 
 use crate::attrs;
-use crate::pixels::{PixelArray, PixelModule};
+use crate::pixels::{PixelArray, PixelModule, Samples};
 
 /// A lookup table from a LUT Descriptor and LUT Data.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -80,7 +80,11 @@ fn lut_from_item(item: &InMemDicomObject, signed_hint: bool) -> Option<Lut> {
     if desc.len() < 3 {
         return None;
     }
-    let n = if desc[0] == 0.0 { 65536 } else { desc[0] as usize };
+    let n = if desc[0] == 0.0 {
+        65536
+    } else {
+        desc[0] as usize
+    };
     let mut first = desc[1] as i64;
     if signed_hint && first > 32767 {
         first -= 65536; // descriptor stored as US but meant as SS
@@ -114,14 +118,22 @@ fn lut_from_item(item: &InMemDicomObject, signed_hint: bool) -> Option<Lut> {
 
 impl GrayscalePipeline {
     pub fn from_dataset(ds: &InMemDicomObject, m: &PixelModule) -> Self {
-        let rs = holder(ds, tags::RESCALE_SLOPE, tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE);
+        let rs = holder(
+            ds,
+            tags::RESCALE_SLOPE,
+            tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE,
+        );
         let rescale_slope = rs
             .and_then(|h| attrs::float(h, tags::RESCALE_SLOPE))
             .filter(|s| *s != 0.0)
             .unwrap_or(1.0);
-        let rescale_intercept = holder(ds, tags::RESCALE_INTERCEPT, tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE)
-            .and_then(|h| attrs::float(h, tags::RESCALE_INTERCEPT))
-            .unwrap_or(0.0);
+        let rescale_intercept = holder(
+            ds,
+            tags::RESCALE_INTERCEPT,
+            tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE,
+        )
+        .and_then(|h| attrs::float(h, tags::RESCALE_INTERCEPT))
+        .unwrap_or(0.0);
         let signed = m.pixel_representation == 1;
         let modality_lut = if rs.is_none() {
             attrs::items(ds, tags::MODALITY_LUT_SEQUENCE)
@@ -167,7 +179,9 @@ impl GrayscalePipeline {
             return arr.data.to_f32();
         }
         if let Some(lut) = &self.modality_lut {
-            return (0..n).map(|i| lut.lookup(arr.data.get_f64(i)) as f32).collect();
+            return (0..n)
+                .map(|i| lut.lookup(arr.data.get_f64(i)) as f32)
+                .collect();
         }
         let (s, b) = (self.rescale_slope, self.rescale_intercept);
         if s == 1.0 && b == 0.0 {
@@ -178,39 +192,146 @@ impl GrayscalePipeline {
             .collect()
     }
 
-    /// Display stage: modality values to [0, 1], bright = dense tissue
-    /// after MONOCHROME1 inversion.
-    pub fn display(&self, modality: &[f32]) -> Vec<f32> {
-        let mut out: Vec<f32> = if self.color {
-            let max = ((1u64 << self.bits_stored.min(32)) - 1) as f32;
-            modality.iter().map(|&x| (x / max).clamp(0.0, 1.0)).collect()
-        } else if let Some(lut) = &self.voi_lut {
-            let max = lut.data.iter().cloned().fold(0.0f64, f64::max).max(
-                ((1u64 << lut.bits.clamp(1, 16)) - 1) as f64,
-            );
-            modality
-                .iter()
-                .map(|&x| (lut.lookup(x as f64) / max) as f32)
-                .collect()
-        } else if let (Some(c), Some(w)) = (self.window_center, self.window_width) {
-            let f = self.voi_lut_function;
-            modality.iter().map(|&x| window(x as f64, c, w, f) as f32).collect()
+    /// Modality value of one stored value.
+    pub fn modality_value(&self, x: f64) -> f64 {
+        if self.color {
+            x
+        } else if let Some(lut) = &self.modality_lut {
+            lut.lookup(x)
         } else {
-            let (lo, hi) = modality
+            x * self.rescale_slope + self.rescale_intercept
+        }
+    }
+
+    /// Display value in [0, 1] of one modality value; `range` is the modality
+    /// range of the whole image, used when there is neither VOI LUT nor window.
+    pub fn display_value(&self, x: f64, range: (f64, f64)) -> f64 {
+        if self.color {
+            let max = ((1u64 << self.bits_stored.min(32)) - 1) as f64;
+            return (x / max).clamp(0.0, 1.0);
+        }
+        let y = if let Some(lut) = &self.voi_lut {
+            let max = lut
+                .data
                 .iter()
-                .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
-            let span = hi - lo;
+                .cloned()
+                .fold(0.0f64, f64::max)
+                .max(((1u64 << lut.bits.clamp(1, 16)) - 1) as f64);
+            lut.lookup(x) / max
+        } else if let (Some(c), Some(w)) = (self.window_center, self.window_width) {
+            window(x, c, w, self.voi_lut_function)
+        } else {
+            let span = range.1 - range.0;
             if span > 0.0 && span.is_finite() {
-                modality.iter().map(|&x| (x - lo) / span).collect()
+                (x - range.0) / span
             } else {
-                vec![0.0; modality.len()]
+                0.0
             }
         };
-        if self.monochrome1 && !self.color {
-            out.iter_mut().for_each(|x| *x = 1.0 - *x);
+        if self.monochrome1 {
+            1.0 - y
+        } else {
+            y
         }
+    }
+
+    /// Modality range over stored values `lo..=hi` (for the full-range display fallback).
+    fn modality_range(&self, lo: i64, hi: i64) -> (f64, f64) {
+        if self.modality_lut.is_some() {
+            // not necessarily monotonic: scan the table over the stored range
+            (lo..=hi).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+                let m = self.modality_value(x as f64);
+                (a.min(m), b.max(m))
+            })
+        } else {
+            let (a, b) = (
+                self.modality_value(lo as f64),
+                self.modality_value(hi as f64),
+            );
+            (a.min(b), a.max(b))
+        }
+    }
+
+    /// Build the stored-value -> display-value mapping for this image: a lookup
+    /// table over the stored range when it is small (always for <= 16-bit data).
+    pub fn display_map(&self, arr: &PixelArray) -> DisplayMap {
+        let n = arr.data.len();
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for i in 0..n {
+            let v = arr.data.get_i64(i);
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        let needs_range =
+            self.voi_lut.is_none() && (self.window_center.is_none() || self.window_width.is_none());
+        let range = if needs_range && n > 0 {
+            self.modality_range(lo, hi.min(lo + (1 << 24)))
+        } else {
+            (0.0, 0.0)
+        };
+        let table = if n > 0 && hi - lo < (1 << 20) {
+            (lo..=hi)
+                .map(|x| self.display_value(self.modality_value(x as f64), range) as f32)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        DisplayMap {
+            base: lo,
+            table,
+            range,
+        }
+    }
+
+    /// Display values of samples `[start, end)` of `arr`, appended to `out`.
+    pub fn display_into(
+        &self,
+        arr: &PixelArray,
+        map: &DisplayMap,
+        start: usize,
+        end: usize,
+        out: &mut Vec<f32>,
+    ) {
+        out.reserve(end - start);
+        if !map.table.is_empty() {
+            let t = &map.table;
+            let b = map.base;
+            macro_rules! go {
+                ($v:expr) => {
+                    out.extend($v[start..end].iter().map(|&x| t[(x as i64 - b) as usize]))
+                };
+            }
+            match &arr.data {
+                Samples::U8(v) => go!(v),
+                Samples::I8(v) => go!(v),
+                Samples::U16(v) => go!(v),
+                Samples::I16(v) => go!(v),
+                Samples::U32(v) => go!(v),
+                Samples::I32(v) => go!(v),
+            }
+        } else {
+            out.extend((start..end).map(|i| {
+                self.display_value(self.modality_value(arr.data.get_f64(i)), map.range) as f32
+            }));
+        }
+    }
+
+    /// Display stage of a whole image: [0, 1], bright = dense tissue after
+    /// MONOCHROME1 inversion.
+    pub fn display(&self, arr: &PixelArray) -> Vec<f32> {
+        let map = self.display_map(arr);
+        let mut out = Vec::new();
+        self.display_into(arr, &map, 0, arr.data.len(), &mut out);
         out
     }
+}
+
+/// Stored value -> display value, precomputed for one image.
+#[derive(Debug, Clone)]
+pub struct DisplayMap {
+    base: i64,
+    table: Vec<f32>,
+    range: (f64, f64),
 }
 
 /// PS3.3 C.11.2.1.2 windowing to [0, 1].
@@ -257,7 +378,13 @@ mod tests {
             (140.0, 40.0, 400.0, VoiLutFunction::LinearExact, 0.75),
             (-160.0, 40.0, 400.0, VoiLutFunction::LinearExact, 0.0),
             (40.0, 40.0, 400.0, VoiLutFunction::Sigmoid, 0.5),
-            (140.0, 40.0, 400.0, VoiLutFunction::Sigmoid, 1.0 / (1.0 + (-1.0f64).exp())),
+            (
+                140.0,
+                40.0,
+                400.0,
+                VoiLutFunction::Sigmoid,
+                1.0 / (1.0 + (-1.0f64).exp()),
+            ),
         ];
         for (x, c, w, f, want) in cases {
             let got = window(x, c, w, f);

@@ -110,7 +110,11 @@ pub fn scrub(text: &str, known: &Known) -> (String, Vec<PhiKind>) {
     }
     for n in &known.names {
         // DICOM PN: family^given^middle; match each component of 2+ letters, whole word
-        for part in n.split(['^', ' ', ',']).map(str::trim).filter(|p| p.chars().count() >= 2) {
+        for part in n
+            .split(['^', ' ', ','])
+            .map(str::trim)
+            .filter(|p| p.chars().count() >= 2)
+        {
             if let Ok(re) = RegexBuilder::new(&format!(r"\b{}\b", regex::escape(part)))
                 .case_insensitive(true)
                 .build()
@@ -166,16 +170,28 @@ mod tests {
             ("Compared with 03/14/2019.", "Compared with [DATE]."),
             ("Exam date 2019-03-14, stable.", "Exam date [DATE], stable."),
             ("Prior from March 3, 2018 shows", "Prior from [DATE] shows"),
-            ("Call 555-123-4567 with results", "Call [PHONE] with results"),
+            (
+                "Call 555-123-4567 with results",
+                "Call [PHONE] with results",
+            ),
             ("MRN: 00123456. No effusion.", "MRN: [ID]. No effusion."),
             ("Accession # A998877 reviewed", "Accession # [ID] reviewed"),
-            ("Discussed with Dr. Smith at 3pm.", "Discussed with Dr. [NAME] at 3pm."),
-            ("Findings discussed with Jones by phone.", "Findings discussed with [NAME] by phone."),
+            (
+                "Discussed with Dr. Smith at 3pm.",
+                "Discussed with Dr. [NAME] at 3pm.",
+            ),
+            (
+                "Findings discussed with Jones by phone.",
+                "Findings discussed with [NAME] by phone.",
+            ),
             ("Sent to john.doe@example.org", "Sent to [EMAIL]"),
             ("Lives at 12 Elm Street now", "Lives at [ADDRESS] now"),
             ("A 93 year old woman.", "A [AGE] old woman."),
             ("A 45 year old woman.", "A 45 year old woman."),
-            ("No pneumothorax. Heart size normal.", "No pneumothorax. Heart size normal."),
+            (
+                "No pneumothorax. Heart size normal.",
+                "No pneumothorax. Heart size normal.",
+            ),
             ("XXXX XXXX pleural effusion", "XXXX XXXX pleural effusion"),
         ];
         for (inp, want) in cases {
@@ -190,7 +206,12 @@ mod tests {
             ids: vec!["ZX-4411".into()],
         };
         let (s, kinds) = scrub("Patient Alonso quixote, id ZX-4411; clear lungs.", &k);
-        assert!(!s.to_lowercase().contains("quixote") && !s.contains("Alonso") && !s.contains("ZX-4411"), "{s}");
+        assert!(
+            !s.to_lowercase().contains("quixote")
+                && !s.contains("Alonso")
+                && !s.contains("ZX-4411"),
+            "{s}"
+        );
         assert!(s.contains("clear lungs"));
         assert!(kinds.contains(&PhiKind::Name) && kinds.contains(&PhiKind::Id));
     }

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "radfm", version, about = "From a radiology archive to an evaluated foundation model, offline.")]
+#[command(
+    name = "radfm",
+    version,
+    about = "From a radiology archive to an evaluated foundation model, offline."
+)]
 pub struct Cli {
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -10,7 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod cli;
 mod commands;
 mod logging;
-//mod progress;
+mod progress;
 
 use clap::Parser;
 

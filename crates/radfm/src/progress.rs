@@ -1,21 +1,24 @@
-//! Progress bars (indicatif) behind the libraries' reporter trait.
+//! Progress bar (indicatif) behind the ingest library's `Reporter` trait.
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct Bar {
     bar: ProgressBar,
 }
 
 impl Bar {
-    pub fn new(total: u64, quiet: bool) -> Self {
-        let bar = if quiet {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::new(total)
-        };
+    pub fn new(quiet: bool) -> Self {
+        let bar = ProgressBar::with_draw_target(
+            Some(0),
+            if quiet {
+                ProgressDrawTarget::hidden()
+            } else {
+                ProgressDrawTarget::stderr()
+            },
+        );
         bar.set_style(
             ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} files  {msg}  ETA {eta}",
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} files  {msg}  ETA {eta}",
             )
             .expect("valid template"),
         );
@@ -24,9 +27,11 @@ impl Bar {
 }
 
 impl radfm_data::ingest::Reporter for Bar {
-    fn on_file_done(&self, bytes: u64, total_bytes: u64, elapsed_s: f64) {
+    fn on_start(&self, files: u64) {
+        self.bar.set_length(files);
+    }
+    fn on_file_done(&self, _bytes: u64, total_bytes: u64, elapsed_s: f64) {
         self.bar.inc(1);
-        let _ = bytes;
         if elapsed_s > 0.0 {
             self.bar
                 .set_message(format!("{:.1} MB/s", total_bytes as f64 / 1e6 / elapsed_s));

@@ -120,16 +120,29 @@ impl Deidentifier {
                     .or_else(|| attrs::string(ds, tags::ACQUISITION_DATE))
                     .as_deref(),
             ) {
-                out.put(str_elem(tags::PATIENT_AGE, VR::AS, format!("{:03}Y", age.min(90))));
+                out.put(str_elem(
+                    tags::PATIENT_AGE,
+                    VR::AS,
+                    format!("{:03}Y", age.min(90)),
+                ));
             }
-        } else if let Some(age) = attrs::string(&out, tags::PATIENT_AGE).and_then(|a| parse_age(&a)) {
+        } else if let Some(age) = attrs::string(&out, tags::PATIENT_AGE).and_then(|a| parse_age(&a))
+        {
             // HIPAA safe harbour: ages over 89 are reported as 90.
             if age > 89.0 {
                 out.put(str_elem(tags::PATIENT_AGE, VR::AS, "090Y".into()));
             }
         }
-        out.put(str_elem(tags::PATIENT_IDENTITY_REMOVED, VR::CS, "YES".into()));
-        out.put(str_elem(tags::DEIDENTIFICATION_METHOD, VR::LO, METHOD.into()));
+        out.put(str_elem(
+            tags::PATIENT_IDENTITY_REMOVED,
+            VR::CS,
+            "YES".into(),
+        ));
+        out.put(str_elem(
+            tags::DEIDENTIFICATION_METHOD,
+            VR::LO,
+            METHOD.into(),
+        ));
         out.put(str_elem(
             tags::LONGITUDINAL_TEMPORAL_INFORMATION_MODIFIED,
             VR::CS,
@@ -138,7 +151,12 @@ impl Deidentifier {
         out
     }
 
-    fn apply_level(&self, ds: &InMemDicomObject, p: &Pseudonyms, prof: &Profile) -> InMemDicomObject {
+    fn apply_level(
+        &self,
+        ds: &InMemDicomObject,
+        p: &Pseudonyms,
+        prof: &Profile,
+    ) -> InMemDicomObject {
         let mut elems = Vec::new();
         for e in ds.iter() {
             let tag = e.tag();
@@ -146,12 +164,19 @@ impl Deidentifier {
                 continue; // private attributes and their creators
             }
             let vr = e.vr();
-            let action = prof.action(tag).unwrap_or_else(|| default_action(vr, e.value()));
+            let action = prof
+                .action(tag)
+                .unwrap_or_else(|| default_action(vr, e.value()));
             let new = match (action, e.value()) {
                 (Action::X, _) => None,
-                (Action::K, Value::Sequence(seq)) | (Action::C, Value::Sequence(seq)) | (Action::U, Value::Sequence(seq)) => {
-                    let items: Vec<InMemDicomObject> =
-                        seq.items().iter().map(|i| self.apply_level(i, p, prof)).collect();
+                (Action::K, Value::Sequence(seq))
+                | (Action::C, Value::Sequence(seq))
+                | (Action::U, Value::Sequence(seq)) => {
+                    let items: Vec<InMemDicomObject> = seq
+                        .items()
+                        .iter()
+                        .map(|i| self.apply_level(i, p, prof))
+                        .collect();
                     Some(DataElement::new(
                         tag,
                         VR::SQ,
@@ -161,7 +186,10 @@ impl Deidentifier {
                 (Action::Z | Action::D, Value::Sequence(_)) => Some(DataElement::new(
                     tag,
                     VR::SQ,
-                    Value::Sequence(DataSetSequence::new(Vec::<InMemDicomObject>::new(), Length::UNDEFINED)),
+                    Value::Sequence(DataSetSequence::new(
+                        Vec::<InMemDicomObject>::new(),
+                        Length::UNDEFINED,
+                    )),
                 )),
                 (Action::K, _) => Some(e.clone()),
                 (_, Value::PixelSequence(_)) => Some(e.clone()),
@@ -194,7 +222,11 @@ impl Deidentifier {
     }
 
     fn dummy(&self, tag: Tag, vr: VR, e: &InMemElement, p: &Pseudonyms) -> String {
-        let original = e.value().to_str().map(|s| s.to_string()).unwrap_or_default();
+        let original = e
+            .value()
+            .to_str()
+            .map(|s| s.to_string())
+            .unwrap_or_default();
         match tag {
             tags::PATIENT_ID => p.patient_id.clone(),
             tags::PATIENT_NAME => format!("ANON^{}", p.patient_id),
@@ -282,7 +314,11 @@ fn parse_da(s: &str) -> Option<(i64, i64, i64)> {
     if s.len() < 8 || !s[..8].bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let (y, m, d) = (s[..4].parse().ok()?, s[4..6].parse().ok()?, s[6..8].parse().ok()?);
+    let (y, m, d) = (
+        s[..4].parse().ok()?,
+        s[4..6].parse().ok()?,
+        s[6..8].parse().ok()?,
+    );
     ((1..=12).contains(&m) && (1..=31).contains(&d)).then_some((y, m, d))
 }
 
@@ -375,7 +411,10 @@ mod tests {
         let b = shift_date_or_datetime("20200311", VR::DA, off);
         let (ay, am, ad) = parse_da(&a).unwrap();
         let (by, bm, bd) = parse_da(&b).unwrap();
-        assert_eq!(days_from_civil(by, bm, bd) - days_from_civil(ay, am, ad), 70);
+        assert_eq!(
+            days_from_civil(by, bm, bd) - days_from_civil(ay, am, ad),
+            70
+        );
     }
 
     #[test]
@@ -389,17 +428,41 @@ mod tests {
     #[test]
     fn nested_sequences_private_tags_and_idempotence() {
         let mut inner = InMemDicomObject::new_empty();
-        inner.put(str_elem(tags::REFERRING_PHYSICIAN_NAME, VR::PN, "DR^SECRET".into()));
-        inner.put(str_elem(tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, "1.2.3.99".into()));
-        inner.put(str_elem(Tag(0x0009, 0x1001), VR::LO, "PRIVATE-SECRET".into()));
+        inner.put(str_elem(
+            tags::REFERRING_PHYSICIAN_NAME,
+            VR::PN,
+            "DR^SECRET".into(),
+        ));
+        inner.put(str_elem(
+            tags::REFERENCED_SOP_INSTANCE_UID,
+            VR::UI,
+            "1.2.3.99".into(),
+        ));
+        inner.put(str_elem(
+            Tag(0x0009, 0x1001),
+            VR::LO,
+            "PRIVATE-SECRET".into(),
+        ));
         let mut ds = InMemDicomObject::new_empty();
         ds.put(str_elem(tags::PATIENT_NAME, VR::PN, "DOE^JOHN".into()));
         ds.put(str_elem(tags::PATIENT_ID, VR::LO, "MRN123".into()));
         ds.put(str_elem(tags::PATIENT_SEX, VR::CS, "M".into()));
-        ds.put(str_elem(tags::PATIENT_BIRTH_DATE, VR::DA, "19500101".into()));
+        ds.put(str_elem(
+            tags::PATIENT_BIRTH_DATE,
+            VR::DA,
+            "19500101".into(),
+        ));
         ds.put(str_elem(tags::STUDY_DATE, VR::DA, "20200101".into()));
-        ds.put(str_elem(tags::INSTITUTION_NAME, VR::LO, "SECRET HOSPITAL".into()));
-        ds.put(str_elem(tags::SOP_CLASS_UID, VR::UI, "1.2.840.10008.5.1.4.1.1.1".into()));
+        ds.put(str_elem(
+            tags::INSTITUTION_NAME,
+            VR::LO,
+            "SECRET HOSPITAL".into(),
+        ));
+        ds.put(str_elem(
+            tags::SOP_CLASS_UID,
+            VR::UI,
+            "1.2.840.10008.5.1.4.1.1.1".into(),
+        ));
         ds.put(DataElement::new(
             tags::REFERENCED_STUDY_SEQUENCE,
             VR::SQ,
@@ -408,11 +471,16 @@ mod tests {
         ds.put(str_elem(Tag(0x0019, 0x0010), VR::LO, "ACME".into()));
         let out = d().apply(&ds);
         let dump = format!("{out:?}");
-        for secret in ["DOE", "JOHN", "MRN123", "19500101", "SECRET", "1.2.3.99", "ACME", "20200101"] {
+        for secret in [
+            "DOE", "JOHN", "MRN123", "19500101", "SECRET", "1.2.3.99", "ACME", "20200101",
+        ] {
             assert!(!dump.contains(secret), "{secret} survived: {dump}");
         }
         assert_eq!(attrs::string(&out, tags::PATIENT_SEX).as_deref(), Some("M"));
-        assert_eq!(attrs::string(&out, tags::PATIENT_AGE).as_deref(), Some("070Y"));
+        assert_eq!(
+            attrs::string(&out, tags::PATIENT_AGE).as_deref(),
+            Some("070Y")
+        );
         assert_eq!(
             attrs::string(&out, tags::SOP_CLASS_UID).as_deref(),
             Some("1.2.840.10008.5.1.4.1.1.1")

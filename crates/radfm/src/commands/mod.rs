@@ -1,15 +1,15 @@
 //! One subcommand per file.
 
 mod dicom;
-//mod ingest;
-//mod split;
+mod ingest;
+mod split;
 
 use crate::cli::{Cli, Command};
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dicom(c) => dicom::run(c),
-        Command::Ingest(_) => todo!(),
-        Command::Split(_) => todo!(),
+        Command::Ingest(a) => ingest::run(a),
+        Command::Split(a) => split::run(a),
     }
 }

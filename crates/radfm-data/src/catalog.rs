@@ -1,0 +1,192 @@
+//! The SQLite catalog of a dataset: patients, studies, series, images,
+//! reports, the source files seen (for resume) and the runs that wrote it.
+//!
+//! Every write happens in a transaction, and the database runs in WAL mode,
+//! so a reader never sees a half-written row and a killed ingest leaves the
+//! catalog at its last commit.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::DataError;
+
+pub const FILE_NAME: &str = "catalog.sqlite";
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    radfm_version TEXT NOT NULL,
+    config TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS patients (
+    patient_key TEXT PRIMARY KEY,
+    sex TEXT,
+    split TEXT
+);
+CREATE TABLE IF NOT EXISTS studies (
+    study_uid TEXT PRIMARY KEY,
+    patient_key TEXT NOT NULL REFERENCES patients(patient_key),
+    accession TEXT,
+    study_date TEXT,
+    age_years REAL,
+    site TEXT
+);
+CREATE TABLE IF NOT EXISTS series (
+    series_uid TEXT PRIMARY KEY,
+    study_uid TEXT NOT NULL REFERENCES studies(study_uid),
+    modality TEXT,
+    manufacturer TEXT,
+    body_part TEXT,
+    series_number INTEGER
+);
+CREATE TABLE IF NOT EXISTS images (
+    image_id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    sop_uid TEXT NOT NULL UNIQUE,
+    series_uid TEXT NOT NULL REFERENCES series(series_uid),
+    study_uid TEXT NOT NULL,
+    patient_key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    modality TEXT,
+    view_position TEXT,
+    laterality TEXT,
+    manufacturer TEXT,
+    sex TEXT,
+    age_years REAL,
+    site TEXT,
+    frames INTEGER NOT NULL,
+    rows INTEGER NOT NULL,
+    columns INTEGER NOT NULL,
+    channels INTEGER NOT NULL,
+    orig_rows INTEGER NOT NULL,
+    orig_columns INTEGER NOT NULL,
+    spacing_row REAL,
+    spacing_col REAL,
+    spacing_slice REAL,
+    shard TEXT NOT NULL,
+    run_id INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS images_patient ON images(patient_key);
+CREATE TABLE IF NOT EXISTS reports (
+    study_uid TEXT PRIMARY KEY REFERENCES studies(study_uid),
+    text TEXT NOT NULL,
+    phi_replaced INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sources (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    image_key TEXT,
+    run_id INTEGER NOT NULL
+);
+"#;
+
+pub struct Catalog {
+    pub conn: Connection,
+}
+
+/// Provenance of one input file, as recorded in `sources`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceRow {
+    pub path: String,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub status: String,
+    pub reason: Option<String>,
+    pub image_key: Option<String>,
+}
+
+impl Catalog {
+    pub fn open(dir: &Path) -> Result<Self, DataError> {
+        let path = dir.join(FILE_NAME);
+        let conn = Connection::open(&path).map_err(|e| DataError::Catalog {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let c = Catalog { conn };
+        c.conn
+            .execute_batch(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+            )
+            .and_then(|_| c.conn.execute_batch(SCHEMA))
+            .map_err(|e| DataError::Catalog {
+                path,
+                reason: e.to_string(),
+            })?;
+        Ok(c)
+    }
+
+    pub fn begin_run(&self, config: &serde_json::Value) -> rusqlite::Result<i64> {
+        self.conn.execute(
+            "INSERT INTO runs(started_at, radfm_version, config) VALUES (datetime('now'), ?1, ?2)",
+            params![env!("CARGO_PKG_VERSION"), config.to_string()],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn finish_run(&self, run_id: i64) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET finished_at = datetime('now') WHERE run_id = ?1",
+            params![run_id],
+        )?;
+        Ok(())
+    }
+
+    /// A source already handled with the same size and mtime.
+    pub fn source_done(&self, path: &str, size: u64, mtime_ns: i64) -> rusqlite::Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM sources WHERE path = ?1 AND size = ?2 AND mtime_ns = ?3",
+                params![path, size as i64, mtime_ns],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|o| o.is_some())
+    }
+
+    pub fn has_sop(&self, sop_uid: &str) -> rusqlite::Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT key FROM images WHERE sop_uid = ?1",
+                params![sop_uid],
+                |r| r.get(0),
+            )
+            .optional()
+    }
+
+    pub fn next_image_id(&self) -> rusqlite::Result<i64> {
+        self.conn.query_row(
+            "SELECT COALESCE(MAX(image_id), 0) + 1 FROM images",
+            [],
+            |r| r.get(0),
+        )
+    }
+
+    pub fn sources(&self) -> rusqlite::Result<Vec<SourceRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT path, size, mtime_ns, status, reason, image_key FROM sources ORDER BY path",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(SourceRow {
+                path: r.get(0)?,
+                size: r.get::<_, i64>(1)? as u64,
+                mtime_ns: r.get(2)?,
+                status: r.get(3)?,
+                reason: r.get(4)?,
+                image_key: r.get(5)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    pub fn count(&self, table: &str) -> rusqlite::Result<i64> {
+        self.conn
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+    }
+}

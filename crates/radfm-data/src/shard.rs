@@ -1,0 +1,103 @@
+//! Pixel shards: WebDataset-style tar files of `KEY.npy` + `KEY.json` pairs.
+//!
+//! A shard is written to `shards/.shard-NNNNNN.tar.tmp`, fsynced and renamed
+//! to `shards/shard-NNNNNN.tar` only when complete, so readers never see a
+//! partial shard; leftovers of a killed run are removed on the next run.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::DataError;
+
+pub const DIR: &str = "shards";
+
+pub struct ShardWriter {
+    dir: PathBuf,
+    index: u64,
+    tmp: PathBuf,
+    builder: tar::Builder<BufWriter<File>>,
+    pub members: usize,
+    pub bytes: u64,
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> DataError {
+    DataError::Write {
+        path: path.to_path_buf(),
+        source: e,
+    }
+}
+
+/// Remove temporary shards left by a killed run; return the next free index.
+pub fn prepare_dir(dataset: &Path) -> Result<u64, DataError> {
+    let dir = dataset.join(DIR);
+    std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+    let mut next = 0;
+    for entry in std::fs::read_dir(&dir).map_err(|e| io_err(&dir, e))? {
+        let entry = entry.map_err(|e| io_err(&dir, e))?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+        } else if let Some(n) = name
+            .strip_prefix("shard-")
+            .and_then(|s| s.strip_suffix(".tar"))
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            next = next.max(n + 1);
+        }
+    }
+    Ok(next)
+}
+
+pub fn shard_name(index: u64) -> String {
+    format!("shard-{index:06}.tar")
+}
+
+impl ShardWriter {
+    pub fn create(dataset: &Path, index: u64) -> Result<Self, DataError> {
+        let dir = dataset.join(DIR);
+        let tmp = dir.join(format!(".{}.tmp", shard_name(index)));
+        let f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
+        let mut builder = tar::Builder::new(BufWriter::with_capacity(1 << 20, f));
+        builder.mode(tar::HeaderMode::Deterministic);
+        Ok(ShardWriter {
+            dir,
+            index,
+            tmp,
+            builder,
+            members: 0,
+            bytes: 0,
+        })
+    }
+
+    pub fn name(&self) -> String {
+        shard_name(self.index)
+    }
+
+    pub fn append(&mut self, member: &str, data: &[u8]) -> Result<(), DataError> {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        self.builder
+            .append_data(&mut h, member, data)
+            .map_err(|e| io_err(&self.tmp, e))?;
+        self.members += 1;
+        self.bytes += data.len() as u64;
+        Ok(())
+    }
+
+    /// Finish the tar, fsync and move it into place. Returns the shard's file name.
+    pub fn finish(self) -> Result<String, DataError> {
+        let name = self.name();
+        let tmp = self.tmp.clone();
+        let mut w = self.builder.into_inner().map_err(|e| io_err(&tmp, e))?;
+        w.flush().map_err(|e| io_err(&tmp, e))?;
+        let f = w.into_inner().map_err(|e| io_err(&tmp, e.into_error()))?;
+        f.sync_all().map_err(|e| io_err(&tmp, e))?;
+        let dest = self.dir.join(&name);
+        std::fs::rename(&tmp, &dest).map_err(|e| io_err(&dest, e))?;
+        Ok(name)
+    }
+}

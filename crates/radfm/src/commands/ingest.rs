@@ -1,0 +1,62 @@
+//! `radfm ingest`.
+
+use anyhow::bail;
+
+use crate::cli::IngestArgs;
+
+pub fn run(a: IngestArgs) -> anyhow::Result<()> {
+    if a.size < 8 {
+        bail!("--size {} is too small (minimum 8 pixels)", a.size);
+    }
+    if a.shard_size == 0 {
+        bail!("--shard-size must be at least 1");
+    }
+    let jobs = a.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    if jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    let key_path = a
+        .key
+        .clone()
+        .unwrap_or_else(|| radfm_data::key::default_path(&a.out));
+    let cfg = radfm_data::ingest::IngestConfig {
+        inputs: a.inputs,
+        out: a.out.clone(),
+        reports: a.reports,
+        size: a.size,
+        deid: !a.no_deid,
+        allow_burned_in: a.allow_burned_in,
+        jobs,
+        key_path: key_path.clone(),
+        site: a.site,
+        shard_size: a.shard_size,
+    };
+    let bar = crate::progress::Bar::new(a.quiet);
+    let s = radfm_data::ingest::ingest(&cfg, &bar)?;
+    if s.key_created {
+        eprintln!(
+            "created pseudonymisation key {} (mode 0600): keep it secret and reuse it for this archive",
+            key_path.display()
+        );
+    }
+    eprintln!(
+        "{} files found, {} already ingested; this run: {} ok ({} images, {} volumes), {} skipped, {} failed, {} reports linked; {:.1} MB in {:.1} s ({:.1} MB/s). Log: {}",
+        s.found,
+        s.already_done,
+        s.ok,
+        s.images,
+        s.volumes,
+        s.skipped,
+        s.failed,
+        s.reports_linked,
+        s.megabytes,
+        s.seconds,
+        s.megabytes / s.seconds.max(1e-9),
+        a.out.join(radfm_data::ingest::LOG_FILE).display()
+    );
+    Ok(())
+}
