@@ -10,6 +10,7 @@ pub mod key;
 pub mod reports;
 pub mod shard;
 pub mod split;
+pub mod testdata;
 
 use std::path::PathBuf;
 

@@ -1,1 +1,265 @@
+//! Integration tests of ingest, de-identification, splits and resume, on files generated
+//! from the committed radfm-dicom fixtures.
 
+use std::path::{Path, PathBuf};
+
+use radfm_data::ingest::{ingest, IngestConfig, NoReporter};
+use radfm_data::testdata;
+
+fn template() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../radfm-dicom/tests/fixtures/deflated.dcm")
+}
+
+fn config(inputs: Vec<PathBuf>, out: &Path) -> IngestConfig {
+    IngestConfig {
+        inputs,
+        out: out.to_path_buf(),
+        reports: None,
+        size: 32,
+        deid: true,
+        allow_burned_in: false,
+        jobs: 2,
+        key_path: radfm_data::key::default_path(out),
+        site: None,
+        shard_size: 3,
+    }
+}
+
+/// Every byte of every file under `dir`, as lowercase text (lossy), with its path.
+fn all_bytes(dir: &Path) -> Vec<(PathBuf, String)> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let b = std::fs::read(e.path()).unwrap();
+            (
+                e.path().to_path_buf(),
+                String::from_utf8_lossy(&b).to_lowercase(),
+            )
+        })
+        .collect()
+}
+
+/// Property: no PHI survives de-identification, anywhere in the dataset.
+#[test]
+fn no_injected_phi_token_survives_anywhere_in_the_dataset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    let mut reports = String::new();
+    let n = 6;
+    for i in 0..n {
+        testdata::write_variant(&template(), &input.join(format!("img{i}.dcm")), i, true).unwrap();
+        let acc = &testdata::phi_tokens(i)[14];
+        reports.push_str(&serde_json::json!({"accession_number": acc, "study_instance_uid": "", "text": testdata::phi_report(i)}).to_string());
+        reports.push('\n');
+    }
+    let rep = tmp.path().join("reports.jsonl");
+    std::fs::write(&rep, reports).unwrap();
+    let out = tmp.path().join("ds");
+    let mut cfg = config(vec![input.clone()], &out);
+    cfg.reports = Some(rep);
+    let s = ingest(&cfg, &NoReporter).unwrap();
+    assert_eq!((s.ok, s.images, s.reports_linked), (n, n, n), "{s:?}");
+
+    let files = all_bytes(&out);
+    assert!(files.len() >= 5, "catalog, shards, log and card expected");
+    let mut tokens: Vec<String> = (0..n).flat_map(testdata::phi_tokens).collect();
+    tokens.extend(["555-867-5309".to_string(), "03/17/2019".to_string()]);
+    for (path, text) in &files {
+        for t in &tokens {
+            assert!(
+                !text.contains(&t.to_lowercase()),
+                "{t} survives in {}",
+                path.display()
+            );
+        }
+    }
+    // the key is outside the dataset, mode 0600, and its contents appear nowhere inside
+    let key = std::fs::read_to_string(radfm_data::key::default_path(&out)).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(radfm_data::key::default_path(&out))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    for (path, text) in &files {
+        assert!(
+            !text.contains(key.trim()),
+            "key leaked into {}",
+            path.display()
+        );
+    }
+
+    // patient characteristics, modality and geometry are kept
+    let cat = radfm_data::catalog::Catalog::open(&out).unwrap();
+    let rows: Vec<(String, f64, String, i64, i64, f64)> = cat
+        .conn
+        .prepare("SELECT sex, age_years, modality, orig_rows, orig_columns, spacing_row FROM images ORDER BY sex")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len(), n);
+    assert_eq!(rows.iter().filter(|r| r.0 == "F").count(), 3);
+    for r in &rows {
+        assert!(
+            r.1 == 71.0 || r.1 == 72.0,
+            "age from birth 1947-03-12 and a 2019 study: {}",
+            r.1
+        );
+        assert_eq!(r.2, "DX");
+        assert_eq!((r.3, r.4), (64, 64));
+        assert!(r.5 > 0.0, "pixel spacing kept and scaled");
+    }
+    // the reports were scrubbed but keep their clinical content
+    let text: String = cat
+        .conn
+        .query_row("SELECT text FROM reports LIMIT 1", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        text.contains("No pleural effusion or pneumothorax."),
+        "{text}"
+    );
+    assert!(
+        text.contains("[NAME]") && text.contains("[DATE]") && text.contains("[PHONE]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn malformed_inputs_are_logged_not_fatal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("bad");
+    std::fs::create_dir(&input).unwrap();
+    let good_path = tmp.path().join("good.dcm");
+    testdata::write_variant(&template(), &good_path, 0, false).unwrap();
+    let good = std::fs::read(&good_path).unwrap();
+    std::fs::write(
+        input.join("random.bin"),
+        (0..5000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    std::fs::write(input.join("empty.dcm"), b"").unwrap();
+    std::fs::write(input.join("truncated.dcm"), &good[..good.len() / 2]).unwrap();
+    let mut absurd = good.clone();
+    // an element length far past the end of the file, right after the meta group
+    let pos = absurd
+        .windows(6)
+        .position(|w| w == [0x10, 0x00, 0x20, 0x00, b'L', b'O'])
+        .unwrap();
+    absurd[pos + 6..pos + 8].copy_from_slice(&[0xFF, 0xFF]);
+    std::fs::write(input.join("absurd_length.dcm"), &absurd).unwrap();
+    std::fs::write(input.join("notes.txt"), "Radiology department notes\n").unwrap();
+    let mut dicm_garbage = vec![0u8; 128];
+    dicm_garbage.extend_from_slice(b"DICM");
+    dicm_garbage.extend((0..300u32).map(|i| (i * 7) as u8));
+    std::fs::write(input.join("dicm_then_garbage.dcm"), &dicm_garbage).unwrap();
+
+    let out = tmp.path().join("ds");
+    let s = ingest(&config(vec![input], &out), &NoReporter).unwrap();
+    assert_eq!(s.found, 6);
+    assert_eq!(s.ok, 0);
+    assert_eq!(s.skipped + s.failed, 6, "{s:?}");
+    let log = std::fs::read_to_string(out.join(radfm_data::ingest::LOG_FILE)).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6, "one line per input file");
+    for l in &lines {
+        assert_ne!(l["status"], "ok");
+        let reason = l["reason"].as_str().unwrap();
+        assert!(reason.len() > 10, "reason too vague: {l}");
+    }
+    let by = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l["path"].as_str().unwrap().ends_with(name))
+            .unwrap()
+            .clone()
+    };
+    assert!(by("empty.dcm")["reason"]
+        .as_str()
+        .unwrap()
+        .contains("empty"));
+    assert!(by("notes.txt")["reason"]
+        .as_str()
+        .unwrap()
+        .contains("not DICOM"));
+    assert_eq!(by("truncated.dcm")["status"], "failed");
+    assert!(
+        by("absurd_length.dcm")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("declares 65535 bytes"),
+        "{}",
+        by("absurd_length.dcm")
+    );
+    assert_eq!(by("dicm_then_garbage.dcm")["status"], "failed");
+}
+
+#[test]
+fn reingest_skips_done_work_and_splits_are_patient_disjoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    for i in 0..10 {
+        testdata::write_variant(&template(), &input.join(format!("a{i}.dcm")), i, false).unwrap();
+    }
+    // the same image under another name is a duplicate, not a second image
+    std::fs::copy(input.join("a0.dcm"), input.join("copy_of_a0.dcm")).unwrap();
+    let out = tmp.path().join("ds");
+    let s1 = ingest(&config(vec![input.clone()], &out), &NoReporter).unwrap();
+    assert_eq!((s1.images, s1.skipped), (10, 1), "{s1:?}");
+    let s2 = ingest(&config(vec![input.clone()], &out), &NoReporter).unwrap();
+    assert_eq!((s2.already_done, s2.ok, s2.images), (11, 0, 0), "{s2:?}");
+
+    let c = radfm_data::split::assign(&out, 0.6, 0.2, 0.2, 7).unwrap();
+    assert_eq!(c.train + c.val + c.test, 10);
+    assert_eq!((c.train, c.val, c.test), (6, 2, 2));
+    let cat = radfm_data::catalog::Catalog::open(&out).unwrap();
+    let mixed: i64 = cat
+        .conn
+        .query_row(
+            "SELECT COUNT(*) FROM (SELECT i.patient_key FROM images i JOIN patients p USING(patient_key)
+             GROUP BY i.patient_key HAVING COUNT(DISTINCT p.split) > 1)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(mixed, 0);
+    // same seed, same assignment
+    let before: Vec<String> = cat
+        .conn
+        .prepare("SELECT split FROM patients ORDER BY patient_key")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    radfm_data::split::assign(&out, 0.6, 0.2, 0.2, 7).unwrap();
+    let after: Vec<String> = cat
+        .conn
+        .prepare("SELECT split FROM patients ORDER BY patient_key")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(before, after);
+    assert!(
+        radfm_data::split::assign(&out, 0.5, 0.2, 0.2, 7).is_err(),
+        "fractions must sum to 1"
+    );
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["by_split"]["train"], 6);
+}

@@ -19,6 +19,7 @@ pub mod npy;
 pub mod pixels;
 pub mod read;
 pub mod resample;
+mod rle;
 pub mod transform;
 
 pub use error::{DicomError, Result};

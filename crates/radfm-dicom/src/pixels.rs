@@ -698,6 +698,13 @@ fn decode_one_frame(
                 })?;
             out = bytes;
         }
+        Family::Rle => {
+            out = crate::rle::decode_frame(data, m).map_err(|reason| DicomError::DecodeFrame {
+                frame: i,
+                codec: "RLE",
+                reason,
+            })?;
+        }
         _ => {
             let entry = TransferSyntaxRegistry.get(ts).ok_or_else(|| {
                 DicomError::UnsupportedTransferSyntax {
