@@ -115,7 +115,7 @@ struct Slice {
 
 enum Outcome {
     Image {
-        meta: ImageMeta,
+        meta: Box<ImageMeta>,
         pixels: Pixels,
         report: Option<(String, usize)>,
         source: SourceRow,
@@ -421,7 +421,7 @@ fn process_inner(c: &Candidate, ctx: &Ctx) -> Result<Outcome, DicomError> {
         meta.spacing_slice = info.slice_thickness;
     }
     Ok(Outcome::Image {
-        meta,
+        meta: Box::new(meta),
         pixels,
         report,
         source: src,
@@ -854,7 +854,7 @@ pub fn ingest(cfg: &IngestConfig, reporter: &dyn Reporter) -> Result<IngestSumma
                     pixels,
                     report,
                     source,
-                } => w.add_image(meta, &pixels, report, vec![source]),
+                } => w.add_image(*meta, &pixels, report, vec![source]),
                 Outcome::Slice { slice, report } => {
                     if let Some(r) = report {
                         series_reports.push((slice.meta.clone(), r));

@@ -59,7 +59,7 @@ const FUNCTIONAL_GROUPS: [Tag; 2] = [
 ];
 
 /// Find the data set that holds `tag`: the top level, or a functional group macro.
-fn holder<'a>(ds: &'a InMemDicomObject, tag: Tag, macro_seq: Tag) -> Option<&'a InMemDicomObject> {
+fn holder(ds: &InMemDicomObject, tag: Tag, macro_seq: Tag) -> Option<&InMemDicomObject> {
     if ds.get(tag).is_some() {
         return Some(ds);
     }

@@ -185,3 +185,71 @@ fn mutated_files_never_panic() {
         &panics_caught[..panics_caught.len().min(5)]
     );
 }
+
+/// The shared corpus (../shared/data/dicom-corpus), when present: every file that pydicom
+/// decodes must decode here with the same shape and dtype, lossless files bit for bit
+/// (pydicom values recorded by tools/corpus_reference.py). Skips cleanly without it.
+#[test]
+fn shared_corpus_matches_pydicom_when_present() {
+    let dir = std::env::var_os("RADFM_DICOM_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/dicom-corpus")
+        });
+    if !dir.is_dir() {
+        eprintln!("skipping: {} not present", dir.display());
+        return;
+    }
+    let text = std::fs::read_to_string(fixtures().join("corpus_reference.json")).unwrap();
+    let refs: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let (mut exact, mut lossy, mut ours_only) = (0, 0, 0);
+    for (name, r) in &refs {
+        let path = dir.join(name);
+        if !path.exists() {
+            continue;
+        }
+        let decoded = read::open(&path).and_then(|f| radfm_dicom::decode(&f, Stage::Raw));
+        if r.get("pydicom_error").is_some() {
+            if decoded.is_ok() {
+                ours_only += 1;
+            }
+            continue;
+        }
+        let img = decoded.unwrap_or_else(|e| panic!("{name}: pydicom decodes it, we fail: {e}"));
+        let DecodedValues::Raw(samples) = &img.values else {
+            panic!()
+        };
+        let shape: Vec<usize> = r["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(img.shape.to_vec(), shape, "{name}");
+        assert_eq!(
+            samples.dtype(),
+            r["dtype"].as_str().unwrap().replace(">", "<"),
+            "{name}"
+        );
+        if let Some(want) = r["sha256"].as_str() {
+            let hex: String = Sha256::digest(samples.to_le_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(hex, want, "{name}: differs from pydicom");
+            exact += 1;
+        } else {
+            let mean =
+                (0..samples.len()).map(|i| samples.get_f64(i)).sum::<f64>() / samples.len() as f64;
+            assert!(
+                (mean - r["mean"].as_f64().unwrap()).abs() < 1.0,
+                "{name}: mean {mean}"
+            );
+            lossy += 1;
+        }
+    }
+    eprintln!(
+        "corpus: {exact} bit-exact, {lossy} lossy checked, {ours_only} decoded where pydicom fails"
+    );
+    assert!(exact >= 55, "{exact}");
+}
