@@ -1,6 +1,8 @@
 //! Any bytes: parsing and decoding must return, never panic, never abort.
-//! Run: `cargo install cargo-fuzz && cd fuzz && cargo +nightly fuzz run read_and_decode
-//! ../crates/radfm-dicom/tests/fixtures` (the fixtures make a good seed corpus).
+//! Run (nightly, or stable with RUSTC_BOOTSTRAP=1):
+//! `cargo install cargo-fuzz && cd fuzz && mkdir -p corpus &&
+//!  cargo fuzz run read_and_decode corpus ../crates/radfm-dicom/tests/fixtures`
+//! (new inputs go to `corpus/`; the fixtures are a read-only seed corpus).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
