@@ -205,3 +205,39 @@ pub fn phi_report(i: usize) -> String {
         phys = t[7],
     )
 }
+
+/// Write slice `k` of a synthetic CT series: shared study and series, position z along the
+/// normal of an axial orientation, every pixel equal to `value`, window 0..1000.
+pub fn write_ct_slice(template: &Path, out: &Path, k: usize, z: f64, value: u16) -> Result<(), String> {
+    let bytes = std::fs::read(template).map_err(|e| e.to_string())?;
+    let f = radfm_dicom::read::parse(&bytes).map_err(|e| e.to_string())?;
+    let mut ds = f.dataset;
+    keep_first_frame(&mut ds);
+    let n = (radfm_dicom::attrs::uint(&ds, tags::ROWS).unwrap_or(0) * radfm_dicom::attrs::uint(&ds, tags::COLUMNS).unwrap_or(0)) as usize;
+    ds.put(DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(vec![value; n].into())));
+    ds.put(s(tags::MODALITY, VR::CS, "CT"));
+    ds.put(s(tags::PATIENT_ID, VR::LO, "CTPATIENT"));
+    ds.put(s(tags::STUDY_INSTANCE_UID, VR::UI, "1.2.826.0.1.3680043.10.543.77.1"));
+    ds.put(s(tags::SERIES_INSTANCE_UID, VR::UI, "1.2.826.0.1.3680043.10.543.77.2"));
+    let sop = format!("1.2.826.0.1.3680043.10.543.77.3.{k}");
+    ds.put(s(tags::SOP_INSTANCE_UID, VR::UI, &sop));
+    ds.put(s(tags::SOP_CLASS_UID, VR::UI, "1.2.840.10008.5.1.4.1.1.2"));
+    ds.put(s(tags::IMAGE_POSITION_PATIENT, VR::DS, &format!("-100\\-100\\{z}")));
+    ds.put(s(tags::IMAGE_ORIENTATION_PATIENT, VR::DS, "1\\0\\0\\0\\1\\0"));
+    ds.put(s(tags::PIXEL_SPACING, VR::DS, "0.8\\0.8"));
+    ds.put(s(tags::WINDOW_CENTER, VR::DS, "500"));
+    ds.put(s(tags::WINDOW_WIDTH, VR::DS, "1000"));
+    ds.put(s(tags::RESCALE_SLOPE, VR::DS, "1"));
+    ds.put(s(tags::RESCALE_INTERCEPT, VR::DS, "0"));
+    ds.put(DataElement::new(tags::BITS_STORED, VR::US, PrimitiveValue::from(16u16)));
+    ds.put(DataElement::new(tags::HIGH_BIT, VR::US, PrimitiveValue::from(15u16)));
+    let obj = ds
+        .with_meta(
+            FileMetaTableBuilder::new()
+                .transfer_syntax(radfm_dicom::read::EXPLICIT_VR_LE)
+                .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.2")
+                .media_storage_sop_instance_uid(sop),
+        )
+        .map_err(|e| e.to_string())?;
+    obj.write_to_file(out).map_err(|e| e.to_string())
+}

@@ -263,3 +263,58 @@ fn reingest_skips_done_work_and_splits_are_patient_disjoint() {
         serde_json::from_str(&std::fs::read_to_string(out.join("card.json")).unwrap()).unwrap();
     assert_eq!(card["by_split"]["train"], 6);
 }
+
+#[test]
+fn ct_slices_become_one_volume_sorted_along_the_normal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("ct");
+    std::fs::create_dir(&input).unwrap();
+    // written out of order; slice k sits at z = 2.5 k and has value 100 k
+    for (file, k) in [3usize, 0, 4, 1, 2].iter().enumerate() {
+        testdata::write_ct_slice(&template(), &input.join(format!("s{file}.dcm")), *k, 2.5 * *k as f64, 100 * *k as u16).unwrap();
+    }
+    let out = tmp.path().join("ds");
+    let s = ingest(&config(vec![input], &out), &NoReporter).unwrap();
+    assert_eq!((s.ok, s.volumes, s.images), (5, 1, 0), "{s:?}");
+    let cat = radfm_data::catalog::Catalog::open(&out).unwrap();
+    let (frames, slice, shard): (i64, f64, String) = cat
+        .conn
+        .query_row("SELECT frames, spacing_slice, shard FROM images", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap();
+    assert_eq!(frames, 5);
+    assert!((slice - 2.5).abs() < 1e-9, "slice spacing {slice}");
+    let mut ar = tar::Archive::new(std::fs::File::open(out.join("shards").join(shard)).unwrap());
+    let npy = ar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().to_string_lossy().ends_with(".npy"))
+        .map(|mut e| {
+            let mut b = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut b).unwrap();
+            radfm_dicom::npy::Npy::read(&b[..]).unwrap()
+        })
+        .unwrap();
+    assert_eq!(npy.shape[0], 5);
+    let v = npy.to_f64();
+    let per = v.len() / 5;
+    let means: Vec<f64> = (0..5).map(|k| v[k * per..(k + 1) * per].iter().sum::<f64>() / per as f64).collect();
+    // window 500/1000 maps value 100 k linearly: increasing along z
+    assert!(means.windows(2).all(|w| w[1] > w[0]), "slices out of order: {means:?}");
+}
+
+#[test]
+fn reports_load_from_csv_and_jsonl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("r.csv");
+    std::fs::write(&csv, "accession_number,study_instance_uid,text\nA1,,\"No effusion, no pneumothorax.\"\n,1.2.3,Cardiomegaly.\nA3,,\n").unwrap();
+    let idx = radfm_data::reports::load(&csv).unwrap();
+    assert_eq!(idx.find(Some("A1"), None), Some("No effusion, no pneumothorax."));
+    assert_eq!(idx.find(Some("zzz"), Some("1.2.3")), Some("Cardiomegaly."));
+    assert_eq!(idx.rejected.len(), 1, "empty text is rejected with a reason");
+    let jl = tmp.path().join("r.jsonl");
+    std::fs::write(&jl, "{\"accession_number\": \"B7\", \"text\": \"Clear lungs.\"}\nnot json\n").unwrap();
+    let idx = radfm_data::reports::load(&jl).unwrap();
+    assert_eq!(idx.find(Some("B7"), None), Some("Clear lungs."));
+    assert_eq!(idx.rejected.len(), 1);
+}
