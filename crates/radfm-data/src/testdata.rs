@@ -136,7 +136,7 @@ pub fn write_variant(template: &Path, out: &Path, i: usize, phi: bool) -> Result
         let mut deeper = InMemDicomObject::new_empty();
         deeper.put(s(tags::PERSON_NAME, VR::PN, &t[16]));
         refd.put(seq(tags::CONTENT_SEQUENCE, vec![deeper]));
-        ds.put(seq(tags::REFERENCED_STUDY_SEQUENCE, vec![refd]));
+        ds.put(seq(tags::REFERENCED_IMAGE_SEQUENCE, vec![refd]));
         ds.put(s(Tag(0x0009, 0x0010), VR::LO, &t[17]));
         ds.put(s(Tag(0x0009, 0x1001), VR::LO, &t[18]));
     }
@@ -208,29 +208,64 @@ pub fn phi_report(i: usize) -> String {
 
 /// Write slice `k` of a synthetic CT series: shared study and series, position z along the
 /// normal of an axial orientation, every pixel equal to `value`, window 0..1000.
-pub fn write_ct_slice(template: &Path, out: &Path, k: usize, z: f64, value: u16) -> Result<(), String> {
+pub fn write_ct_slice(
+    template: &Path,
+    out: &Path,
+    k: usize,
+    z: f64,
+    value: u16,
+) -> Result<(), String> {
     let bytes = std::fs::read(template).map_err(|e| e.to_string())?;
     let f = radfm_dicom::read::parse(&bytes).map_err(|e| e.to_string())?;
     let mut ds = f.dataset;
     keep_first_frame(&mut ds);
-    let n = (radfm_dicom::attrs::uint(&ds, tags::ROWS).unwrap_or(0) * radfm_dicom::attrs::uint(&ds, tags::COLUMNS).unwrap_or(0)) as usize;
-    ds.put(DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(vec![value; n].into())));
+    let n = (radfm_dicom::attrs::uint(&ds, tags::ROWS).unwrap_or(0)
+        * radfm_dicom::attrs::uint(&ds, tags::COLUMNS).unwrap_or(0)) as usize;
+    ds.put(DataElement::new(
+        tags::PIXEL_DATA,
+        VR::OW,
+        PrimitiveValue::U16(vec![value; n].into()),
+    ));
     ds.put(s(tags::MODALITY, VR::CS, "CT"));
     ds.put(s(tags::PATIENT_ID, VR::LO, "CTPATIENT"));
-    ds.put(s(tags::STUDY_INSTANCE_UID, VR::UI, "1.2.826.0.1.3680043.10.543.77.1"));
-    ds.put(s(tags::SERIES_INSTANCE_UID, VR::UI, "1.2.826.0.1.3680043.10.543.77.2"));
+    ds.put(s(
+        tags::STUDY_INSTANCE_UID,
+        VR::UI,
+        "1.2.826.0.1.3680043.10.543.77.1",
+    ));
+    ds.put(s(
+        tags::SERIES_INSTANCE_UID,
+        VR::UI,
+        "1.2.826.0.1.3680043.10.543.77.2",
+    ));
     let sop = format!("1.2.826.0.1.3680043.10.543.77.3.{k}");
     ds.put(s(tags::SOP_INSTANCE_UID, VR::UI, &sop));
     ds.put(s(tags::SOP_CLASS_UID, VR::UI, "1.2.840.10008.5.1.4.1.1.2"));
-    ds.put(s(tags::IMAGE_POSITION_PATIENT, VR::DS, &format!("-100\\-100\\{z}")));
-    ds.put(s(tags::IMAGE_ORIENTATION_PATIENT, VR::DS, "1\\0\\0\\0\\1\\0"));
+    ds.put(s(
+        tags::IMAGE_POSITION_PATIENT,
+        VR::DS,
+        &format!("-100\\-100\\{z}"),
+    ));
+    ds.put(s(
+        tags::IMAGE_ORIENTATION_PATIENT,
+        VR::DS,
+        "1\\0\\0\\0\\1\\0",
+    ));
     ds.put(s(tags::PIXEL_SPACING, VR::DS, "0.8\\0.8"));
     ds.put(s(tags::WINDOW_CENTER, VR::DS, "500"));
     ds.put(s(tags::WINDOW_WIDTH, VR::DS, "1000"));
     ds.put(s(tags::RESCALE_SLOPE, VR::DS, "1"));
     ds.put(s(tags::RESCALE_INTERCEPT, VR::DS, "0"));
-    ds.put(DataElement::new(tags::BITS_STORED, VR::US, PrimitiveValue::from(16u16)));
-    ds.put(DataElement::new(tags::HIGH_BIT, VR::US, PrimitiveValue::from(15u16)));
+    ds.put(DataElement::new(
+        tags::BITS_STORED,
+        VR::US,
+        PrimitiveValue::from(16u16),
+    ));
+    ds.put(DataElement::new(
+        tags::HIGH_BIT,
+        VR::US,
+        PrimitiveValue::from(15u16),
+    ));
     let obj = ds
         .with_meta(
             FileMetaTableBuilder::new()

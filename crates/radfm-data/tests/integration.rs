@@ -271,7 +271,14 @@ fn ct_slices_become_one_volume_sorted_along_the_normal() {
     std::fs::create_dir(&input).unwrap();
     // written out of order; slice k sits at z = 2.5 k and has value 100 k
     for (file, k) in [3usize, 0, 4, 1, 2].iter().enumerate() {
-        testdata::write_ct_slice(&template(), &input.join(format!("s{file}.dcm")), *k, 2.5 * *k as f64, 100 * *k as u16).unwrap();
+        testdata::write_ct_slice(
+            &template(),
+            &input.join(format!("s{file}.dcm")),
+            *k,
+            2.5 * *k as f64,
+            100 * *k as u16,
+        )
+        .unwrap();
     }
     let out = tmp.path().join("ds");
     let s = ingest(&config(vec![input], &out), &NoReporter).unwrap();
@@ -279,7 +286,9 @@ fn ct_slices_become_one_volume_sorted_along_the_normal() {
     let cat = radfm_data::catalog::Catalog::open(&out).unwrap();
     let (frames, slice, shard): (i64, f64, String) = cat
         .conn
-        .query_row("SELECT frames, spacing_slice, shard FROM images", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_row("SELECT frames, spacing_slice, shard FROM images", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .unwrap();
     assert_eq!(frames, 5);
     assert!((slice - 2.5).abs() < 1e-9, "slice spacing {slice}");
@@ -298,9 +307,14 @@ fn ct_slices_become_one_volume_sorted_along_the_normal() {
     assert_eq!(npy.shape[0], 5);
     let v = npy.to_f64();
     let per = v.len() / 5;
-    let means: Vec<f64> = (0..5).map(|k| v[k * per..(k + 1) * per].iter().sum::<f64>() / per as f64).collect();
+    let means: Vec<f64> = (0..5)
+        .map(|k| v[k * per..(k + 1) * per].iter().sum::<f64>() / per as f64)
+        .collect();
     // window 500/1000 maps value 100 k linearly: increasing along z
-    assert!(means.windows(2).all(|w| w[1] > w[0]), "slices out of order: {means:?}");
+    assert!(
+        means.windows(2).all(|w| w[1] > w[0]),
+        "slices out of order: {means:?}"
+    );
 }
 
 #[test]
@@ -309,11 +323,22 @@ fn reports_load_from_csv_and_jsonl() {
     let csv = tmp.path().join("r.csv");
     std::fs::write(&csv, "accession_number,study_instance_uid,text\nA1,,\"No effusion, no pneumothorax.\"\n,1.2.3,Cardiomegaly.\nA3,,\n").unwrap();
     let idx = radfm_data::reports::load(&csv).unwrap();
-    assert_eq!(idx.find(Some("A1"), None), Some("No effusion, no pneumothorax."));
+    assert_eq!(
+        idx.find(Some("A1"), None),
+        Some("No effusion, no pneumothorax.")
+    );
     assert_eq!(idx.find(Some("zzz"), Some("1.2.3")), Some("Cardiomegaly."));
-    assert_eq!(idx.rejected.len(), 1, "empty text is rejected with a reason");
+    assert_eq!(
+        idx.rejected.len(),
+        1,
+        "empty text is rejected with a reason"
+    );
     let jl = tmp.path().join("r.jsonl");
-    std::fs::write(&jl, "{\"accession_number\": \"B7\", \"text\": \"Clear lungs.\"}\nnot json\n").unwrap();
+    std::fs::write(
+        &jl,
+        "{\"accession_number\": \"B7\", \"text\": \"Clear lungs.\"}\nnot json\n",
+    )
+    .unwrap();
     let idx = radfm_data::reports::load(&jl).unwrap();
     assert_eq!(idx.find(Some("B7"), None), Some("Clear lungs."));
     assert_eq!(idx.rejected.len(), 1);

@@ -155,6 +155,8 @@ mod tests {
             (Tag(0x6002, 0x4000), Action::X), // OverlayComments
             (Tag(0x5004, 0x0010), Action::X), // curve data, group 50xx
             (Tag(0x0040, 0xA730), Action::X), // ContentSequence
+            (Tag(0x0008, 0x1110), Action::X), // ReferencedStudySequence
+            (Tag(0x0008, 0x1140), Action::K), // ReferencedImageSequence: U*, recursed
         ];
         for (tag, want) in cases {
             assert_eq!(p.action(tag), Some(want), "{tag}");
