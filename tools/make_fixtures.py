@@ -58,6 +58,13 @@ def main():
     body = body[:gl + 8] + glen.to_bytes(4, "little") + body[gl + 12:]
     open(os.path.join(OUT, "misdeclared_explicit.dcm"), "wb").write(body)
 
+    # a small PALETTE COLOR image: the top-left 64x96 of an ultrasound frame
+    ds = pydicom.dcmread(os.path.join(CORPUS, "OBXXXX1A.dcm"))
+    crop = np.ascontiguousarray(ds.pixel_array[200:264, 300:396])
+    ds.Rows, ds.Columns = crop.shape
+    ds.PixelData = crop.tobytes()
+    ds.save_as(os.path.join(OUT, "palette_small.dcm"), enforce_file_format=True)
+
     ref = {}
     for f in sorted(os.listdir(OUT)):
         if not f.endswith(".dcm"):
@@ -84,6 +91,13 @@ def main():
             npy = f[:-4] + ".ref.npy"
             np.save(os.path.join(OUT, npy), np.ascontiguousarray(le))
             entry["npy"] = npy
+        if ds.get("PhotometricInterpretation") == "PALETTE COLOR":
+            from pydicom.pixels import apply_color_lut
+            bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
+            disp = (apply_color_lut(ds.pixel_array, ds) / float(2 ** bits - 1)).astype("<f4")
+            npy = f[:-4] + ".display.npy"
+            np.save(os.path.join(OUT, npy), disp.reshape(a.shape[:3] + (3,)))
+            entry["display_npy"] = npy
         ref[f] = entry
         print(f, entry["shape"], entry["dtype"], ts)
     json.dump(ref, open(os.path.join(OUT, "reference.json"), "w"), indent=1, sort_keys=True)

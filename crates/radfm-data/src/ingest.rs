@@ -250,7 +250,8 @@ fn process_inner(c: &Candidate, ctx: &Ctx) -> Result<Outcome, DicomError> {
     let module = radfm_dicom::PixelModule::from_dataset(&file.dataset)?;
     let pipeline = radfm_dicom::GrayscalePipeline::from_dataset(&file.dataset, &module);
     let display_map = pipeline.display_map(&raw);
-    let [frames, rows, cols, ch] = raw.shape();
+    let [frames, rows, cols, samples] = raw.shape();
+    let ch = pipeline.display_channels(samples);
 
     // Identity, de-identified unless --no-deid.
     let (info, patient_key, site) = match &ctx.deid {
@@ -348,9 +349,9 @@ fn process_inner(c: &Candidate, ctx: &Ctx) -> Result<Outcome, DicomError> {
     let is_volume_modality = matches!(modality.as_deref(), Some("CT" | "MR"));
     let target = radfm_dicom::resample::fit_long_side(rows, cols, ctx.cfg.size);
     let scale = (rows as f64 / target.0 as f64, cols as f64 / target.1 as f64);
-    let fsz = rows * cols * ch;
+    let fsz = rows * cols * samples;
     let mut data = Vec::with_capacity(frames * target.0 * target.1 * ch);
-    let mut frame = Vec::with_capacity(fsz);
+    let mut frame = Vec::with_capacity(rows * cols * ch);
     for f in 0..frames {
         frame.clear();
         pipeline.display_into(&raw, &display_map, f * fsz, (f + 1) * fsz, &mut frame);

@@ -283,6 +283,9 @@ pub(crate) fn decode(data: &[u8], m: &PixelModule) -> Result<(Vec<u8>, ()), Stri
                     return Err("short SOF".into());
                 }
                 precision = s[0];
+                if precision != 8 && precision != 12 {
+                    return Err(format!("sample precision {precision} (sequential DCT allows 8 or 12)"));
+                }
                 height = u16::from_be_bytes([s[1], s[2]]) as usize;
                 width = u16::from_be_bytes([s[3], s[4]]) as usize;
                 let n = s[5] as usize;
@@ -430,7 +433,7 @@ fn decode_scan(
                     block.fill(0);
                     let s = bits.decode(dct)?;
                     let diff = bits.receive_extend(s)?;
-                    comps[ci].pred += diff;
+                    comps[ci].pred = comps[ci].pred.wrapping_add(diff);
                     block[0] = comps[ci].pred;
                     let mut k = 1;
                     while k < 64 {
@@ -456,7 +459,7 @@ fn decode_scan(
                         let off = (gy * c.bw + gx) * 64;
                         let qt = &q[c.tq];
                         for i in 0..64 {
-                            c.coefs[off + i] = block[i] * qt[i] as i32;
+                            c.coefs[off + i] = block[i].saturating_mul(qt[i] as i32);
                         }
                     }
                 }

@@ -36,7 +36,8 @@ pub enum Stage {
     Raw,
     /// float32 after Rescale Slope/Intercept or the Modality LUT.
     Modality,
-    /// float32 in [0, 1] after VOI LUT or window and MONOCHROME1 inversion.
+    /// float32 in [0, 1] after VOI LUT or window and MONOCHROME1 inversion;
+    /// PALETTE COLOR images become RGB.
     Display,
 }
 
@@ -87,9 +88,13 @@ pub fn decode(file: &DicomFile, stage: Stage) -> Result<Decoded> {
     }
     let m = PixelModule::from_dataset(&file.dataset)?;
     let p = GrayscalePipeline::from_dataset(&file.dataset, &m);
-    let values = match stage {
-        Stage::Modality => p.modality(&arr),
-        _ => p.display(&arr),
+    let (values, shape) = match stage {
+        Stage::Modality => (p.modality(&arr), shape),
+        _ => {
+            let mut s = shape;
+            s[3] = p.display_channels(s[3]);
+            (p.display(&arr), s)
+        }
     };
     Ok(Decoded {
         shape,

@@ -51,6 +51,70 @@ pub struct GrayscalePipeline {
     pub monochrome1: bool,
     pub color: bool,
     pub bits_stored: u16,
+    /// PALETTE COLOR lookup tables (red, green, blue), already scaled to [0, 1].
+    #[serde(skip)]
+    pub palette: Option<Palette>,
+}
+
+/// The Palette Color Lookup Tables of a PALETTE COLOR image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Palette {
+    pub first_mapped: i64,
+    /// one `[r, g, b]` per entry, in [0, 1]
+    pub rgb: Vec<[f32; 3]>,
+}
+
+impl Palette {
+    fn from_dataset(ds: &InMemDicomObject) -> Option<Palette> {
+        let descs = [
+            tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+            tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+            tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+        ];
+        let datas = [
+            tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+            tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+            tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+        ];
+        let mut chans: Vec<Vec<f32>> = Vec::with_capacity(3);
+        let mut first = 0i64;
+        for (d, t) in descs.iter().zip(datas) {
+            let desc = attrs::floats(ds, *d);
+            if desc.len() < 3 {
+                return None; // e.g. segmented palettes only: not supported
+            }
+            let n = if desc[0] == 0.0 { 65536 } else { desc[0] as usize };
+            first = desc[1] as i64;
+            let bits = desc[2] as u32;
+            let Value::Primitive(p) = ds.get(t)?.value() else {
+                return None;
+            };
+            let bytes = p.to_bytes();
+            let vals: Vec<f64> = if bits <= 8 && bytes.len() < 2 * n {
+                bytes.iter().map(|&b| b as f64).collect()
+            } else {
+                bytes
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]) as f64)
+                    .collect()
+            };
+            let max = ((1u64 << bits.clamp(1, 16)) - 1) as f64;
+            chans.push(vals.iter().take(n).map(|v| (v / max).clamp(0.0, 1.0) as f32).collect());
+        }
+        let len = chans.iter().map(Vec::len).min()?;
+        if len == 0 {
+            return None;
+        }
+        Some(Palette {
+            first_mapped: first,
+            rgb: (0..len).map(|i| [chans[0][i], chans[1][i], chans[2][i]]).collect(),
+        })
+    }
+
+    fn lookup(&self, x: i64) -> [f32; 3] {
+        let i = (x - self.first_mapped).clamp(0, self.rgb.len() as i64 - 1);
+        self.rgb[i as usize]
+    }
 }
 
 const FUNCTIONAL_GROUPS: [Tag; 2] = [
@@ -169,6 +233,9 @@ impl GrayscalePipeline {
             monochrome1: m.photometric_interpretation == "MONOCHROME1",
             color: m.samples_per_pixel > 1 || m.photometric_interpretation == "PALETTE COLOR",
             bits_stored: m.bits_stored,
+            palette: (m.photometric_interpretation == "PALETTE COLOR" && m.samples_per_pixel == 1)
+                .then(|| Palette::from_dataset(ds))
+                .flatten(),
         }
     }
 
@@ -292,6 +359,13 @@ impl GrayscalePipeline {
         end: usize,
         out: &mut Vec<f32>,
     ) {
+        if let Some(p) = &self.palette {
+            out.reserve(3 * (end - start));
+            for i in start..end {
+                out.extend_from_slice(&p.lookup(arr.data.get_i64(i)));
+            }
+            return;
+        }
         out.reserve(end - start);
         if !map.table.is_empty() {
             let t = &map.table;
@@ -313,6 +387,15 @@ impl GrayscalePipeline {
             out.extend((start..end).map(|i| {
                 self.display_value(self.modality_value(arr.data.get_f64(i)), map.range) as f32
             }));
+        }
+    }
+
+    /// Channels of the display stage: 3 for PALETTE COLOR (applied), else the samples.
+    pub fn display_channels(&self, samples: usize) -> usize {
+        if self.palette.is_some() {
+            3
+        } else {
+            samples
         }
     }
 

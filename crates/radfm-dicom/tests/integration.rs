@@ -69,6 +69,25 @@ fn raw_stage_matches_pydicom_on_every_fixture() {
     }
 }
 
+/// Display stage of PALETTE COLOR: pydicom's `apply_color_lut`, scaled by the LUT bit depth.
+#[test]
+fn palette_color_display_matches_pydicom_apply_color_lut() {
+    let refs = reference();
+    let mut checked = 0;
+    for (name, r) in &refs {
+        let Some(npy) = r.get("display_npy").and_then(|v| v.as_str()) else { continue };
+        let file = read::open(&fixtures().join(name)).unwrap();
+        let img = radfm_dicom::decode(&file, Stage::Display).unwrap();
+        let DecodedValues::Float(v) = &img.values else { panic!() };
+        let want = Npy::read(std::fs::File::open(fixtures().join(npy)).unwrap()).unwrap();
+        assert_eq!(img.shape.to_vec(), want.shape, "{name}");
+        let max = want.to_f64().iter().zip(v).map(|(a, b)| (a - *b as f64).abs()).fold(0.0, f64::max);
+        assert!(max < 1e-6, "{name}: {max}");
+        checked += 1;
+    }
+    assert_eq!(checked, 1);
+}
+
 #[test]
 fn odd_files_are_read_and_notes_say_why() {
     let f = read::open(&fixtures().join("no_meta_implicit.dcm")).unwrap();
