@@ -15,7 +15,7 @@ import argparse, glob, os, shutil, subprocess, sys, tempfile, time, warnings
 
 import numpy as np
 import pydicom
-from pydicom.pixels import apply_modality_lut, apply_voi_lut
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
 
 warnings.filterwarnings("ignore")
 
@@ -64,11 +64,16 @@ def python_pipeline(files, outdir, size=512):
             spp = int(ds.get("SamplesPerPixel", 1))
             nf = int(ds.get("NumberOfFrames", 1) or 1)
             a = a.reshape(nf, int(ds.Rows), int(ds.Columns), spp)
-            if spp == 1:
+            if ds.get("PhotometricInterpretation") == "PALETTE COLOR":
+                bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
+                d = (apply_color_lut(a, ds) / float(2 ** bits - 1)).astype(np.float32)
+                spp = 3
+            elif spp == 1:
                 d = display(ds, a)
             else:
                 d = a.astype(np.float32) / float(2 ** int(ds.BitsStored) - 1)
             r, c = a.shape[1:3]
+            d = d.reshape(nf, r, c, spp)
             s = size / max(r, c)
             tr, tc = (max(1, round(r * s)), max(1, round(c * s))) if s < 1 else (r, c)
             wy, wx = tri_weights(r, tr), tri_weights(c, tc)
