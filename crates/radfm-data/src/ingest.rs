@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Instant;
 
+use dicom_dictionary_std::tags as dicom_tags;
 use radfm_dicom::deid::Deidentifier;
 use radfm_dicom::{DicomError, DicomInfo};
 use rayon::prelude::*;
@@ -428,8 +429,6 @@ fn process_inner(c: &Candidate, ctx: &Ctx) -> Result<Outcome, DicomError> {
         source: src,
     })
 }
-
-use dicom_dictionary_std::tags as dicom_tags;
 
 // ------------------------------------------------------------------ discovery
 

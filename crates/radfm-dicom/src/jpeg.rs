@@ -5,15 +5,15 @@ use crate::pixels::PixelModule;
 
 /// Decode one JPEG frame to little-endian samples, interleaved.
 /// Colour YCbCr frames come out as RGB (as pydicom's default `as_rgb`).
-pub(crate) fn decode_frame(data: &[u8], m: &PixelModule) -> Result<(Vec<u8>, ()), String> {
+pub(crate) fn decode_frame(data: &[u8], m: &PixelModule) -> Result<Vec<u8>, String> {
     let sof = parse_sof(data).ok_or("no JPEG frame header (SOF marker)")?;
     if matches!(sof.marker, 0xC0 | 0xC1) {
         // Sequential DCT, 8 or 12 bit: our decoder, which keeps the coded colour space.
-        let (mut out, ()) = crate::jpeg_sequential::decode(data, m)?;
+        let mut out = crate::jpeg_sequential::decode(data, m)?;
         if sof.ids.len() == 3 && sof.precision == 8 && needs_ybr_conversion(&sof, m) {
             crate::pixels::ybr_full_to_rgb_u8(&mut out);
         }
-        return Ok((out, ()));
+        return Ok(out);
     }
     // Lossless and progressive: jpeg-decoder.
     let mut dec = jpeg_decoder::Decoder::new(data);
@@ -29,7 +29,7 @@ pub(crate) fn decode_frame(data: &[u8], m: &PixelModule) -> Result<(Vec<u8>, ())
         ));
     }
     let out = dec.decode().map_err(|e| e.to_string())?;
-    Ok((out, ()))
+    Ok(out)
 }
 
 /// Whether decoded 3-component samples are YCbCr that must become RGB.

@@ -190,7 +190,7 @@ struct Comp {
 }
 
 /// Decode one frame; returns little-endian samples, interleaved.
-pub(crate) fn decode(data: &[u8], m: &PixelModule) -> Result<(Vec<u8>, ()), String> {
+pub(crate) fn decode(data: &[u8], m: &PixelModule) -> Result<Vec<u8>, String> {
     let mut q = [[0u16; 64]; 4];
     let mut dc: [Option<Huffman>; 4] = Default::default();
     let mut ac: [Option<Huffman>; 4] = Default::default();
@@ -284,7 +284,9 @@ pub(crate) fn decode(data: &[u8], m: &PixelModule) -> Result<(Vec<u8>, ()), Stri
                 }
                 precision = s[0];
                 if precision != 8 && precision != 12 {
-                    return Err(format!("sample precision {precision} (sequential DCT allows 8 or 12)"));
+                    return Err(format!(
+                        "sample precision {precision} (sequential DCT allows 8 or 12)"
+                    ));
                 }
                 height = u16::from_be_bytes([s[1], s[2]]) as usize;
                 width = u16::from_be_bytes([s[3], s[4]]) as usize;
@@ -378,10 +380,7 @@ pub(crate) fn decode(data: &[u8], m: &PixelModule) -> Result<(Vec<u8>, ()), Stri
     if comps.is_empty() {
         return Err("no frame header".into());
     }
-    Ok((
-        reconstruct(&comps, precision, width, height, hmax, vmax),
-        (),
-    ))
+    Ok(reconstruct(&comps, precision, width, height, hmax, vmax))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -690,7 +690,7 @@ fn decode_one_frame(
     let mut out = Vec::with_capacity(frame_bytes);
     match fam {
         Family::Jpeg => {
-            let (bytes, ()) =
+            let bytes =
                 crate::jpeg::decode_frame(data, m).map_err(|reason| DicomError::DecodeFrame {
                     frame: i,
                     codec: "JPEG",

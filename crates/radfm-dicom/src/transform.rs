@@ -83,7 +83,11 @@ impl Palette {
             if desc.len() < 3 {
                 return None; // e.g. segmented palettes only: not supported
             }
-            let n = if desc[0] == 0.0 { 65536 } else { desc[0] as usize };
+            let n = if desc[0] == 0.0 {
+                65536
+            } else {
+                desc[0] as usize
+            };
             first = desc[1] as i64;
             let bits = desc[2] as u32;
             let Value::Primitive(p) = ds.get(t)?.value() else {
@@ -99,7 +103,12 @@ impl Palette {
                     .collect()
             };
             let max = ((1u64 << bits.clamp(1, 16)) - 1) as f64;
-            chans.push(vals.iter().take(n).map(|v| (v / max).clamp(0.0, 1.0) as f32).collect());
+            chans.push(
+                vals.iter()
+                    .take(n)
+                    .map(|v| (v / max).clamp(0.0, 1.0) as f32)
+                    .collect(),
+            );
         }
         let len = chans.iter().map(Vec::len).min()?;
         if len == 0 {
@@ -107,7 +116,9 @@ impl Palette {
         }
         Some(Palette {
             first_mapped: first,
-            rgb: (0..len).map(|i| [chans[0][i], chans[1][i], chans[2][i]]).collect(),
+            rgb: (0..len)
+                .map(|i| [chans[0][i], chans[1][i], chans[2][i]])
+                .collect(),
         })
     }
 

@@ -75,13 +75,22 @@ fn palette_color_display_matches_pydicom_apply_color_lut() {
     let refs = reference();
     let mut checked = 0;
     for (name, r) in &refs {
-        let Some(npy) = r.get("display_npy").and_then(|v| v.as_str()) else { continue };
+        let Some(npy) = r.get("display_npy").and_then(|v| v.as_str()) else {
+            continue;
+        };
         let file = read::open(&fixtures().join(name)).unwrap();
         let img = radfm_dicom::decode(&file, Stage::Display).unwrap();
-        let DecodedValues::Float(v) = &img.values else { panic!() };
+        let DecodedValues::Float(v) = &img.values else {
+            panic!()
+        };
         let want = Npy::read(std::fs::File::open(fixtures().join(npy)).unwrap()).unwrap();
         assert_eq!(img.shape.to_vec(), want.shape, "{name}");
-        let max = want.to_f64().iter().zip(v).map(|(a, b)| (a - *b as f64).abs()).fold(0.0, f64::max);
+        let max = want
+            .to_f64()
+            .iter()
+            .zip(v)
+            .map(|(a, b)| (a - *b as f64).abs())
+            .fold(0.0, f64::max);
         assert!(max < 1e-6, "{name}: {max}");
         checked += 1;
     }
