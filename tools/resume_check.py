@@ -9,11 +9,14 @@ import argparse, hashlib, io, json, os, signal, sqlite3, subprocess, sys, tarfil
 
 
 def images(ds):
+    """sop -> sha256 of pixels, from the shards the catalog references (the source of truth)."""
     out = {}
     shards = os.path.join(ds, "shards")
-    for name in sorted(os.listdir(shards)):
-        if name.startswith("."):
-            continue
+    try:
+        names = [r[0] for r in sqlite3.connect(os.path.join(ds, "catalog.sqlite")).execute("SELECT DISTINCT shard FROM images")]
+    except Exception:
+        names = []
+    for name in sorted(names):
         with tarfile.open(os.path.join(shards, name)) as tar:
             members = {m.name: m for m in tar.getmembers()}
             for n, m in members.items():
@@ -59,12 +62,13 @@ def main():
         print(f"kill {i + 1}: {n}/{len(want)} images committed, all readable")
     subprocess.run(cmd(res), check=True, stderr=subprocess.DEVNULL)
     got = images(res)
-    left = [f for f in os.listdir(os.path.join(res, "shards")) if f.endswith(".tmp")]
+    referenced = {r[0] for r in sqlite3.connect(os.path.join(res, "catalog.sqlite")).execute("SELECT DISTINCT shard FROM images")}
+    left = [f for f in os.listdir(os.path.join(res, "shards")) if f not in referenced]
     log = open(os.path.join(res, "ingest-log.jsonl")).read().splitlines()
     log_clean = open(os.path.join(clean, "ingest-log.jsonl")).read().splitlines()
     strip = lambda lines: sorted((json.loads(l)["path"], json.loads(l)["status"]) for l in lines)
     print(f"clean run: {len(want)} images in {t_clean:.1f} s; after {kills} SIGKILLs and a resume: {len(got)} images")
-    print(f"identical SOP set and pixels: {got == want}; temporary shards left: {len(left)}; "
+    print(f"identical SOP set and pixels: {got == want}; temporary or orphan shards left: {len(left)}; "
           f"log lines {len(log)} vs {len(log_clean)}, same statuses: {strip(log) == strip(log_clean)}")
     return 0 if got == want and not left and strip(log) == strip(log_clean) else 1
 

@@ -168,6 +168,13 @@ impl Catalog {
         )
     }
 
+    /// Shard file names referenced by committed images.
+    pub fn shards(&self) -> rusqlite::Result<std::collections::HashSet<String>> {
+        let mut st = self.conn.prepare("SELECT DISTINCT shard FROM images")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect()
+    }
+
     pub fn sources(&self) -> rusqlite::Result<Vec<SourceRow>> {
         let mut st = self.conn.prepare(
             "SELECT path, size, mtime_ns, status, reason, image_key FROM sources ORDER BY path",

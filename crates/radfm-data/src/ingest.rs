@@ -770,7 +770,11 @@ pub fn ingest(cfg: &IngestConfig, reporter: &dyn Reporter) -> Result<IngestSumma
             path: cfg.out.join(crate::catalog::FILE_NAME),
             reason: e.to_string(),
         })?;
-    let next_shard = shard::prepare_dir(&cfg.out)?;
+    let referenced = catalog.shards().map_err(|e| DataError::Catalog {
+        path: cfg.out.join(crate::catalog::FILE_NAME),
+        reason: e.to_string(),
+    })?;
+    let next_shard = shard::prepare_dir(&cfg.out, &referenced)?;
     let next_id = catalog.next_image_id().unwrap_or(1);
 
     let all = discover(&cfg.inputs)?;

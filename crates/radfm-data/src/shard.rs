@@ -2,7 +2,10 @@
 //!
 //! A shard is written to `shards/.shard-NNNNNN.tar.tmp`, fsynced and renamed
 //! to `shards/shard-NNNNNN.tar` only when complete, so readers never see a
-//! partial shard; leftovers of a killed run are removed on the next run.
+//! partial shard. The catalog commit that follows the rename is what makes the
+//! shard part of the dataset: a run killed between the two leaves a complete
+//! shard that no catalog row references, and the next run deletes it (with
+//! any temporary files) before it writes anything.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -28,8 +31,12 @@ fn io_err(path: &Path, e: std::io::Error) -> DataError {
     }
 }
 
-/// Remove temporary shards left by a killed run; return the next free index.
-pub fn prepare_dir(dataset: &Path) -> Result<u64, DataError> {
+/// Remove temporary shards and shards the catalog does not reference (both left by a
+/// killed run); return the next free index.
+pub fn prepare_dir(
+    dataset: &Path,
+    referenced: &std::collections::HashSet<String>,
+) -> Result<u64, DataError> {
     let dir = dataset.join(DIR);
     std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
     let mut next = 0;
@@ -43,7 +50,14 @@ pub fn prepare_dir(dataset: &Path) -> Result<u64, DataError> {
             .and_then(|s| s.strip_suffix(".tar"))
             .and_then(|s| s.parse::<u64>().ok())
         {
-            next = next.max(n + 1);
+            if referenced.contains(&name) {
+                next = next.max(n + 1);
+            } else {
+                tracing::info!(
+                    "removing {name}: written by a run that was killed before its commit"
+                );
+                std::fs::remove_file(entry.path()).map_err(|e| io_err(&entry.path(), e))?;
+            }
         }
     }
     Ok(next)

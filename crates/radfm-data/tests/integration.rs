@@ -219,8 +219,28 @@ fn reingest_skips_done_work_and_splits_are_patient_disjoint() {
     let out = tmp.path().join("ds");
     let s1 = ingest(&config(vec![input.clone()], &out), &NoReporter).unwrap();
     assert_eq!((s1.images, s1.skipped), (10, 1), "{s1:?}");
+    // what a run killed between a shard's rename and its catalog commit leaves behind:
+    // a complete but unreferenced shard, and a temporary one
+    let shards = out.join("shards");
+    let first = std::fs::read_dir(&shards)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::copy(&first, shards.join("shard-000077.tar")).unwrap();
+    std::fs::write(shards.join(".shard-000078.tar.tmp"), b"partial").unwrap();
     let s2 = ingest(&config(vec![input.clone()], &out), &NoReporter).unwrap();
     assert_eq!((s2.already_done, s2.ok, s2.images), (11, 0, 0), "{s2:?}");
+    assert!(
+        !shards.join("shard-000077.tar").exists(),
+        "orphan shard not removed"
+    );
+    assert!(
+        !shards.join(".shard-000078.tar.tmp").exists(),
+        "temporary shard not removed"
+    );
+    assert!(first.exists());
 
     let c = radfm_data::split::assign(&out, 0.6, 0.2, 0.2, 7).unwrap();
     assert_eq!(c.train + c.val + c.test, 10);

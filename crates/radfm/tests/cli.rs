@@ -92,19 +92,31 @@ fn unusable_arguments_fail_with_a_clear_message() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("sum to"));
 }
 
-/// sop_uid -> sha256 of the image's .npy, read from all shards; panics on a duplicate SOP.
+/// Shard files the catalog references: the catalog is the source of truth (a shard renamed
+/// into place by a run killed before its commit is not part of the dataset).
+fn committed_shards(ds: &Path) -> Vec<PathBuf> {
+    let Ok(c) = rusqlite::Connection::open(ds.join("catalog.sqlite")) else {
+        return Vec::new();
+    };
+    let Ok(mut st) = c.prepare("SELECT DISTINCT shard FROM images") else {
+        return Vec::new();
+    };
+    let names: Vec<String> = st
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    names
+        .into_iter()
+        .map(|n| ds.join("shards").join(n))
+        .collect()
+}
+
+/// sop_uid -> sha256 of the image's .npy, read from the committed shards; panics on a
+/// duplicate SOP or a missing shard.
 fn dataset_images(ds: &Path) -> BTreeMap<String, String> {
     let mut by_key: BTreeMap<String, (Option<String>, Option<String>)> = BTreeMap::new();
-    for e in std::fs::read_dir(ds.join("shards")).unwrap() {
-        let p = e.unwrap().path();
-        if p.file_name().unwrap().to_string_lossy().starts_with('.') {
-            continue; // a shard being written (or left by a killed run): not part of the dataset
-        }
-        assert!(
-            p.extension().is_some_and(|x| x == "tar"),
-            "stray file in shards: {}",
-            p.display()
-        );
+    for p in committed_shards(ds) {
         let mut ar = tar::Archive::new(std::fs::File::open(&p).unwrap());
         for m in ar.entries().unwrap() {
             let mut m = m.unwrap();
@@ -151,7 +163,7 @@ fn killed_ingest_resumes_to_the_same_dataset() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("in");
     std::fs::create_dir(&input).unwrap();
-    let n = 120;
+    let n = 200;
     for i in 0..n {
         radfm_data::testdata::write_variant(
             &fixture("deflated.dcm"),
@@ -183,8 +195,8 @@ fn killed_ingest_resumes_to_the_same_dataset() {
 
     let resumed = tmp.path().join("resumed");
     let mut partial_seen = 0;
-    let mut delay = Duration::from_millis(20);
-    for _ in 0..40 {
+    let mut delay = Duration::from_millis(10);
+    for _ in 0..80 {
         let before = catalog_count(&resumed);
         if before as usize == n {
             break;
@@ -204,9 +216,35 @@ fn killed_ingest_resumes_to_the_same_dataset() {
             partial_seen += 1;
             // after a kill, every committed image is readable from a complete shard
             let got = dataset_images(&resumed);
-            assert_eq!(got.len() as i64, after);
+            if got.len() as i64 != after {
+                let c = rusqlite::Connection::open(resumed.join("catalog.sqlite")).unwrap();
+                let rows: Vec<(String, String, String)> = c
+                    .prepare("SELECT key, sop_uid, shard FROM images ORDER BY key")
+                    .unwrap()
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                let files: Vec<_> = std::fs::read_dir(resumed.join("shards"))
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name())
+                    .collect();
+                for p in committed_shards(&resumed) {
+                    let mut ar = tar::Archive::new(std::fs::File::open(&p).unwrap());
+                    let names: Vec<String> = ar
+                        .entries()
+                        .unwrap()
+                        .map(|e| e.unwrap().path().unwrap().to_string_lossy().to_string())
+                        .collect();
+                    eprintln!("{}: {names:?}", p.display());
+                }
+                panic!(
+                    "catalog {after} vs shards {}: rows {rows:?}\nfiles {files:?}",
+                    got.len()
+                );
+            }
         }
-        delay += Duration::from_millis(15);
+        delay += Duration::from_millis(8);
     }
     assert!(
         partial_seen >= 2,
@@ -215,17 +253,18 @@ fn killed_ingest_resumes_to_the_same_dataset() {
     assert!(ingest(&resumed).status().unwrap().success());
     let got = dataset_images(&resumed);
     assert_eq!(got, want, "resumed dataset differs from a clean run");
-    let leftovers = std::fs::read_dir(resumed.join("shards"))
+    // after a completed run, the shards folder holds exactly the committed shards
+    let mut on_disk: Vec<PathBuf> = std::fs::read_dir(resumed.join("shards"))
         .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".tmp")
-        })
-        .count();
-    assert_eq!(leftovers, 0, "temporary shards left after a completed run");
+        .map(|e| e.unwrap().path())
+        .collect();
+    let mut committed = committed_shards(&resumed);
+    on_disk.sort();
+    committed.sort();
+    assert_eq!(
+        on_disk, committed,
+        "temporary or orphan shards left after a completed run"
+    );
     let log = std::fs::read_to_string(resumed.join("ingest-log.jsonl")).unwrap();
     assert_eq!(log.lines().count(), n + 1, "one log line per input file");
 }
