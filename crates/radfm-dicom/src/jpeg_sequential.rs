@@ -546,7 +546,8 @@ fn reconstruct(
                         }
                     }
                     for x in 0..8 {
-                        dst[x] = (acc[x] + shift).round().clamp(0.0, maxv);
+                        // kept unrounded: chroma is upsampled before rounding
+                        dst[x] = acc[x] + shift;
                     }
                 }
             }
@@ -582,7 +583,7 @@ fn reconstruct(
     for y in 0..height {
         for x in 0..width {
             for (plane, stride) in &full {
-                let v = plane[y * stride + x] as u16;
+                let v = plane[y * stride + x].round().clamp(0.0, maxv) as u16;
                 if wide {
                     out.extend_from_slice(&v.to_le_bytes());
                 } else {
@@ -594,59 +595,34 @@ fn reconstruct(
     out
 }
 
-/// libjpeg's h2v1 "fancy" upsampling: triangle filter, 3/4 nearer + 1/4 further.
+/// Horizontal 2x triangle upsampling (3/4 nearer + 1/4 further sample; edges
+/// replicate), on unrounded IDCT output as the reference libjpeg does.
 fn fancy_h2v1(p: &[f32], w: usize, h: usize) -> Vec<f32> {
     let mut o = vec![0f32; w * 2 * h];
     for y in 0..h {
         let r = &p[y * w..(y + 1) * w];
         let out = &mut o[y * 2 * w..(y + 1) * 2 * w];
         for i in 0..w {
-            let c = r[i] as i32 * 3;
-            let l = if i == 0 {
-                r[i] as i32 * 4
-            } else {
-                c + r[i - 1] as i32
-            };
-            let rr = if i + 1 == w {
-                r[i] as i32 * 4
-            } else {
-                c + r[i + 1] as i32
-            };
-            out[2 * i] = if i == 0 { r[i] } else { ((l + 1) >> 2) as f32 };
-            out[2 * i + 1] = if i + 1 == w {
-                r[i]
-            } else {
-                ((rr + 2) >> 2) as f32
-            };
+            let l = r[i.saturating_sub(1)];
+            let n = r[(i + 1).min(w - 1)];
+            out[2 * i] = 0.75 * r[i] + 0.25 * l;
+            out[2 * i + 1] = 0.75 * r[i] + 0.25 * n;
         }
     }
     o
 }
 
-/// libjpeg's h2v2 "fancy" upsampling (triangle filter in both directions).
+/// 2x2 triangle upsampling: vertical then horizontal, each 3/4 + 1/4.
 fn fancy_h2v2(p: &[f32], w: usize, h: usize) -> Vec<f32> {
-    let ow = w * 2;
-    let mut o = vec![0f32; ow * h * 2];
+    let mut v = vec![0f32; w * h * 2];
     for y in 0..h {
-        for (half, ny) in [(0usize, y.saturating_sub(1)), (1, (y + 1).min(h - 1))] {
-            let cur = &p[y * w..(y + 1) * w];
-            let near = &p[ny * w..(ny + 1) * w];
-            let col: Vec<i32> = (0..w).map(|i| cur[i] as i32 * 3 + near[i] as i32).collect();
-            let out = &mut o[(2 * y + half) * ow..(2 * y + half + 1) * ow];
-            for i in 0..w {
-                let this = col[i];
-                out[2 * i] = if i == 0 {
-                    ((this * 4 + 8) >> 4) as f32
-                } else {
-                    ((this * 3 + col[i - 1] + 8) >> 4) as f32
-                };
-                out[2 * i + 1] = if i + 1 == w {
-                    ((this * 4 + 7) >> 4) as f32
-                } else {
-                    ((this * 3 + col[i + 1] + 7) >> 4) as f32
-                };
-            }
+        let cur = &p[y * w..(y + 1) * w];
+        let up = &p[y.saturating_sub(1) * w..(y.saturating_sub(1) + 1) * w];
+        let dn = &p[(y + 1).min(h - 1) * w..((y + 1).min(h - 1) + 1) * w];
+        for i in 0..w {
+            v[2 * y * w + i] = 0.75 * cur[i] + 0.25 * up[i];
+            v[(2 * y + 1) * w + i] = 0.75 * cur[i] + 0.25 * dn[i];
         }
     }
-    o
+    fancy_h2v1(&v, w, h * 2)
 }
