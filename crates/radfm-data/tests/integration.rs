@@ -257,23 +257,18 @@ fn reingest_skips_done_work_and_splits_are_patient_disjoint() {
         .unwrap();
     assert_eq!(mixed, 0);
     // same seed, same assignment
-    let before: Vec<String> = cat
-        .conn
-        .prepare("SELECT split FROM patients ORDER BY patient_key")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let splits = || -> Vec<String> {
+        cat.conn
+            .prepare("SELECT split FROM patients ORDER BY patient_key")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let before = splits();
     radfm_data::split::assign(&out, 0.6, 0.2, 0.2, 7).unwrap();
-    let after: Vec<String> = cat
-        .conn
-        .prepare("SELECT split FROM patients ORDER BY patient_key")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let after = splits();
     assert_eq!(before, after);
     assert!(
         radfm_data::split::assign(&out, 0.5, 0.2, 0.2, 7).is_err(),

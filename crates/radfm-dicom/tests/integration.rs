@@ -23,6 +23,35 @@ fn reference() -> serde_json::Map<String, serde_json::Value> {
         .clone()
 }
 
+/// Shape (frames, rows, columns, samples) and dtype as recorded from pydicom.
+fn assert_shape_and_dtype(
+    name: &str,
+    shape: &[usize; 4],
+    samples: &radfm_dicom::Samples,
+    r: &serde_json::Value,
+) {
+    let want: Vec<usize> = r["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(shape.to_vec(), want, "{name}: shape");
+    // pydicom reports big-endian dtypes for big-endian files; we always write little endian
+    assert_eq!(
+        samples.dtype(),
+        r["dtype"].as_str().unwrap().replace('>', "<"),
+        "{name}: dtype"
+    );
+}
+
+fn sha256_hex(samples: &radfm_dicom::Samples) -> String {
+    Sha256::digest(samples.to_le_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 #[test]
 fn raw_stage_matches_pydicom_on_every_fixture() {
     let refs = reference();
@@ -33,22 +62,10 @@ fn raw_stage_matches_pydicom_on_every_fixture() {
         let DecodedValues::Raw(samples) = &img.values else {
             panic!("raw stage is integer")
         };
-        let shape: Vec<usize> = r["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as usize)
-            .collect();
-        assert_eq!(img.shape.to_vec(), shape, "{name}: shape");
-        assert_eq!(
-            samples.dtype(),
-            r["dtype"].as_str().unwrap(),
-            "{name}: dtype"
-        );
+        assert_shape_and_dtype(name, &img.shape, samples, r);
         let tol = r["tol"].as_u64().unwrap();
         if tol == 0 {
-            let digest = Sha256::digest(samples.to_le_bytes());
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = sha256_hex(samples);
             assert_eq!(
                 hex,
                 r["sha256"].as_str().unwrap(),
@@ -247,23 +264,9 @@ fn shared_corpus_matches_pydicom_when_present() {
         let DecodedValues::Raw(samples) = &img.values else {
             panic!()
         };
-        let shape: Vec<usize> = r["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as usize)
-            .collect();
-        assert_eq!(img.shape.to_vec(), shape, "{name}");
-        assert_eq!(
-            samples.dtype(),
-            r["dtype"].as_str().unwrap().replace(">", "<"),
-            "{name}"
-        );
+        assert_shape_and_dtype(name, &img.shape, samples, r);
         if let Some(want) = r["sha256"].as_str() {
-            let hex: String = Sha256::digest(samples.to_le_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let hex = sha256_hex(samples);
             assert_eq!(hex, want, "{name}: differs from pydicom");
             exact += 1;
         } else {
