@@ -40,6 +40,10 @@ def main():
     run("dcmcjpeg", "+el", emri, os.path.join(OUT, "jpeg_lossless_sv1.dcm"))
     run("dcmconv", "+td", emri, os.path.join(OUT, "deflated.dcm"))
     run("dcmcjpeg", "+eb", os.path.join(CORPUS, "SC_rgb.dcm"), os.path.join(OUT, "jpeg8_baseline_ybr422.dcm"))
+    # a 600x800 ultrasound frame with burned-in text, as baseline 4:2:2: sharp chroma edges
+    # exercise the reference decoder's upsampling exactly (its full reference array is large,
+    # so it is stored deflated: raw little-endian samples, zlib without header)
+    run("dcmcjpeg", "+eb", os.path.join(CORPUS, "OBXXXX1A.dcm"), os.path.join(OUT, "jpeg8_baseline_us422.dcm"))
     # no preamble, no meta group: data set only, implicit VR little endian
     tmp = tempfile.mkdtemp()
     run("dcmconv", "+ti", emri, os.path.join(tmp, "implicit.dcm"))
@@ -87,7 +91,13 @@ def main():
         entry = {"shape": list(a.shape), "dtype": le.dtype.str.replace("=", "<"),
                  "sha256": hashlib.sha256(np.ascontiguousarray(le).tobytes()).hexdigest(),
                  "min": int(a.min()), "max": int(a.max()), "tol": 3 if ts in LOSSY else 0}
-        if ts in LOSSY:
+        if ts in LOSSY and le.nbytes > 200_000:
+            import zlib
+            c = zlib.compressobj(9, zlib.DEFLATED, -15)
+            raw = f[:-4] + ".ref.deflate"
+            open(os.path.join(OUT, raw), "wb").write(c.compress(np.ascontiguousarray(le).tobytes()) + c.flush())
+            entry["deflated"] = raw
+        elif ts in LOSSY:
             npy = f[:-4] + ".ref.npy"
             np.save(os.path.join(OUT, npy), np.ascontiguousarray(le))
             entry["npy"] = npy

