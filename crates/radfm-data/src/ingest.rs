@@ -179,6 +179,41 @@ fn age_of(info: &DicomInfo) -> Option<f64> {
         })
 }
 
+/// Header attributes whose values are treated as known PHI when scrubbing the study's report.
+const KNOWN_NAME_TAGS: [dicom_core::Tag; 8] = [
+    dicom_tags::PATIENT_NAME,
+    dicom_tags::REFERRING_PHYSICIAN_NAME,
+    dicom_tags::PERFORMING_PHYSICIAN_NAME,
+    dicom_tags::NAME_OF_PHYSICIANS_READING_STUDY,
+    dicom_tags::OPERATORS_NAME,
+    dicom_tags::OTHER_PATIENT_NAMES,
+    dicom_tags::PATIENT_MOTHER_BIRTH_NAME,
+    dicom_tags::REQUESTING_PHYSICIAN,
+];
+const KNOWN_ID_TAGS: [dicom_core::Tag; 7] = [
+    dicom_tags::PATIENT_ID,
+    dicom_tags::ACCESSION_NUMBER,
+    dicom_tags::STUDY_ID,
+    dicom_tags::INSTITUTION_NAME,
+    dicom_tags::INSTITUTION_ADDRESS,
+    dicom_tags::PATIENT_ADDRESS,
+    dicom_tags::PATIENT_TELEPHONE_NUMBERS,
+];
+
+/// The study's own identities (from its original header), for the report scrubber.
+fn known_phi(ds: &dicom_object::InMemDicomObject) -> radfm_report::scrub::Known {
+    let values = |tags: &[dicom_core::Tag]| -> Vec<String> {
+        tags.iter()
+            .filter_map(|&t| radfm_dicom::attrs::string(ds, t))
+            .flat_map(|v| v.split('\\').map(str::to_string).collect::<Vec<_>>())
+            .collect()
+    };
+    radfm_report::scrub::Known {
+        names: values(&KNOWN_NAME_TAGS),
+        ids: values(&KNOWN_ID_TAGS),
+    }
+}
+
 struct Ctx<'a> {
     cfg: &'a IngestConfig,
     /// SOP instances already delivered by a worker (final UID -> source path)
@@ -310,37 +345,7 @@ fn process_inner(c: &Candidate, ctx: &Ctx) -> Result<Outcome, DicomError> {
             if ctx.deid.is_none() {
                 return (text.to_string(), 0);
             }
-            let mut known = radfm_report::scrub::Known::default();
-            let ds = &file.dataset;
-            use dicom_tags as t;
-            use radfm_dicom::attrs::string;
-            for tag in [
-                t::PATIENT_NAME,
-                t::REFERRING_PHYSICIAN_NAME,
-                t::PERFORMING_PHYSICIAN_NAME,
-                t::NAME_OF_PHYSICIANS_READING_STUDY,
-                t::OPERATORS_NAME,
-                t::OTHER_PATIENT_NAMES,
-                t::PATIENT_MOTHER_BIRTH_NAME,
-                t::REQUESTING_PHYSICIAN,
-            ] {
-                if let Some(n) = string(ds, tag) {
-                    known.names.extend(n.split('\\').map(str::to_string));
-                }
-            }
-            for tag in [
-                t::PATIENT_ID,
-                t::ACCESSION_NUMBER,
-                t::STUDY_ID,
-                t::INSTITUTION_NAME,
-                t::INSTITUTION_ADDRESS,
-                t::PATIENT_ADDRESS,
-                t::PATIENT_TELEPHONE_NUMBERS,
-            ] {
-                if let Some(v) = string(ds, tag) {
-                    known.ids.extend(v.split('\\').map(str::to_string));
-                }
-            }
+            let known = known_phi(&file.dataset);
             let (s, kinds) = radfm_report::scrub::scrub(text, &known);
             (s, kinds.len())
         });
