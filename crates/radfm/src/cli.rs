@@ -27,6 +27,64 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Assign patient-level train/val/test splits in a dataset.
     Split(SplitArgs),
+    /// Report text: CheXpert-14 labels, sections, PHI scrubbing, generation metrics.
+    #[command(subcommand)]
+    Reports(ReportsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReportsCommand {
+    /// Label reports with the 14 CheXpert observations (positive/negative/uncertain) and evidence spans.
+    Label {
+        /// Reports: a directory or .tgz of IU/Open-i XML, a directory of .txt, a .jsonl (id, text) or a .csv (id, text).
+        input: PathBuf,
+        /// Output JSONL, one line per report.
+        #[arg(long)]
+        out: PathBuf,
+        /// Sections to label, comma-separated (findings, impression, indication, comparison, technique, preamble).
+        #[arg(long, default_value = "findings,impression", value_delimiter = ',')]
+        sections: Vec<String>,
+        /// When No Finding is positive: `normal` (no finding at all, counting findings outside the 14) or `chexpert` (none of the 14).
+        #[arg(long, default_value = "normal")]
+        no_finding: String,
+    },
+    /// Split reports into sections (findings, impression, indication, comparison, technique, preamble).
+    Sections {
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Replace names, dates, phone numbers, IDs, addresses and ages over 89 with typed placeholders.
+    Scrub {
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Report-generation metrics: BLEU-1..4, ROUGE-L and CheXpert-label F1 (pairs matched by id).
+    Score {
+        /// Generated reports, JSONL with id and text.
+        #[arg(long)]
+        pred: PathBuf,
+        /// Reference reports, JSONL with id and text.
+        #[arg(long = "ref")]
+        reference: PathBuf,
+        /// Write the metrics as JSON here (they are printed either way).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Benchmark the labeler (reports/s on one core, memory) and, with --gold, score it against IU MeSH gold labels.
+    Bench {
+        input: PathBuf,
+        /// An IU `mesh_to_chexpert.json` mapping: score against the reports' MeSH codes.
+        #[arg(long)]
+        gold: Option<PathBuf>,
+        /// Write each disagreement with the gold as JSONL here.
+        #[arg(long)]
+        errors: Option<PathBuf>,
+        /// Label the corpus this many times for the throughput figure.
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
 }
 
 #[derive(Subcommand, Debug)]

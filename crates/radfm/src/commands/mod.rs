@@ -2,6 +2,7 @@
 
 mod dicom;
 mod ingest;
+mod reports;
 mod split;
 
 use crate::cli::{Cli, Command};
@@ -11,5 +12,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dicom(c) => dicom::run(c),
         Command::Ingest(a) => ingest::run(a),
         Command::Split(a) => split::run(a),
+        Command::Reports(c) => reports::run(c),
     }
 }

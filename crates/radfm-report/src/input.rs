@@ -1,0 +1,402 @@
+//! Reading reports from the input formats `radfm reports` accepts:
+//!
+//! - a directory, `.tgz`/`.tar.gz`/`.tar` of Open-i/IU XML reports
+//!   (`<AbstractText Label="FINDINGS">`); the id is the file stem;
+//! - a directory (or archive) of `.txt` files; the id is the file stem;
+//! - a single `.xml` or `.txt` file;
+//! - JSONL with `id` (or `accession_number`) and `text` per line;
+//! - CSV with `id` (or `accession_number`) and `text` columns.
+//!
+//! Reports stream to a callback one at a time; a bad item (unreadable file,
+//! missing field, bad XML) is passed as an [`ItemError`] naming it, and the
+//! rest of the input continues. Items come in a stable order (sorted file
+//! names for directories, archive order for archives, line order otherwise).
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use crate::sections::{self, Section};
+
+/// One report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub id: String,
+    /// the full text (for XML: `LABEL: text` paragraphs)
+    pub text: String,
+    /// sections, with byte offsets into `text`
+    pub sections: Vec<Section>,
+    /// IU/Open-i expert MeSH `<major>` terms (empty for other formats)
+    pub mesh_major: Vec<String>,
+}
+
+impl Report {
+    /// A report from free text; sections are found by [`sections::split`].
+    pub fn from_text(id: impl Into<String>, text: impl Into<String>) -> Report {
+        let text = text.into();
+        let sections = sections::split(&text);
+        Report { id: id.into(), text, sections, mesh_major: Vec::new() }
+    }
+
+    /// The text of the named sections (see [`sections::select`]).
+    pub fn select(&self, names: &[&str]) -> String {
+        sections::select(&self.sections, names)
+    }
+}
+
+/// A report that could not be read; the batch continues.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{item}: {reason}")]
+pub struct ItemError {
+    pub item: String,
+    pub reason: String,
+}
+
+/// The input as a whole could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {reason}")]
+    Format { path: PathBuf, reason: String },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InputError + '_ {
+    move |source| InputError::Io { path: path.to_path_buf(), source }
+}
+
+fn lower_name(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default()
+}
+
+/// Read every report under `path`, calling `f` for each one (or its error).
+pub fn read_reports(path: &Path, mut f: impl FnMut(Result<Report, ItemError>)) -> Result<(), InputError> {
+    let meta = std::fs::metadata(path).map_err(io(path))?;
+    if meta.is_dir() {
+        let mut files = Vec::new();
+        collect_files(path, &mut files).map_err(io(path))?;
+        files.sort();
+        let mut n = 0;
+        for p in files {
+            let name = lower_name(&p);
+            if !(name.ends_with(".xml") || name.ends_with(".txt")) {
+                continue;
+            }
+            n += 1;
+            let item = p.display().to_string();
+            match std::fs::read(&p) {
+                Ok(bytes) => f(parse_file(&item, &name, &bytes)),
+                Err(e) => f(Err(ItemError { item, reason: e.to_string() })),
+            }
+        }
+        if n == 0 {
+            return Err(InputError::Format {
+                path: path.to_path_buf(),
+                reason: "no .xml or .txt reports in this directory".into(),
+            });
+        }
+        return Ok(());
+    }
+    let name = lower_name(path);
+    let file = File::open(path).map_err(io(path))?;
+    if name.ends_with(".tgz") || name.ends_with(".tar.gz") || name.ends_with(".tar") {
+        let reader: Box<dyn Read> = if name.ends_with(".tar") {
+            Box::new(BufReader::new(file))
+        } else {
+            Box::new(flate2::read::GzDecoder::new(BufReader::new(file)))
+        };
+        let mut ar = tar::Archive::new(reader);
+        let entries = ar.entries().map_err(io(path))?;
+        let mut n = 0;
+        for e in entries {
+            let mut e = e.map_err(io(path))?;
+            if !e.header().entry_type().is_file() {
+                continue;
+            }
+            let inner = e.path().map(|p| p.to_path_buf()).unwrap_or_default();
+            let iname = lower_name(&inner);
+            if !(iname.ends_with(".xml") || iname.ends_with(".txt")) || iname.starts_with("._") {
+                continue;
+            }
+            n += 1;
+            let item = format!("{}:{}", path.display(), inner.display());
+            let mut bytes = Vec::new();
+            match e.read_to_end(&mut bytes) {
+                Ok(_) => f(parse_file(&item, &iname, &bytes)),
+                Err(err) => f(Err(ItemError { item, reason: err.to_string() })),
+            }
+        }
+        if n == 0 {
+            return Err(InputError::Format { path: path.to_path_buf(), reason: "no .xml or .txt reports in this archive".into() });
+        }
+        Ok(())
+    } else if name.ends_with(".jsonl") || name.ends_with(".ndjson") || name.ends_with(".json") {
+        read_jsonl(path, BufReader::new(file), f)
+    } else if name.ends_with(".csv") {
+        read_csv(path, file, f)
+    } else if name.ends_with(".xml") || name.ends_with(".txt") {
+        let mut bytes = Vec::new();
+        BufReader::new(file).read_to_end(&mut bytes).map_err(io(path))?;
+        f(parse_file(&path.display().to_string(), &name, &bytes));
+        Ok(())
+    } else {
+        Err(InputError::Format {
+            path: path.to_path_buf(),
+            reason: "unsupported input: expected a directory, .tgz/.tar.gz/.tar, .jsonl, .csv, .xml or .txt".into(),
+        })
+    }
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let p = e.path();
+        if e.file_type()?.is_dir() {
+            collect_files(&p, out)?;
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn stem(name: &str) -> String {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    base.rsplit_once('.').map_or(base, |(s, _)| s).to_string()
+}
+
+fn parse_file(item: &str, lname: &str, bytes: &[u8]) -> Result<Report, ItemError> {
+    let err = |reason: String| ItemError { item: item.to_string(), reason };
+    let text = std::str::from_utf8(bytes).map_err(|e| err(format!("not UTF-8 text ({e})")))?;
+    // the id keeps the file's own case
+    let id = stem(item.rsplit(['/', ':']).next().unwrap_or(item));
+    if lname.ends_with(".xml") {
+        parse_iu_xml(id, text).map_err(err)
+    } else {
+        Ok(Report::from_text(id, text.trim_start_matches('\u{feff}')))
+    }
+}
+
+fn unescape(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let Some(j) = rest.find(';').filter(|&j| j <= 10) else {
+            out.push('&');
+            rest = &rest[1..];
+            continue;
+        };
+        let ent = &rest[1..j];
+        let ch = match ent {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => ent
+                .strip_prefix("#x")
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .or_else(|| ent.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match ch {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[j + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Contents of every `<tag ...>...</tag>` (or empty `<tag .../>`), with the opening tag's attributes.
+fn elements<'a>(xml: &'a str, tag: &str) -> Result<Vec<(&'a str, &'a str)>, String> {
+    let open = format!("<{tag}");
+    let close = format!("</{tag}>");
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find(&open) {
+        let after = &rest[i + open.len()..];
+        // must be the whole tag name
+        if !after.starts_with([' ', '>', '/', '\t', '\n', '\r']) {
+            rest = after;
+            continue;
+        }
+        let gt = after.find('>').ok_or_else(|| format!("unterminated <{tag}> tag"))?;
+        let attrs = &after[..gt];
+        if let Some(a) = attrs.strip_suffix('/') {
+            out.push((a, ""));
+            rest = &after[gt + 1..];
+            continue;
+        }
+        let body = &after[gt + 1..];
+        let end = body.find(&close).ok_or_else(|| format!("<{tag}> without {close}"))?;
+        out.push((attrs, &body[..end]));
+        rest = &body[end + close.len()..];
+    }
+    Ok(out)
+}
+
+fn attr<'a>(attrs: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!("{name}=\"");
+    let i = attrs.find(&key)? + key.len();
+    let j = attrs[i..].find('"')?;
+    Some(&attrs[i..i + j])
+}
+
+/// Parse an Open-i/IU report XML.
+pub fn parse_iu_xml(id: String, xml: &str) -> Result<Report, String> {
+    let parts = elements(xml, "AbstractText")?;
+    if parts.is_empty() {
+        return Err("no <AbstractText> sections: not an Open-i/IU report".into());
+    }
+    let mut text = String::new();
+    let mut secs = Vec::new();
+    for (attrs, body) in parts {
+        let label = attr(attrs, "Label").unwrap_or("FINDINGS").trim().to_string();
+        let body = unescape(body.trim());
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&label);
+        text.push_str(": ");
+        let start = text.len();
+        text.push_str(&body);
+        let end = text.len();
+        let name = sections::split(&format!("{label}:")).first().map_or("indication", |s| s.name);
+        secs.push(Section { name, heading: label, start, end, text: body });
+    }
+    let mesh_major = elements(xml, "major")?.into_iter().map(|(_, b)| unescape(b.trim())).collect();
+    Ok(Report { id, text, sections: secs, mesh_major })
+}
+
+fn json_id(v: &serde_json::Value) -> Option<String> {
+    let id = v.get("id").or_else(|| v.get("accession_number")).or_else(|| v.get("study_instance_uid"))?;
+    match id {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn read_jsonl(path: &Path, r: impl BufRead, mut f: impl FnMut(Result<Report, ItemError>)) -> Result<(), InputError> {
+    for (n, line) in r.lines().enumerate() {
+        let line = line.map_err(io(path))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let item = format!("{}:{}", path.display(), n + 1);
+        let err = |reason: &str| ItemError { item: item.clone(), reason: reason.to_string() };
+        let v: serde_json::Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => {
+                f(Err(err(&format!("not JSON ({e})"))));
+                continue;
+            }
+        };
+        let id = json_id(&v);
+        let text = v.get("text").and_then(|t| t.as_str());
+        f(match (id, text) {
+            (Some(id), Some(text)) => Ok(Report::from_text(id, text)),
+            (None, _) => Err(err("no \"id\" (string or number)")),
+            (_, None) => Err(err("no \"text\" string")),
+        });
+    }
+    Ok(())
+}
+
+fn read_csv(path: &Path, file: File, mut f: impl FnMut(Result<Report, ItemError>)) -> Result<(), InputError> {
+    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(BufReader::new(file));
+    let fmt = |reason: String| InputError::Format { path: path.to_path_buf(), reason };
+    let headers = rdr.headers().map_err(|e| fmt(e.to_string()))?.clone();
+    let col = |names: &[&str]| headers.iter().position(|h| names.iter().any(|n| h.trim().eq_ignore_ascii_case(n)));
+    let id_col = col(&["id", "accession_number", "report_id"]).ok_or_else(|| fmt("no \"id\" column".into()))?;
+    let text_col = col(&["text", "report"]).ok_or_else(|| fmt("no \"text\" column".into()))?;
+    for (n, rec) in rdr.records().enumerate() {
+        let item = format!("{}:{}", path.display(), n + 2);
+        f(match rec {
+            Ok(r) => match (r.get(id_col), r.get(text_col)) {
+                (Some(id), Some(text)) if !id.trim().is_empty() => Ok(Report::from_text(id.trim(), text)),
+                _ => Err(ItemError { item, reason: "missing id or text".into() }),
+            },
+            Err(e) => Err(ItemError { item, reason: e.to_string() }),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iu_xml_sections_and_mesh() {
+        let xml = r#"<eCitation><Abstract>
+            <AbstractText Label="COMPARISON">None.</AbstractText>
+            <AbstractText Label="INDICATION">XXXX-year-old &amp; cough</AbstractText>
+            <AbstractText Label="FINDINGS">Heart size normal. No effusion.</AbstractText>
+            <AbstractText Label="IMPRESSION"/>
+            </Abstract><MeSH><major>Pleural Effusion/left</major><major>normal</major></MeSH></eCitation>"#;
+        let r = parse_iu_xml("42".into(), xml).unwrap();
+        let names: Vec<_> = r.sections.iter().map(|s| s.name).collect();
+        assert_eq!(names, ["comparison", "indication", "findings", "impression"]);
+        assert_eq!(r.sections[1].text, "XXXX-year-old & cough");
+        for s in &r.sections {
+            assert_eq!(&r.text[s.start..s.end], s.text);
+        }
+        assert_eq!(r.select(&["findings", "impression"]), "Heart size normal. No effusion.");
+        assert_eq!(r.mesh_major, ["Pleural Effusion/left", "normal"]);
+        assert!(parse_iu_xml("x".into(), "<html>hello</html>").is_err());
+        assert!(parse_iu_xml("x".into(), "<AbstractText Label=\"FINDINGS\">open").is_err());
+    }
+
+    #[test]
+    fn unescape_table() {
+        for (a, b) in [("a &lt; b", "a < b"), ("&#65;&#x42;", "AB"), ("R&D", "R&D"), ("&bogus; x", "&bogus; x")] {
+            assert_eq!(unescape(a), b);
+        }
+    }
+
+    #[test]
+    fn jsonl_and_csv_with_bad_items() {
+        let dir = std::env::temp_dir().join(format!("radfm-report-input-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let j = dir.join("r.jsonl");
+        std::fs::write(&j, "{\"id\": 7, \"text\": \"No effusion.\"}\nnot json\n{\"id\": \"b\"}\n\n{\"accession_number\": \"A1\", \"text\": \"x\"}\n").unwrap();
+        let mut got = Vec::new();
+        read_reports(&j, |r| got.push(r.map(|r| r.id).map_err(|e| e.to_string()))).unwrap();
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[0], Ok("7".to_string()));
+        assert!(got[1].as_ref().unwrap_err().contains("r.jsonl:2: not JSON"));
+        assert!(got[2].as_ref().unwrap_err().contains("no \"text\""));
+        assert_eq!(got[3], Ok("A1".to_string()));
+
+        let c = dir.join("r.csv");
+        std::fs::write(&c, "ID,Text\n1,\"FINDINGS: clear, no effusion\"\n,orphan\n").unwrap();
+        let mut got = Vec::new();
+        read_reports(&c, |r| got.push(r)).unwrap();
+        assert_eq!(got[0].as_ref().unwrap().select(&["findings"]), "clear, no effusion");
+        assert!(got[1].is_err());
+
+        let t = dir.join("txt");
+        std::fs::create_dir_all(&t).unwrap();
+        std::fs::write(t.join("b.txt"), "IMPRESSION: normal").unwrap();
+        std::fs::write(t.join("a.txt"), "Lungs clear.").unwrap();
+        std::fs::write(t.join("skip.bin"), [0u8, 159, 146]).unwrap();
+        let mut ids = Vec::new();
+        read_reports(&t, |r| ids.push(r.unwrap().id)).unwrap();
+        assert_eq!(ids, ["a", "b"]);
+        assert!(read_reports(&dir.join("r.parquet"), |_| {}).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

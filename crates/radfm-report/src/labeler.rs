@@ -1,0 +1,426 @@
+//! A rule-based CheXpert-14 report labeler. The rules are data: mention
+//! phrases per observation (`rules/mentions.txt`) and negation, uncertainty
+//! and scope triggers (`rules/triggers.txt`), compiled into the binary and
+//! parsed once. See those files for the rule families; `tests` below hold one
+//! table per family.
+//!
+//! For each mention of an observation the labeler decides a status:
+//!
+//! 1. A mention rule may fix the status itself (`negative: heart size ~3
+//!    normal`, `uncertain: borderline cardiomegaly`).
+//! 2. Otherwise the nearest trigger before it in the same clause decides:
+//!    `[negation pre]` ("no", "without", "negative for") or `[uncertain pre]`
+//!    ("possible", "cannot exclude") apply for up to `PRE_WINDOW` words,
+//!    through lists ("no effusion, pneumothorax, or consolidation"), until a
+//!    terminator ("but", "however", `;`, `:`, the end of the sentence) or a
+//!    newer trigger. `[suggest]` triggers ("to suggest", "concerning for") are
+//!    uncertain unless they sit inside an active negation ("no opacity to
+//!    suggest pneumonia" is negative).
+//! 3. Failing that, a `[negation post]` or `[uncertain post]` trigger up to
+//!    `POST_WINDOW` words after it in the same clause ("effusion has
+//!    resolved", "pneumonia is not excluded").
+//! 4. Otherwise the mention is positive.
+//!
+//! Per report, an observation is positive if any mention is positive, else
+//! uncertain if any is uncertain, else negative; unmentioned observations are
+//! left out. `No Finding` is positive when no observation other than Support
+//! Devices is positive or uncertain (and left out otherwise). By default the
+//! observations counted include [`OTHER_FINDINGS`] (granulomas, degenerative
+//! change, hyperinflation, ...), so that No Finding means a normal study;
+//! [`NoFindingRule::Chexpert`] counts only the CheXpert 14, as CheXpert does.
+
+use std::sync::OnceLock;
+
+use crate::pattern::{Pattern, PatternError, PatternSet};
+use crate::text::{tokenize, Kind, Token};
+
+/// The 14 CheXpert observations, in CheXpert's order and spelling.
+pub const OBSERVATIONS: [&str; 14] = [
+    "No Finding",
+    "Enlarged Cardiomediastinum",
+    "Cardiomegaly",
+    "Lung Opacity",
+    "Lung Lesion",
+    "Edema",
+    "Consolidation",
+    "Pneumonia",
+    "Atelectasis",
+    "Pneumothorax",
+    "Pleural Effusion",
+    "Pleural Other",
+    "Fracture",
+    "Support Devices",
+];
+
+/// The five observations most report-generation papers score.
+pub const COMMON_FIVE: [&str; 5] = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"];
+
+/// Findings outside the CheXpert 14 that the labeler also recognises. They
+/// are reported separately (`other_findings`) and, under the default
+/// [`NoFindingRule::Normal`], make a report not "No Finding".
+pub const OTHER_FINDINGS: [&str; 14] = [
+    "Calcified Granuloma",
+    "Calcification",
+    "Degenerative Change",
+    "Spinal Curvature",
+    "Bone Abnormality",
+    "Aortic Abnormality",
+    "Hyperinflation",
+    "Low Lung Volumes",
+    "Hernia",
+    "Diaphragm Abnormality",
+    "Surgical Change",
+    "Hilar Abnormality",
+    "Airway Abnormality",
+    "Other Abnormality",
+];
+
+/// Number of observations the labeler tracks: the 14, then the others.
+pub const ALL: usize = 14 + OTHER_FINDINGS.len();
+
+/// When `No Finding` is positive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NoFindingRule {
+    /// No observation other than Support Devices is positive or uncertain,
+    /// counting the [`OTHER_FINDINGS`] too: a normal study.
+    #[default]
+    Normal,
+    /// Only the CheXpert 14 count (CheXpert's own rule).
+    Chexpert,
+}
+
+const NO_FINDING: usize = 0;
+const SUPPORT_DEVICES: usize = 13;
+
+/// Words between a pre-trigger and the mention it governs.
+pub const PRE_WINDOW: usize = 12;
+/// Words between a mention and a post-trigger that governs it.
+pub const POST_WINDOW: usize = 6;
+
+/// Index of an observation name: [`OBSERVATIONS`] first, then [`OTHER_FINDINGS`].
+pub fn observation_index(name: &str) -> Option<usize> {
+    OBSERVATIONS.iter().chain(OTHER_FINDINGS.iter()).position(|o| *o == name)
+}
+
+/// Name of observation index `i` (see [`observation_index`]).
+pub fn observation_name(i: usize) -> &'static str {
+    if i < 14 {
+        OBSERVATIONS[i]
+    } else {
+        OTHER_FINDINGS[i - 14]
+    }
+}
+
+/// A mention's or an observation's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Negative,
+    Uncertain,
+    Positive,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Negative => "negative",
+            Status::Uncertain => "uncertain",
+            Status::Positive => "positive",
+        }
+    }
+
+    /// Positive or uncertain: the primary scoring convention.
+    pub fn is_positive_or_uncertain(self) -> bool {
+        self != Status::Negative
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RuleStatus {
+    Fixed(Status),
+    /// positive unless a trigger says otherwise
+    Default,
+    /// blocks shorter mentions of the same observation inside it
+    Ignore,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct MentionRule {
+    obs: usize,
+    status: RuleStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    NegPre,
+    NegPost,
+    UncPre,
+    UncPost,
+    UncBoth,
+    Suggest,
+    Pseudo,
+    Terminator,
+}
+
+/// One mention found in the text.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Evidence {
+    pub observation: &'static str,
+    pub status: Status,
+    /// byte offsets into the labelled text
+    pub start: usize,
+    pub end: usize,
+}
+
+/// The labels of one report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Labels {
+    /// indexed by [`observation_index`]; `None` = not mentioned
+    pub status: [Option<Status>; ALL],
+    pub evidence: Vec<Evidence>,
+}
+
+impl Labels {
+    pub fn get(&self, observation: &str) -> Option<Status> {
+        observation_index(observation).and_then(|i| self.status[i])
+    }
+
+    /// `(name, status)` of the mentioned CheXpert observations, in CheXpert order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, Status)> + '_ {
+        OBSERVATIONS.iter().zip(self.status).filter_map(|(o, s)| s.map(|s| (*o, s)))
+    }
+
+    /// `(name, status)` of the mentioned [`OTHER_FINDINGS`].
+    pub fn other(&self) -> impl Iterator<Item = (&'static str, Status)> + '_ {
+        OTHER_FINDINGS.iter().zip(&self.status[14..]).filter_map(|(o, s)| s.map(|s| (*o, s)))
+    }
+}
+
+/// A rule file problem, with its line.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("{file}:{line}: {source}")]
+    Pattern { file: &'static str, line: usize, source: PatternError },
+    #[error("{file}:{line}: {reason}")]
+    Syntax { file: &'static str, line: usize, reason: String },
+}
+
+const MENTIONS: &str = include_str!("../rules/mentions.txt");
+const TRIGGERS: &str = include_str!("../rules/triggers.txt");
+
+/// Lines of a rule file as `(line number, section, body)`, skipping comments.
+fn rule_lines(src: &str) -> impl Iterator<Item = (usize, Option<&str>, &str)> {
+    let mut section = None;
+    src.lines().enumerate().filter_map(move |(n, l)| {
+        let l = l.split(" #").next().unwrap_or("").trim();
+        if l.is_empty() || l.starts_with('#') {
+            return None;
+        }
+        if let Some(s) = l.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            section = Some(s);
+            return None;
+        }
+        Some((n + 1, section, l))
+    })
+}
+
+/// The compiled rules.
+pub struct Labeler {
+    mentions: PatternSet<MentionRule>,
+    triggers: PatternSet<Trigger>,
+}
+
+impl Labeler {
+    /// The built-in rules (parsed once per process).
+    pub fn builtin() -> &'static Labeler {
+        static L: OnceLock<Labeler> = OnceLock::new();
+        L.get_or_init(|| Labeler::from_rules(MENTIONS, TRIGGERS).expect("built-in rules compile"))
+    }
+
+    /// Compile rule texts in the formats of `rules/mentions.txt` and `rules/triggers.txt`.
+    pub fn from_rules(mentions: &str, triggers: &str) -> Result<Labeler, RuleError> {
+        const MF: &str = "mentions.txt";
+        const TF: &str = "triggers.txt";
+        let mut m = Vec::new();
+        for (line, section, body) in rule_lines(mentions) {
+            let syntax = |reason: String| RuleError::Syntax { file: MF, line, reason };
+            let section = section.ok_or_else(|| syntax("rule before any [Observation] header".into()))?;
+            let obs = observation_index(section).ok_or_else(|| syntax(format!("unknown observation [{section}]")))?;
+            let (status, pat) = match body.split_once(": ") {
+                Some(("positive", p)) => (RuleStatus::Default, p),
+                Some(("negative", p)) => (RuleStatus::Fixed(Status::Negative), p),
+                Some(("uncertain", p)) => (RuleStatus::Fixed(Status::Uncertain), p),
+                Some(("ignore", p)) => (RuleStatus::Ignore, p),
+                Some((other, _)) if !other.contains(' ') => {
+                    return Err(syntax(format!("unknown status {other:?} (positive, negative, uncertain, ignore)")))
+                }
+                _ => (RuleStatus::Default, body),
+            };
+            let p = Pattern::parse(pat).map_err(|source| RuleError::Pattern { file: MF, line, source })?;
+            m.push((p, MentionRule { obs, status }));
+        }
+        let mut t = Vec::new();
+        for (line, section, body) in rule_lines(triggers) {
+            let syntax = |reason: String| RuleError::Syntax { file: TF, line, reason };
+            let kind = match section {
+                Some("negation pre") => Trigger::NegPre,
+                Some("negation post") => Trigger::NegPost,
+                Some("uncertain pre") => Trigger::UncPre,
+                Some("uncertain post") => Trigger::UncPost,
+                Some("uncertain both") => Trigger::UncBoth,
+                Some("suggest") => Trigger::Suggest,
+                Some("pseudo") => Trigger::Pseudo,
+                Some("terminator") => Trigger::Terminator,
+                other => return Err(syntax(format!("unknown trigger section {other:?}"))),
+            };
+            let p = Pattern::parse(body).map_err(|source| RuleError::Pattern { file: TF, line, source })?;
+            t.push((p, kind));
+        }
+        Ok(Labeler { mentions: PatternSet::new(m), triggers: PatternSet::new(t) })
+    }
+
+    /// Number of (mention, trigger) rules.
+    pub fn rule_counts(&self) -> (usize, usize) {
+        (self.mentions.len(), self.triggers.len())
+    }
+
+    /// Label one report text (default [`NoFindingRule`]).
+    pub fn label(&self, text: &str) -> Labels {
+        self.label_with(text, NoFindingRule::default())
+    }
+
+    /// Label one report text. An empty text has no labels at all (not even No Finding).
+    pub fn label_with(&self, text: &str, rule: NoFindingRule) -> Labels {
+        let lower = text.to_ascii_lowercase();
+        let mut toks = Vec::with_capacity(text.len() / 5 + 4);
+        tokenize(&lower, &mut toks);
+        // clause index per token: sentences, split further at ; and :
+        let mut clause = Vec::with_capacity(toks.len());
+        let mut c = 0u32;
+        for t in &toks {
+            clause.push(c);
+            if matches!(t.kind, Kind::Break | Kind::Punct(b';') | Kind::Punct(b':')) {
+                c += 1;
+            }
+        }
+
+        // triggers: leftmost-longest, non-overlapping
+        let mut trig: Vec<(usize, usize, Trigger)> = Vec::new();
+        let mut i = 0;
+        while i < toks.len() {
+            match self.triggers.longest_at(&toks, &lower, i) {
+                Some(m) => {
+                    trig.push((m.start, m.end, *self.triggers.get(m.pattern).1));
+                    i = m.end;
+                }
+                None => i += 1,
+            }
+        }
+
+        // mentions: every match, then drop those inside a longer match of the same observation
+        let mut found: Vec<(usize, usize, MentionRule)> = Vec::new();
+        for i in 0..toks.len() {
+            self.mentions.for_each_at(&toks, &lower, i, |m| {
+                found.push((m.start, m.end, *self.mentions.get(m.pattern).1));
+            });
+        }
+        let covered = |k: usize| {
+            let (s, e, r) = found[k];
+            found.iter().enumerate().any(|(j, &(s2, e2, r2))| {
+                j != k
+                    && r2.obs == r.obs
+                    && s2 <= s
+                    && e2 >= e
+                    && ((e2 - s2) > (e - s) || (j < k && (s2, e2) == (s, e)))
+            })
+        };
+
+        let mut labels = Labels { status: [None; ALL], evidence: Vec::new() };
+        if toks.iter().all(|t| t.kind != Kind::Word) {
+            return labels;
+        }
+        for k in 0..found.len() {
+            let (s, e, rule) = found[k];
+            if rule.status == RuleStatus::Ignore || covered(k) {
+                continue;
+            }
+            let status = match rule.status {
+                RuleStatus::Fixed(Status::Negative) => Status::Negative,
+                RuleStatus::Fixed(st) => match self.context(&toks, &clause, &trig, s, e) {
+                    Some(Status::Negative) => Status::Negative,
+                    _ => st,
+                },
+                _ => self.context(&toks, &clause, &trig, s, e).unwrap_or(Status::Positive),
+            };
+            let slot = &mut labels.status[rule.obs];
+            *slot = Some(slot.map_or(status, |old| old.max(status)));
+            labels.evidence.push(Evidence {
+                observation: observation_name(rule.obs),
+                status,
+                start: toks[s].start as usize,
+                end: toks[e - 1].end as usize,
+            });
+        }
+        let counted = match rule {
+            NoFindingRule::Normal => ALL,
+            NoFindingRule::Chexpert => 14,
+        };
+        let any_finding = labels.status[..counted]
+            .iter()
+            .enumerate()
+            .any(|(i, s)| i != NO_FINDING && i != SUPPORT_DEVICES && s.is_some_and(Status::is_positive_or_uncertain));
+        labels.status[NO_FINDING] = if any_finding { None } else { Some(Status::Positive) };
+        labels.evidence.sort_by_key(|e| (e.start, e.end));
+        labels
+    }
+
+    /// The status the triggers around mention tokens `s..e` give it, if any.
+    fn context(
+        &self,
+        toks: &[Token],
+        clause: &[u32],
+        trig: &[(usize, usize, Trigger)],
+        s: usize,
+        e: usize,
+    ) -> Option<Status> {
+        let words = |a: usize, b: usize| toks[a..b].iter().filter(|t| t.kind == Kind::Word).count();
+        let cl = clause[s];
+        // nearest trigger before, in the same clause
+        let before = trig.iter().rev().skip_while(|t| t.1 > s).take_while(|t| clause[t.0] == cl);
+        let mut pending_suggest = false;
+        for &(ts, te, kind) in before {
+            let near = words(te, s) <= PRE_WINDOW;
+            match kind {
+                Trigger::Terminator | Trigger::Pseudo => break,
+                Trigger::NegPre if near => return Some(Status::Negative),
+                Trigger::UncPre | Trigger::UncBoth if near && !pending_suggest => return Some(Status::Uncertain),
+                Trigger::Suggest if near => pending_suggest = true,
+                Trigger::NegPost | Trigger::UncPost => continue,
+                _ => break,
+            }
+            let _ = ts;
+        }
+        if pending_suggest {
+            return Some(Status::Uncertain);
+        }
+        // nearest trigger after, in the same clause
+        for &(ts, _, kind) in trig.iter().skip_while(|t| t.0 < e).take_while(|t| clause[t.0] == clause[e - 1]) {
+            let near = words(e, ts) <= POST_WINDOW;
+            match kind {
+                Trigger::NegPost if near => return Some(Status::Negative),
+                Trigger::UncPost | Trigger::UncBoth if near => return Some(Status::Uncertain),
+                _ => return None,
+            }
+        }
+        None
+    }
+}
+
+/// Character offset of byte offset `b` in `text`.
+pub fn char_offset(text: &str, b: usize) -> usize {
+    if text.is_ascii() {
+        b
+    } else {
+        text[..b].chars().count()
+    }
+}
