@@ -81,6 +81,8 @@ pub struct Disagreement {
     pub predicted: Option<Status>,
     pub mesh_major: Vec<String>,
     pub text: String,
+    /// the labeler's mentions of this observation: (status, mention text)
+    pub evidence: Vec<(Status, String)>,
 }
 
 /// The result of scoring.
@@ -91,14 +93,27 @@ pub struct GoldScore {
     pub per_observation: Vec<(String, Prf)>,
     /// macro-F1 over observations with support >= MIN_SUPPORT
     pub macro_f1: f64,
+    /// the same, counting only `positive` as positive (uncertain as negative)
+    pub per_observation_strict: Vec<(String, Prf)>,
+    pub macro_f1_strict: f64,
     pub macro_observations: Vec<String>,
     #[serde(skip)]
     pub disagreements: Vec<Disagreement>,
 }
 
+fn tally(c: &mut (u64, u64, u64), predicted: bool, gold: bool) {
+    match (predicted, gold) {
+        (true, true) => c.0 += 1,
+        (true, false) => c.1 += 1,
+        (false, true) => c.2 += 1,
+        (false, false) => {}
+    }
+}
+
 /// Score `labeler` on IU reports against `map`.
 pub fn score<'a>(labeler: &Labeler, reports: impl IntoIterator<Item = &'a Report>, map: &GoldMap) -> GoldScore {
     let mut counts = [(0u64, 0u64, 0u64); 14];
+    let mut strict = [(0u64, 0u64, 0u64); 14];
     let (mut scored, mut skipped) = (0, 0);
     let mut disagreements = Vec::new();
     for r in reports {
@@ -111,13 +126,8 @@ pub fn score<'a>(labeler: &Labeler, reports: impl IntoIterator<Item = &'a Report
         let labels: Labels = labeler.label(&text);
         for k in 0..14 {
             let p = labels.status[k].is_some_and(Status::is_positive_or_uncertain);
-            let c = &mut counts[k];
-            match (p, gold[k]) {
-                (true, true) => c.0 += 1,
-                (true, false) => c.1 += 1,
-                (false, true) => c.2 += 1,
-                (false, false) => {}
-            }
+            tally(&mut counts[k], p, gold[k]);
+            tally(&mut strict[k], labels.status[k] == Some(Status::Positive), gold[k]);
             if p != gold[k] {
                 disagreements.push(Disagreement {
                     id: r.id.clone(),
@@ -126,20 +136,37 @@ pub fn score<'a>(labeler: &Labeler, reports: impl IntoIterator<Item = &'a Report
                     predicted: labels.status[k],
                     mesh_major: r.mesh_major.clone(),
                     text: text.clone(),
+                    evidence: labels
+                        .evidence
+                        .iter()
+                        .filter(|e| e.observation == OBSERVATIONS[k])
+                        .map(|e| (e.status, text[e.start..e.end].to_string()))
+                        .collect(),
                 });
             }
         }
     }
-    let per_observation: Vec<(String, Prf)> =
-        OBSERVATIONS.iter().zip(counts).map(|(o, (tp, fp, f))| (o.to_string(), Prf::from_counts(tp, fp, f))).collect();
-    let macro_set: Vec<&(String, Prf)> = per_observation.iter().filter(|(_, p)| p.support >= MIN_SUPPORT).collect();
-    let macro_f1 = macro_set.iter().map(|(_, p)| p.f1).sum::<f64>() / macro_set.len().max(1) as f64;
+    let table = |c: [(u64, u64, u64); 14]| -> Vec<(String, Prf)> {
+        OBSERVATIONS.iter().zip(c).map(|(o, (tp, fp, f))| (o.to_string(), Prf::from_counts(tp, fp, f))).collect()
+    };
+    let per_observation = table(counts);
+    let per_observation_strict = table(strict);
+    let macro_of = |t: &[(String, Prf)]| {
+        let sel: Vec<f64> = t.iter().filter(|(_, p)| p.support >= MIN_SUPPORT).map(|(_, p)| p.f1).collect();
+        sel.iter().sum::<f64>() / sel.len().max(1) as f64
+    };
     GoldScore {
         scored,
         skipped,
-        macro_observations: macro_set.iter().map(|(o, _)| o.clone()).collect(),
+        macro_observations: per_observation
+            .iter()
+            .filter(|(_, p)| p.support >= MIN_SUPPORT)
+            .map(|(o, _)| o.clone())
+            .collect(),
+        macro_f1: macro_of(&per_observation),
+        macro_f1_strict: macro_of(&per_observation_strict),
         per_observation,
-        macro_f1,
+        per_observation_strict,
         disagreements,
     }
 }

@@ -257,11 +257,17 @@ fn bench(input: &Path, gold: Option<&Path>, errors: Option<&Path>, repeat: usize
         .map_err(|e| anyhow::anyhow!("{}: {e}", gold.display()))?;
         let s = radfm_report::iu::score(labeler, &reports, &map);
         println!("\nscored {} reports against MeSH gold ({} not scored)", s.scored, s.skipped);
-        println!("{:<28} {:>9} {:>9} {:>7} {:>8}", "observation", "precision", "recall", "F1", "support");
-        for (o, p) in &s.per_observation {
-            println!("{o:<28} {:>9.3} {:>9.3} {:>7.3} {:>8}", p.precision, p.recall, p.f1, p.support);
+        println!("positive or uncertain counted as positive (primary); last column: F1 counting positive only");
+        println!("{:<28} {:>9} {:>9} {:>7} {:>8} {:>7}", "observation", "precision", "recall", "F1", "support", "F1(pos)");
+        for ((o, p), (_, q)) in s.per_observation.iter().zip(&s.per_observation_strict) {
+            println!("{o:<28} {:>9.3} {:>9.3} {:>7.3} {:>8} {:>7.3}", p.precision, p.recall, p.f1, p.support, q.f1);
         }
-        println!("macro-F1 over {} observations with support >= 20: {:.4}", s.macro_observations.len(), s.macro_f1);
+        println!(
+            "macro-F1 over {} observations with support >= 20: {:.4} (positive only: {:.4})",
+            s.macro_observations.len(),
+            s.macro_f1,
+            s.macro_f1_strict
+        );
         if let Some(path) = errors {
             let mut f = AtomicFile::create(path)?;
             for d in &s.disagreements {
