@@ -424,3 +424,233 @@ pub fn char_offset(text: &str, b: usize) -> usize {
         text[..b].chars().count()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Label `text` and return `observation=status` for the named observation (or "-").
+    fn st(text: &str, obs: &str) -> &'static str {
+        match Labeler::builtin().label(text).get(obs) {
+            Some(s) => s.as_str(),
+            None => "-",
+        }
+    }
+
+    fn table(family: &str, cases: &[(&str, &str, &str)]) {
+        let mut bad = Vec::new();
+        for (text, obs, want) in cases {
+            let got = st(text, obs);
+            if got != *want {
+                bad.push(format!("{text:?} {obs}: got {got}, want {want}"));
+            }
+        }
+        assert!(bad.is_empty(), "{family}:\n{}", bad.join("\n"));
+    }
+
+    #[test]
+    fn rules_compile_and_every_observation_has_rules() {
+        let src = MENTIONS;
+        for o in OBSERVATIONS.iter().skip(1).chain(OTHER_FINDINGS.iter()) {
+            assert!(src.contains(&format!("[{o}]")), "no rules for {o}");
+        }
+        let (m, t) = Labeler::builtin().rule_counts();
+        assert!(m > 100 && t > 50, "{m} {t}");
+    }
+
+    #[test]
+    fn bad_rule_files_name_the_line() {
+        let e = Labeler::from_rules("[Cardiomegaly]\ncardiomegaly\n(oops\n", "").err().unwrap().to_string();
+        assert!(e.starts_with("mentions.txt:3:"), "{e}");
+        let e = Labeler::from_rules("[Bogus]\nx\n", "").err().unwrap().to_string();
+        assert!(e.contains("unknown observation"), "{e}");
+        let e = Labeler::from_rules("", "[sideways]\nno\n").err().unwrap().to_string();
+        assert!(e.starts_with("triggers.txt:2:"), "{e}");
+    }
+
+    #[test]
+    fn word_boundaries() {
+        table(
+            "word boundaries",
+            &[
+                ("Endplate sclerosis in the thoracic spine.", "Atelectasis", "-"),
+                ("Plate-like atelectasis at the left base.", "Atelectasis", "positive"),
+                ("Massive cardiomegaly.", "Lung Lesion", "-"),
+                ("Pericardial effusion.", "Pleural Effusion", "-"),
+                ("Small pleural effusion.", "Pleural Effusion", "positive"),
+                ("Edematous soft tissues.", "Edema", "-"),
+            ],
+        );
+    }
+
+    #[test]
+    fn negation_and_negated_lists() {
+        table(
+            "negation",
+            &[
+                ("No pleural effusion.", "Pleural Effusion", "negative"),
+                ("No effusion, pneumothorax, or consolidation.", "Consolidation", "negative"),
+                ("No effusion, pneumothorax, or consolidation.", "Pneumothorax", "negative"),
+                ("Lungs are clear without focal airspace disease or effusion.", "Pleural Effusion", "negative"),
+                ("Negative for pneumothorax.", "Pneumothorax", "negative"),
+                ("There is no evidence of pneumonia.", "Pneumonia", "negative"),
+                ("Pneumothorax is not seen.", "Pneumothorax", "negative"),
+                ("The effusion has resolved.", "Pleural Effusion", "negative"),
+                ("Heart is not enlarged.", "Cardiomegaly", "negative"),
+                ("There is no focal air space opacity to suggest a pneumonia.", "Pneumonia", "negative"),
+                ("No pleural line to suggest pneumothorax or blunting to suggest large pleural effusion.", "Pleural Effusion", "negative"),
+                ("Fractures may not be demonstrated on this study.", "Fracture", "negative"),
+            ],
+        );
+    }
+
+    #[test]
+    fn scope_ends_at_but_however_and_sentence() {
+        table(
+            "scope",
+            &[
+                ("No pneumothorax but there is a small effusion.", "Pleural Effusion", "positive"),
+                ("No pneumothorax; however, a small effusion is present.", "Pleural Effusion", "positive"),
+                ("No pneumothorax. Small left effusion.", "Pleural Effusion", "positive"),
+                ("No edema, although mild cardiomegaly is noted.", "Cardiomegaly", "positive"),
+                ("Lungs clear except for left basilar atelectasis.", "Atelectasis", "positive"),
+                ("No pneumothorax, there is a small left effusion.", "Pleural Effusion", "positive"),
+            ],
+        );
+    }
+
+    #[test]
+    fn hedges_are_uncertain() {
+        table(
+            "hedges",
+            &[
+                ("Possible early consolidation.", "Consolidation", "uncertain"),
+                ("Opacity may represent atelectasis.", "Atelectasis", "uncertain"),
+                ("Opacity may represent atelectasis.", "Lung Opacity", "positive"),
+                ("Cannot exclude pneumonia.", "Pneumonia", "uncertain"),
+                ("Pneumonia cannot be excluded.", "Pneumonia", "uncertain"),
+                ("Atelectasis versus pneumonia.", "Atelectasis", "uncertain"),
+                ("Atelectasis versus pneumonia.", "Pneumonia", "uncertain"),
+                ("Likely small bilateral effusions.", "Pleural Effusion", "uncertain"),
+                ("Findings concerning for pneumonia.", "Pneumonia", "uncertain"),
+                ("Question small right pleural effusion.", "Pleural Effusion", "uncertain"),
+                ("Borderline cardiomegaly.", "Cardiomegaly", "uncertain"),
+                ("Heart size is at the upper limits of normal.", "Cardiomegaly", "negative"),
+            ],
+        );
+    }
+
+    #[test]
+    fn resolution_and_stability() {
+        table(
+            "resolved / no new / stable",
+            &[
+                ("Resolved left lower lobe pneumonia.", "Pneumonia", "negative"),
+                ("Interval resolution of the right effusion.", "Pleural Effusion", "negative"),
+                ("Resolving right lower lobe pneumonia.", "Pneumonia", "positive"),
+                ("Almost completely resolved right apical pneumothorax.", "Pneumothorax", "positive"),
+                ("No new consolidation.", "Consolidation", "negative"),
+                ("Stable cardiomegaly.", "Cardiomegaly", "positive"),
+                ("Unchanged small left effusion.", "Pleural Effusion", "positive"),
+                ("No change in the left basilar atelectasis.", "Atelectasis", "positive"),
+                ("No significant change in mild cardiomegaly.", "Cardiomegaly", "positive"),
+            ],
+        );
+    }
+
+    #[test]
+    fn deidentification_placeholders() {
+        table(
+            "XXXX",
+            &[
+                ("No XXXX pleural effusion.", "Pleural Effusion", "negative"),
+                ("Right chest XXXX with tip in the mid SVC.", "Support Devices", "positive"),
+                ("Cardiac XXXX generator with leads in the right ventricle.", "Support Devices", "positive"),
+                ("Left base XXXX atelectasis.", "Atelectasis", "positive"),
+            ],
+        );
+    }
+
+    #[test]
+    fn laterality_and_severity_words_do_not_hide_mentions() {
+        table(
+            "laterality",
+            &[
+                ("Small left-sided pleural effusion.", "Pleural Effusion", "positive"),
+                ("Bilateral lower lobe airspace opacities.", "Lung Opacity", "positive"),
+                ("Moderate right apical pneumothorax.", "Pneumothorax", "positive"),
+                ("Mildly enlarged cardiac silhouette.", "Cardiomegaly", "positive"),
+                ("The heart is moderately enlarged.", "Cardiomegaly", "positive"),
+            ],
+        );
+    }
+
+    #[test]
+    fn devices() {
+        table(
+            "devices",
+            &[
+                ("Right IJ central venous catheter tip in the SVC.", "Support Devices", "positive"),
+                ("Endotracheal tube 4 cm above the carina.", "Support Devices", "positive"),
+                ("Left chest wall pacemaker with leads in the right atrium and ventricle.", "Support Devices", "positive"),
+                ("Nasogastric tube in the stomach.", "Support Devices", "positive"),
+                ("Coronary artery stents.", "Support Devices", "positive"),
+                ("Interval removal of the right PICC.", "Support Devices", "negative"),
+                ("Median sternotomy wires.", "Support Devices", "-"),
+                ("Surgical clips in the right upper quadrant.", "Support Devices", "-"),
+                ("Median sternotomy wires.", "Surgical Change", "positive"),
+                ("Bilateral breast implants.", "Support Devices", "-"),
+            ],
+        );
+    }
+
+    #[test]
+    fn fractures_old_and_new() {
+        table(
+            "fractures",
+            &[
+                ("Old healed left rib fractures.", "Fracture", "positive"),
+                ("Healing fracture of the right clavicle.", "Fracture", "positive"),
+                ("No acute displaced rib fracture.", "Fracture", "negative"),
+                ("Acute right 6th rib fracture.", "Fracture", "positive"),
+                ("Fracture of the central venous catheter.", "Fracture", "-"),
+            ],
+        );
+    }
+
+    #[test]
+    fn no_finding_rule() {
+        let l = Labeler::builtin();
+        let normal = "Heart size normal. Lungs clear. No effusion or pneumothorax.";
+        assert_eq!(l.label(normal).get("No Finding"), Some(Status::Positive));
+        // support devices do not count
+        let dev = "Right PICC tip in the SVC. Lungs clear.";
+        assert_eq!(l.label(dev).get("No Finding"), Some(Status::Positive));
+        // an uncertain finding does
+        assert_eq!(l.label("Possible small effusion.").get("No Finding"), None);
+        // a finding outside the 14 counts under the default rule, not under CheXpert's
+        let gran = "Lungs clear. Calcified granuloma in the right upper lobe.";
+        assert_eq!(l.label(gran).get("No Finding"), None);
+        assert_eq!(l.label(gran).get("Calcified Granuloma"), Some(Status::Positive));
+        assert_eq!(l.label_with(gran, NoFindingRule::Chexpert).get("No Finding"), Some(Status::Positive));
+        // an empty text has no labels at all
+        assert!(l.label("  \n ").iter().next().is_none());
+    }
+
+    #[test]
+    fn aggregation_and_evidence() {
+        let text = "No pneumothorax. Small left effusion. No right effusion.";
+        let l = Labeler::builtin().label(text);
+        assert_eq!(l.get("Pleural Effusion"), Some(Status::Positive), "positive wins over negative");
+        let ev: Vec<_> = l.evidence.iter().map(|e| (e.observation, e.status, &text[e.start..e.end])).collect();
+        assert_eq!(
+            ev,
+            [
+                ("Pneumothorax", Status::Negative, "pneumothorax"),
+                ("Pleural Effusion", Status::Positive, "effusion"),
+                ("Pleural Effusion", Status::Negative, "effusion"),
+            ]
+        );
+        assert_eq!(char_offset("é effusion", 3), 2);
+    }
+}

@@ -59,6 +59,8 @@ fn patterns() -> &'static [Pattern] {
             re: RegexBuilder::new(re).case_insensitive(true).build().expect("valid PHI regex"),
             group,
         };
+        // a capitalised name: one to three words, optionally with a middle initial
+        let person = r"(?-i:[A-Z][a-zA-Z'-]+(?:[ \t]+(?:[A-Z]\.?[ \t]+)?[A-Z][a-zA-Z'-]+){0,2})";
         let month = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|jun(?:e)?|jul(?:y)?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)";
         vec![
             mk(PhiKind::Email, r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b", 0),
@@ -84,14 +86,10 @@ fn patterns() -> &'static [Pattern] {
                 0,
             ),
             // titles and roles followed by a name: "Dr. Smith", "Dr. John A. Smith", "discussed with Smith"
+            mk(PhiKind::Name, &format!(r"\b(?:dr|doctor|mr|mrs|ms|miss|prof)\.?\s+({person})"), 1),
             mk(
                 PhiKind::Name,
-                r"\b(?:dr|doctor|mr|mrs|ms|miss|prof)\.?\s+((?-i:(?:[A-Z][a-zA-Z'-]+\.?\s?){1,3}))",
-                1,
-            ),
-            mk(
-                PhiKind::Name,
-                r"\b(?:discussed with|called to|communicated to|notified|paged|telephoned|reported to|signed by|dictated by|read by|attending|resident|technologist)\s*:?\s+(?:dr\.?\s+)?((?-i:[A-Z][a-zA-Z'-]+(?:\s+[A-Z]\.?)?(?:\s+[A-Z][a-zA-Z'-]+)?))",
+                &format!(r"\b(?:discussed with|called to|communicated to|notified|paged|telephoned|reported to|signed by|dictated by|transcribed by|read by|reviewed by|attending|resident|technologist|radiologist|physician|referring(?: physician)?|ordering(?: physician)?|patient(?: name)?|pt|name)\s*:?\s+(?:dr\.?\s+)?({person})"),
                 1,
             ),
             mk(PhiKind::Age, r"\b(9\d|1[0-4]\d)[\s-]*(?:years?|yrs?|y/?o|-year-old)\b", 0),
@@ -188,6 +186,10 @@ mod tests {
             ("Lives at 12 Elm Street now", "Lives at [ADDRESS] now"),
             ("A 93 year old woman.", "A [AGE] old woman."),
             ("A 45 year old woman.", "A 45 year old woman."),
+            ("Dictated by: Marisol Abernathy, MD.", "Dictated by: [NAME], MD."),
+            ("Patient: Beatrix O'Rourke\nMRN: 1234567", "Patient: [NAME]\nMRN: [ID]"),
+            ("Read by Dr. John Q. Public today", "Read by Dr. [NAME] today"),
+            ("Discussed with Dr. Smith at 3pm.", "Discussed with Dr. [NAME] at 3pm."),
             (
                 "No pneumothorax. Heart size normal.",
                 "No pneumothorax. Heart size normal.",
