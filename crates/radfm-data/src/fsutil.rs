@@ -16,13 +16,24 @@ pub struct AtomicFile {
 
 impl AtomicFile {
     pub fn create(path: &Path) -> std::io::Result<AtomicFile> {
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let name = path
             .file_name()
             .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name"))?;
-        let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+        let tmp = dir.join(format!(
+            ".{}.tmp-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
         let f = File::create(&tmp)?;
-        Ok(AtomicFile { target: path.to_path_buf(), tmp, out: Some(BufWriter::new(f)) })
+        Ok(AtomicFile {
+            target: path.to_path_buf(),
+            tmp,
+            out: Some(BufWriter::new(f)),
+        })
     }
 
     /// Flush, fsync and rename over the target.
@@ -73,7 +84,11 @@ mod tests {
             // dropped: no commit
         }
         assert_eq!(std::fs::read(&p).unwrap(), b"old");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "temporary file removed");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "temporary file removed"
+        );
         let mut f = AtomicFile::create(&p).unwrap();
         f.write_all(b"new").unwrap();
         f.commit().unwrap();

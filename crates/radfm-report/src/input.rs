@@ -35,7 +35,12 @@ impl Report {
     pub fn from_text(id: impl Into<String>, text: impl Into<String>) -> Report {
         let text = text.into();
         let sections = sections::split(&text);
-        Report { id: id.into(), text, sections, mesh_major: Vec::new() }
+        Report {
+            id: id.into(),
+            text,
+            sections,
+            mesh_major: Vec::new(),
+        }
     }
 
     /// The text of the named sections (see [`sections::select`]).
@@ -56,21 +61,32 @@ pub struct ItemError {
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {reason}")]
     Format { path: PathBuf, reason: String },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InputError + '_ {
-    move |source| InputError::Io { path: path.to_path_buf(), source }
+    move |source| InputError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn lower_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default()
 }
 
 /// Read every report under `path`, calling `f` for each one (or its error).
-pub fn read_reports(path: &Path, mut f: impl FnMut(Result<Report, ItemError>)) -> Result<(), InputError> {
+pub fn read_reports(
+    path: &Path,
+    mut f: impl FnMut(Result<Report, ItemError>),
+) -> Result<(), InputError> {
     let meta = std::fs::metadata(path).map_err(io(path))?;
     if meta.is_dir() {
         let mut files = Vec::new();
@@ -86,7 +102,10 @@ pub fn read_reports(path: &Path, mut f: impl FnMut(Result<Report, ItemError>)) -
             let item = p.display().to_string();
             match std::fs::read(&p) {
                 Ok(bytes) => f(parse_file(&item, &name, &bytes)),
-                Err(e) => f(Err(ItemError { item, reason: e.to_string() })),
+                Err(e) => f(Err(ItemError {
+                    item,
+                    reason: e.to_string(),
+                })),
             }
         }
         if n == 0 {
@@ -123,11 +142,17 @@ pub fn read_reports(path: &Path, mut f: impl FnMut(Result<Report, ItemError>)) -
             let mut bytes = Vec::new();
             match e.read_to_end(&mut bytes) {
                 Ok(_) => f(parse_file(&item, &iname, &bytes)),
-                Err(err) => f(Err(ItemError { item, reason: err.to_string() })),
+                Err(err) => f(Err(ItemError {
+                    item,
+                    reason: err.to_string(),
+                })),
             }
         }
         if n == 0 {
-            return Err(InputError::Format { path: path.to_path_buf(), reason: "no .xml or .txt reports in this archive".into() });
+            return Err(InputError::Format {
+                path: path.to_path_buf(),
+                reason: "no .xml or .txt reports in this archive".into(),
+            });
         }
         Ok(())
     } else if name.ends_with(".jsonl") || name.ends_with(".ndjson") || name.ends_with(".json") {
@@ -136,7 +161,9 @@ pub fn read_reports(path: &Path, mut f: impl FnMut(Result<Report, ItemError>)) -
         read_csv(path, file, f)
     } else if name.ends_with(".xml") || name.ends_with(".txt") {
         let mut bytes = Vec::new();
-        BufReader::new(file).read_to_end(&mut bytes).map_err(io(path))?;
+        BufReader::new(file)
+            .read_to_end(&mut bytes)
+            .map_err(io(path))?;
         f(parse_file(&path.display().to_string(), &name, &bytes));
         Ok(())
     } else {
@@ -166,7 +193,10 @@ fn stem(name: &str) -> String {
 }
 
 fn parse_file(item: &str, lname: &str, bytes: &[u8]) -> Result<Report, ItemError> {
-    let err = |reason: String| ItemError { item: item.to_string(), reason };
+    let err = |reason: String| ItemError {
+        item: item.to_string(),
+        reason,
+    };
     let text = std::str::from_utf8(bytes).map_err(|e| err(format!("not UTF-8 text ({e})")))?;
     // the id keeps the file's own case
     let id = stem(item.rsplit(['/', ':']).next().unwrap_or(item));
@@ -232,7 +262,9 @@ fn elements<'a>(xml: &'a str, tag: &str) -> Result<Vec<(&'a str, &'a str)>, Stri
             rest = after;
             continue;
         }
-        let gt = after.find('>').ok_or_else(|| format!("unterminated <{tag}> tag"))?;
+        let gt = after
+            .find('>')
+            .ok_or_else(|| format!("unterminated <{tag}> tag"))?;
         let attrs = &after[..gt];
         if let Some(a) = attrs.strip_suffix('/') {
             out.push((a, ""));
@@ -240,7 +272,9 @@ fn elements<'a>(xml: &'a str, tag: &str) -> Result<Vec<(&'a str, &'a str)>, Stri
             continue;
         }
         let body = &after[gt + 1..];
-        let end = body.find(&close).ok_or_else(|| format!("<{tag}> without {close}"))?;
+        let end = body
+            .find(&close)
+            .ok_or_else(|| format!("<{tag}> without {close}"))?;
         out.push((attrs, &body[..end]));
         rest = &body[end + close.len()..];
     }
@@ -263,7 +297,10 @@ pub fn parse_iu_xml(id: String, xml: &str) -> Result<Report, String> {
     let mut text = String::new();
     let mut secs = Vec::new();
     for (attrs, body) in parts {
-        let label = attr(attrs, "Label").unwrap_or("FINDINGS").trim().to_string();
+        let label = attr(attrs, "Label")
+            .unwrap_or("FINDINGS")
+            .trim()
+            .to_string();
         let body = unescape(body.trim());
         if !text.is_empty() {
             text.push('\n');
@@ -273,15 +310,34 @@ pub fn parse_iu_xml(id: String, xml: &str) -> Result<Report, String> {
         let start = text.len();
         text.push_str(&body);
         let end = text.len();
-        let name = sections::split(&format!("{label}:")).first().map_or("indication", |s| s.name);
-        secs.push(Section { name, heading: label, start, end, text: body });
+        let name = sections::split(&format!("{label}:"))
+            .first()
+            .map_or("indication", |s| s.name);
+        secs.push(Section {
+            name,
+            heading: label,
+            start,
+            end,
+            text: body,
+        });
     }
-    let mesh_major = elements(xml, "major")?.into_iter().map(|(_, b)| unescape(b.trim())).collect();
-    Ok(Report { id, text, sections: secs, mesh_major })
+    let mesh_major = elements(xml, "major")?
+        .into_iter()
+        .map(|(_, b)| unescape(b.trim()))
+        .collect();
+    Ok(Report {
+        id,
+        text,
+        sections: secs,
+        mesh_major,
+    })
 }
 
 fn json_id(v: &serde_json::Value) -> Option<String> {
-    let id = v.get("id").or_else(|| v.get("accession_number")).or_else(|| v.get("study_instance_uid"))?;
+    let id = v
+        .get("id")
+        .or_else(|| v.get("accession_number"))
+        .or_else(|| v.get("study_instance_uid"))?;
     match id {
         serde_json::Value::String(s) => Some(s.clone()),
         serde_json::Value::Number(n) => Some(n.to_string()),
@@ -289,14 +345,21 @@ fn json_id(v: &serde_json::Value) -> Option<String> {
     }
 }
 
-fn read_jsonl(path: &Path, r: impl BufRead, mut f: impl FnMut(Result<Report, ItemError>)) -> Result<(), InputError> {
+fn read_jsonl(
+    path: &Path,
+    r: impl BufRead,
+    mut f: impl FnMut(Result<Report, ItemError>),
+) -> Result<(), InputError> {
     for (n, line) in r.lines().enumerate() {
         let line = line.map_err(io(path))?;
         if line.trim().is_empty() {
             continue;
         }
         let item = format!("{}:{}", path.display(), n + 1);
-        let err = |reason: &str| ItemError { item: item.clone(), reason: reason.to_string() };
+        let err = |reason: &str| ItemError {
+            item: item.clone(),
+            reason: reason.to_string(),
+        };
         let v: serde_json::Value = match serde_json::from_str(&line) {
             Ok(v) => v,
             Err(e) => {
@@ -315,21 +378,43 @@ fn read_jsonl(path: &Path, r: impl BufRead, mut f: impl FnMut(Result<Report, Ite
     Ok(())
 }
 
-fn read_csv(path: &Path, file: File, mut f: impl FnMut(Result<Report, ItemError>)) -> Result<(), InputError> {
-    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(BufReader::new(file));
-    let fmt = |reason: String| InputError::Format { path: path.to_path_buf(), reason };
+fn read_csv(
+    path: &Path,
+    file: File,
+    mut f: impl FnMut(Result<Report, ItemError>),
+) -> Result<(), InputError> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(BufReader::new(file));
+    let fmt = |reason: String| InputError::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
     let headers = rdr.headers().map_err(|e| fmt(e.to_string()))?.clone();
-    let col = |names: &[&str]| headers.iter().position(|h| names.iter().any(|n| h.trim().eq_ignore_ascii_case(n)));
-    let id_col = col(&["id", "accession_number", "report_id"]).ok_or_else(|| fmt("no \"id\" column".into()))?;
+    let col = |names: &[&str]| {
+        headers
+            .iter()
+            .position(|h| names.iter().any(|n| h.trim().eq_ignore_ascii_case(n)))
+    };
+    let id_col = col(&["id", "accession_number", "report_id"])
+        .ok_or_else(|| fmt("no \"id\" column".into()))?;
     let text_col = col(&["text", "report"]).ok_or_else(|| fmt("no \"text\" column".into()))?;
     for (n, rec) in rdr.records().enumerate() {
         let item = format!("{}:{}", path.display(), n + 2);
         f(match rec {
             Ok(r) => match (r.get(id_col), r.get(text_col)) {
-                (Some(id), Some(text)) if !id.trim().is_empty() => Ok(Report::from_text(id.trim(), text)),
-                _ => Err(ItemError { item, reason: "missing id or text".into() }),
+                (Some(id), Some(text)) if !id.trim().is_empty() => {
+                    Ok(Report::from_text(id.trim(), text))
+                }
+                _ => Err(ItemError {
+                    item,
+                    reason: "missing id or text".into(),
+                }),
             },
-            Err(e) => Err(ItemError { item, reason: e.to_string() }),
+            Err(e) => Err(ItemError {
+                item,
+                reason: e.to_string(),
+            }),
         });
     }
     Ok(())
@@ -349,12 +434,18 @@ mod tests {
             </Abstract><MeSH><major>Pleural Effusion/left</major><major>normal</major></MeSH></eCitation>"#;
         let r = parse_iu_xml("42".into(), xml).unwrap();
         let names: Vec<_> = r.sections.iter().map(|s| s.name).collect();
-        assert_eq!(names, ["comparison", "indication", "findings", "impression"]);
+        assert_eq!(
+            names,
+            ["comparison", "indication", "findings", "impression"]
+        );
         assert_eq!(r.sections[1].text, "XXXX-year-old & cough");
         for s in &r.sections {
             assert_eq!(&r.text[s.start..s.end], s.text);
         }
-        assert_eq!(r.select(&["findings", "impression"]), "Heart size normal. No effusion.");
+        assert_eq!(
+            r.select(&["findings", "impression"]),
+            "Heart size normal. No effusion."
+        );
         assert_eq!(r.mesh_major, ["Pleural Effusion/left", "normal"]);
         assert!(parse_iu_xml("x".into(), "<html>hello</html>").is_err());
         assert!(parse_iu_xml("x".into(), "<AbstractText Label=\"FINDINGS\">open").is_err());
@@ -362,7 +453,12 @@ mod tests {
 
     #[test]
     fn unescape_table() {
-        for (a, b) in [("a &lt; b", "a < b"), ("&#65;&#x42;", "AB"), ("R&D", "R&D"), ("&bogus; x", "&bogus; x")] {
+        for (a, b) in [
+            ("a &lt; b", "a < b"),
+            ("&#65;&#x42;", "AB"),
+            ("R&D", "R&D"),
+            ("&bogus; x", "&bogus; x"),
+        ] {
             assert_eq!(unescape(a), b);
         }
     }
@@ -385,7 +481,10 @@ mod tests {
         std::fs::write(&c, "ID,Text\n1,\"FINDINGS: clear, no effusion\"\n,orphan\n").unwrap();
         let mut got = Vec::new();
         read_reports(&c, |r| got.push(r)).unwrap();
-        assert_eq!(got[0].as_ref().unwrap().select(&["findings"]), "clear, no effusion");
+        assert_eq!(
+            got[0].as_ref().unwrap().select(&["findings"]),
+            "clear, no effusion"
+        );
         assert!(got[1].is_err());
 
         let t = dir.join("txt");

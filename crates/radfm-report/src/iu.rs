@@ -33,7 +33,8 @@ fn segments(s: &str) -> Vec<String> {
 
 impl GoldMap {
     pub fn from_json(text: &str) -> Result<GoldMap, String> {
-        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
         let obj = v.as_object().ok_or("expected a JSON object")?;
         let mut prefixes = Vec::new();
         let mut excluded_if_only = Vec::new();
@@ -42,7 +43,11 @@ impl GoldMap {
                 val.as_array()
                     .ok_or(format!("{k}: expected a list"))?
                     .iter()
-                    .map(|x| x.as_str().map(str::to_string).ok_or(format!("{k}: expected strings")))
+                    .map(|x| {
+                        x.as_str()
+                            .map(str::to_string)
+                            .ok_or(format!("{k}: expected strings"))
+                    })
                     .collect()
             };
             if k == "_excluded_if_only" {
@@ -50,22 +55,35 @@ impl GoldMap {
             } else if k.starts_with('_') || k == "No Finding" {
                 continue;
             } else {
-                let idx = OBSERVATIONS.iter().position(|o| o == k).ok_or(format!("unknown observation {k:?}"))?;
+                let idx = OBSERVATIONS
+                    .iter()
+                    .position(|o| o == k)
+                    .ok_or(format!("unknown observation {k:?}"))?;
                 prefixes.push((idx, list()?.iter().map(|p| segments(p)).collect()));
             }
         }
-        Ok(GoldMap { prefixes, excluded_if_only })
+        Ok(GoldMap {
+            prefixes,
+            excluded_if_only,
+        })
     }
 
     /// Gold labels (indexed like [`OBSERVATIONS`]) from major terms, or None when not scored.
     pub fn gold(&self, majors: &[String]) -> Option<[bool; 14]> {
-        if majors.is_empty() || majors.iter().all(|m| self.excluded_if_only.contains(&m.trim().to_lowercase())) {
+        if majors.is_empty()
+            || majors
+                .iter()
+                .all(|m| self.excluded_if_only.contains(&m.trim().to_lowercase()))
+        {
             return None;
         }
         let mut g = [false; 14];
         let segs: Vec<Vec<String>> = majors.iter().map(|m| segments(m)).collect();
         for (idx, prefs) in &self.prefixes {
-            g[*idx] = prefs.iter().any(|p| segs.iter().any(|m| m.len() >= p.len() && m[..p.len()] == p[..]));
+            g[*idx] = prefs.iter().any(|p| {
+                segs.iter()
+                    .any(|m| m.len() >= p.len() && m[..p.len()] == p[..])
+            });
         }
         g[0] = majors.len() == 1 && majors[0].trim().eq_ignore_ascii_case("normal");
         Some(g)
@@ -111,7 +129,11 @@ fn tally(c: &mut (u64, u64, u64), predicted: bool, gold: bool) {
 }
 
 /// Score `labeler` on IU reports against `map`.
-pub fn score<'a>(labeler: &Labeler, reports: impl IntoIterator<Item = &'a Report>, map: &GoldMap) -> GoldScore {
+pub fn score<'a>(
+    labeler: &Labeler,
+    reports: impl IntoIterator<Item = &'a Report>,
+    map: &GoldMap,
+) -> GoldScore {
     let mut counts = [(0u64, 0u64, 0u64); 14];
     let mut strict = [(0u64, 0u64, 0u64); 14];
     let (mut scored, mut skipped) = (0, 0);
@@ -127,7 +149,11 @@ pub fn score<'a>(labeler: &Labeler, reports: impl IntoIterator<Item = &'a Report
         for k in 0..14 {
             let p = labels.status[k].is_some_and(Status::is_positive_or_uncertain);
             tally(&mut counts[k], p, gold[k]);
-            tally(&mut strict[k], labels.status[k] == Some(Status::Positive), gold[k]);
+            tally(
+                &mut strict[k],
+                labels.status[k] == Some(Status::Positive),
+                gold[k],
+            );
             if p != gold[k] {
                 disagreements.push(Disagreement {
                     id: r.id.clone(),
@@ -147,12 +173,20 @@ pub fn score<'a>(labeler: &Labeler, reports: impl IntoIterator<Item = &'a Report
         }
     }
     let table = |c: [(u64, u64, u64); 14]| -> Vec<(String, Prf)> {
-        OBSERVATIONS.iter().zip(c).map(|(o, (tp, fp, f))| (o.to_string(), Prf::from_counts(tp, fp, f))).collect()
+        OBSERVATIONS
+            .iter()
+            .zip(c)
+            .map(|(o, (tp, fp, f))| (o.to_string(), Prf::from_counts(tp, fp, f)))
+            .collect()
     };
     let per_observation = table(counts);
     let per_observation_strict = table(strict);
     let macro_of = |t: &[(String, Prf)]| {
-        let sel: Vec<f64> = t.iter().filter(|(_, p)| p.support >= MIN_SUPPORT).map(|(_, p)| p.f1).collect();
+        let sel: Vec<f64> = t
+            .iter()
+            .filter(|(_, p)| p.support >= MIN_SUPPORT)
+            .map(|(_, p)| p.f1)
+            .collect();
         sel.iter().sum::<f64>() / sel.len().max(1) as f64
     };
     GoldScore {

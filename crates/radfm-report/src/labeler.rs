@@ -53,7 +53,13 @@ pub const OBSERVATIONS: [&str; 14] = [
 ];
 
 /// The five observations most report-generation papers score.
-pub const COMMON_FIVE: [&str; 5] = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"];
+pub const COMMON_FIVE: [&str; 5] = [
+    "Atelectasis",
+    "Cardiomegaly",
+    "Consolidation",
+    "Edema",
+    "Pleural Effusion",
+];
 
 /// Findings outside the CheXpert 14 that the labeler also recognises. They
 /// are reported separately (`other_findings`) and, under the default
@@ -99,7 +105,10 @@ pub const POST_WINDOW: usize = 6;
 
 /// Index of an observation name: [`OBSERVATIONS`] first, then [`OTHER_FINDINGS`].
 pub fn observation_index(name: &str) -> Option<usize> {
-    OBSERVATIONS.iter().chain(OTHER_FINDINGS.iter()).position(|o| *o == name)
+    OBSERVATIONS
+        .iter()
+        .chain(OTHER_FINDINGS.iter())
+        .position(|o| *o == name)
 }
 
 /// Name of observation index `i` (see [`observation_index`]).
@@ -187,12 +196,18 @@ impl Labels {
 
     /// `(name, status)` of the mentioned CheXpert observations, in CheXpert order.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, Status)> + '_ {
-        OBSERVATIONS.iter().zip(self.status).filter_map(|(o, s)| s.map(|s| (*o, s)))
+        OBSERVATIONS
+            .iter()
+            .zip(self.status)
+            .filter_map(|(o, s)| s.map(|s| (*o, s)))
     }
 
     /// `(name, status)` of the mentioned [`OTHER_FINDINGS`].
     pub fn other(&self) -> impl Iterator<Item = (&'static str, Status)> + '_ {
-        OTHER_FINDINGS.iter().zip(&self.status[14..]).filter_map(|(o, s)| s.map(|s| (*o, s)))
+        OTHER_FINDINGS
+            .iter()
+            .zip(&self.status[14..])
+            .filter_map(|(o, s)| s.map(|s| (*o, s)))
     }
 }
 
@@ -200,9 +215,17 @@ impl Labels {
 #[derive(Debug, thiserror::Error)]
 pub enum RuleError {
     #[error("{file}:{line}: {source}")]
-    Pattern { file: &'static str, line: usize, source: PatternError },
+    Pattern {
+        file: &'static str,
+        line: usize,
+        source: PatternError,
+    },
     #[error("{file}:{line}: {reason}")]
-    Syntax { file: &'static str, line: usize, reason: String },
+    Syntax {
+        file: &'static str,
+        line: usize,
+        reason: String,
+    },
 }
 
 const MENTIONS: &str = include_str!("../rules/mentions.txt");
@@ -243,25 +266,41 @@ impl Labeler {
         const TF: &str = "triggers.txt";
         let mut m = Vec::new();
         for (line, section, body) in rule_lines(mentions) {
-            let syntax = |reason: String| RuleError::Syntax { file: MF, line, reason };
-            let section = section.ok_or_else(|| syntax("rule before any [Observation] header".into()))?;
-            let obs = observation_index(section).ok_or_else(|| syntax(format!("unknown observation [{section}]")))?;
+            let syntax = |reason: String| RuleError::Syntax {
+                file: MF,
+                line,
+                reason,
+            };
+            let section =
+                section.ok_or_else(|| syntax("rule before any [Observation] header".into()))?;
+            let obs = observation_index(section)
+                .ok_or_else(|| syntax(format!("unknown observation [{section}]")))?;
             let (status, pat) = match body.split_once(": ") {
                 Some(("positive", p)) => (RuleStatus::Default, p),
                 Some(("negative", p)) => (RuleStatus::Fixed(Status::Negative), p),
                 Some(("uncertain", p)) => (RuleStatus::Fixed(Status::Uncertain), p),
                 Some(("ignore", p)) => (RuleStatus::Ignore, p),
                 Some((other, _)) if !other.contains(' ') => {
-                    return Err(syntax(format!("unknown status {other:?} (positive, negative, uncertain, ignore)")))
+                    return Err(syntax(format!(
+                        "unknown status {other:?} (positive, negative, uncertain, ignore)"
+                    )))
                 }
                 _ => (RuleStatus::Default, body),
             };
-            let p = Pattern::parse(pat).map_err(|source| RuleError::Pattern { file: MF, line, source })?;
+            let p = Pattern::parse(pat).map_err(|source| RuleError::Pattern {
+                file: MF,
+                line,
+                source,
+            })?;
             m.push((p, MentionRule { obs, status }));
         }
         let mut t = Vec::new();
         for (line, section, body) in rule_lines(triggers) {
-            let syntax = |reason: String| RuleError::Syntax { file: TF, line, reason };
+            let syntax = |reason: String| RuleError::Syntax {
+                file: TF,
+                line,
+                reason,
+            };
             let kind = match section {
                 Some("negation pre") => Trigger::NegPre,
                 Some("negation post") => Trigger::NegPost,
@@ -273,10 +312,17 @@ impl Labeler {
                 Some("terminator") => Trigger::Terminator,
                 other => return Err(syntax(format!("unknown trigger section {other:?}"))),
             };
-            let p = Pattern::parse(body).map_err(|source| RuleError::Pattern { file: TF, line, source })?;
+            let p = Pattern::parse(body).map_err(|source| RuleError::Pattern {
+                file: TF,
+                line,
+                source,
+            })?;
             t.push((p, kind));
         }
-        Ok(Labeler { mentions: PatternSet::new(m), triggers: PatternSet::new(t) })
+        Ok(Labeler {
+            mentions: PatternSet::new(m),
+            triggers: PatternSet::new(t),
+        })
     }
 
     /// Number of (mention, trigger) rules.
@@ -335,7 +381,10 @@ impl Labeler {
             })
         };
 
-        let mut labels = Labels { status: [None; ALL], evidence: Vec::new() };
+        let mut labels = Labels {
+            status: [None; ALL],
+            evidence: Vec::new(),
+        };
         if toks.iter().all(|t| t.kind != Kind::Word) {
             return labels;
         }
@@ -350,7 +399,9 @@ impl Labeler {
                     Some(Status::Negative) => Status::Negative,
                     _ => st,
                 },
-                _ => self.context(&toks, &clause, &trig, s, e).unwrap_or(Status::Positive),
+                _ => self
+                    .context(&toks, &clause, &trig, s, e)
+                    .unwrap_or(Status::Positive),
             };
             let slot = &mut labels.status[rule.obs];
             *slot = Some(slot.map_or(status, |old| old.max(status)));
@@ -365,11 +416,16 @@ impl Labeler {
             NoFindingRule::Normal => ALL,
             NoFindingRule::Chexpert => 14,
         };
-        let any_finding = labels.status[..counted]
-            .iter()
-            .enumerate()
-            .any(|(i, s)| i != NO_FINDING && i != SUPPORT_DEVICES && s.is_some_and(Status::is_positive_or_uncertain));
-        labels.status[NO_FINDING] = if any_finding { None } else { Some(Status::Positive) };
+        let any_finding = labels.status[..counted].iter().enumerate().any(|(i, s)| {
+            i != NO_FINDING
+                && i != SUPPORT_DEVICES
+                && s.is_some_and(Status::is_positive_or_uncertain)
+        });
+        labels.status[NO_FINDING] = if any_finding {
+            None
+        } else {
+            Some(Status::Positive)
+        };
         labels.evidence.sort_by_key(|e| (e.start, e.end));
         labels
     }
@@ -386,14 +442,20 @@ impl Labeler {
         let words = |a: usize, b: usize| toks[a..b].iter().filter(|t| t.kind == Kind::Word).count();
         let cl = clause[s];
         // nearest trigger before, in the same clause
-        let before = trig.iter().rev().skip_while(|t| t.1 > s).take_while(|t| clause[t.0] == cl);
+        let before = trig
+            .iter()
+            .rev()
+            .skip_while(|t| t.1 > s)
+            .take_while(|t| clause[t.0] == cl);
         let mut pending_suggest = false;
         for &(ts, te, kind) in before {
             let near = words(te, s) <= PRE_WINDOW;
             match kind {
                 Trigger::Terminator | Trigger::Pseudo => break,
                 Trigger::NegPre if near => return Some(Status::Negative),
-                Trigger::UncPre | Trigger::UncBoth if near && !pending_suggest => return Some(Status::Uncertain),
+                Trigger::UncPre | Trigger::UncBoth if near && !pending_suggest => {
+                    return Some(Status::Uncertain)
+                }
                 Trigger::Suggest if near => pending_suggest = true,
                 Trigger::NegPost | Trigger::UncPost => continue,
                 _ => break,
@@ -404,7 +466,11 @@ impl Labeler {
             return Some(Status::Uncertain);
         }
         // nearest trigger after, in the same clause
-        for &(ts, _, kind) in trig.iter().skip_while(|t| t.0 < e).take_while(|t| clause[t.0] == clause[e - 1]) {
+        for &(ts, _, kind) in trig
+            .iter()
+            .skip_while(|t| t.0 < e)
+            .take_while(|t| clause[t.0] == clause[e - 1])
+        {
             let near = words(e, ts) <= POST_WINDOW;
             match kind {
                 Trigger::NegPost if near => return Some(Status::Negative),
@@ -460,11 +526,20 @@ mod tests {
 
     #[test]
     fn bad_rule_files_name_the_line() {
-        let e = Labeler::from_rules("[Cardiomegaly]\ncardiomegaly\n(oops\n", "").err().unwrap().to_string();
+        let e = Labeler::from_rules("[Cardiomegaly]\ncardiomegaly\n(oops\n", "")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.starts_with("mentions.txt:3:"), "{e}");
-        let e = Labeler::from_rules("[Bogus]\nx\n", "").err().unwrap().to_string();
+        let e = Labeler::from_rules("[Bogus]\nx\n", "")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("unknown observation"), "{e}");
-        let e = Labeler::from_rules("", "[sideways]\nno\n").err().unwrap().to_string();
+        let e = Labeler::from_rules("", "[sideways]\nno\n")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.starts_with("triggers.txt:2:"), "{e}");
     }
 
@@ -473,8 +548,16 @@ mod tests {
         table(
             "word boundaries",
             &[
-                ("Endplate sclerosis in the thoracic spine.", "Atelectasis", "-"),
-                ("Plate-like atelectasis at the left base.", "Atelectasis", "positive"),
+                (
+                    "Endplate sclerosis in the thoracic spine.",
+                    "Atelectasis",
+                    "-",
+                ),
+                (
+                    "Plate-like atelectasis at the left base.",
+                    "Atelectasis",
+                    "positive",
+                ),
                 ("Massive cardiomegaly.", "Lung Lesion", "-"),
                 ("Pericardial effusion.", "Pleural Effusion", "-"),
                 ("Small pleural effusion.", "Pleural Effusion", "positive"),
@@ -509,12 +592,36 @@ mod tests {
         table(
             "scope",
             &[
-                ("No pneumothorax but there is a small effusion.", "Pleural Effusion", "positive"),
-                ("No pneumothorax; however, a small effusion is present.", "Pleural Effusion", "positive"),
-                ("No pneumothorax. Small left effusion.", "Pleural Effusion", "positive"),
-                ("No edema, although mild cardiomegaly is noted.", "Cardiomegaly", "positive"),
-                ("Lungs clear except for left basilar atelectasis.", "Atelectasis", "positive"),
-                ("No pneumothorax, there is a small left effusion.", "Pleural Effusion", "positive"),
+                (
+                    "No pneumothorax but there is a small effusion.",
+                    "Pleural Effusion",
+                    "positive",
+                ),
+                (
+                    "No pneumothorax; however, a small effusion is present.",
+                    "Pleural Effusion",
+                    "positive",
+                ),
+                (
+                    "No pneumothorax. Small left effusion.",
+                    "Pleural Effusion",
+                    "positive",
+                ),
+                (
+                    "No edema, although mild cardiomegaly is noted.",
+                    "Cardiomegaly",
+                    "positive",
+                ),
+                (
+                    "Lungs clear except for left basilar atelectasis.",
+                    "Atelectasis",
+                    "positive",
+                ),
+                (
+                    "No pneumothorax, there is a small left effusion.",
+                    "Pleural Effusion",
+                    "positive",
+                ),
             ],
         );
     }
@@ -524,18 +631,46 @@ mod tests {
         table(
             "hedges",
             &[
-                ("Possible early consolidation.", "Consolidation", "uncertain"),
-                ("Opacity may represent atelectasis.", "Atelectasis", "uncertain"),
-                ("Opacity may represent atelectasis.", "Lung Opacity", "positive"),
+                (
+                    "Possible early consolidation.",
+                    "Consolidation",
+                    "uncertain",
+                ),
+                (
+                    "Opacity may represent atelectasis.",
+                    "Atelectasis",
+                    "uncertain",
+                ),
+                (
+                    "Opacity may represent atelectasis.",
+                    "Lung Opacity",
+                    "positive",
+                ),
                 ("Cannot exclude pneumonia.", "Pneumonia", "uncertain"),
                 ("Pneumonia cannot be excluded.", "Pneumonia", "uncertain"),
                 ("Atelectasis versus pneumonia.", "Atelectasis", "uncertain"),
                 ("Atelectasis versus pneumonia.", "Pneumonia", "uncertain"),
-                ("Likely small bilateral effusions.", "Pleural Effusion", "uncertain"),
-                ("Findings concerning for pneumonia.", "Pneumonia", "uncertain"),
-                ("Question small right pleural effusion.", "Pleural Effusion", "uncertain"),
+                (
+                    "Likely small bilateral effusions.",
+                    "Pleural Effusion",
+                    "uncertain",
+                ),
+                (
+                    "Findings concerning for pneumonia.",
+                    "Pneumonia",
+                    "uncertain",
+                ),
+                (
+                    "Question small right pleural effusion.",
+                    "Pleural Effusion",
+                    "uncertain",
+                ),
                 ("Borderline cardiomegaly.", "Cardiomegaly", "uncertain"),
-                ("Heart size is at the upper limits of normal.", "Cardiomegaly", "negative"),
+                (
+                    "Heart size is at the upper limits of normal.",
+                    "Cardiomegaly",
+                    "negative",
+                ),
             ],
         );
     }
@@ -545,15 +680,43 @@ mod tests {
         table(
             "resolved / no new / stable",
             &[
-                ("Resolved left lower lobe pneumonia.", "Pneumonia", "negative"),
-                ("Interval resolution of the right effusion.", "Pleural Effusion", "negative"),
-                ("Resolving right lower lobe pneumonia.", "Pneumonia", "positive"),
-                ("Almost completely resolved right apical pneumothorax.", "Pneumothorax", "positive"),
+                (
+                    "Resolved left lower lobe pneumonia.",
+                    "Pneumonia",
+                    "negative",
+                ),
+                (
+                    "Interval resolution of the right effusion.",
+                    "Pleural Effusion",
+                    "negative",
+                ),
+                (
+                    "Resolving right lower lobe pneumonia.",
+                    "Pneumonia",
+                    "positive",
+                ),
+                (
+                    "Almost completely resolved right apical pneumothorax.",
+                    "Pneumothorax",
+                    "positive",
+                ),
                 ("No new consolidation.", "Consolidation", "negative"),
                 ("Stable cardiomegaly.", "Cardiomegaly", "positive"),
-                ("Unchanged small left effusion.", "Pleural Effusion", "positive"),
-                ("No change in the left basilar atelectasis.", "Atelectasis", "positive"),
-                ("No significant change in mild cardiomegaly.", "Cardiomegaly", "positive"),
+                (
+                    "Unchanged small left effusion.",
+                    "Pleural Effusion",
+                    "positive",
+                ),
+                (
+                    "No change in the left basilar atelectasis.",
+                    "Atelectasis",
+                    "positive",
+                ),
+                (
+                    "No significant change in mild cardiomegaly.",
+                    "Cardiomegaly",
+                    "positive",
+                ),
             ],
         );
     }
@@ -564,8 +727,16 @@ mod tests {
             "XXXX",
             &[
                 ("No XXXX pleural effusion.", "Pleural Effusion", "negative"),
-                ("Right chest XXXX with tip in the mid SVC.", "Support Devices", "positive"),
-                ("Cardiac XXXX generator with leads in the right ventricle.", "Support Devices", "positive"),
+                (
+                    "Right chest XXXX with tip in the mid SVC.",
+                    "Support Devices",
+                    "positive",
+                ),
+                (
+                    "Cardiac XXXX generator with leads in the right ventricle.",
+                    "Support Devices",
+                    "positive",
+                ),
                 ("Left base XXXX atelectasis.", "Atelectasis", "positive"),
             ],
         );
@@ -576,11 +747,31 @@ mod tests {
         table(
             "laterality",
             &[
-                ("Small left-sided pleural effusion.", "Pleural Effusion", "positive"),
-                ("Bilateral lower lobe airspace opacities.", "Lung Opacity", "positive"),
-                ("Moderate right apical pneumothorax.", "Pneumothorax", "positive"),
-                ("Mildly enlarged cardiac silhouette.", "Cardiomegaly", "positive"),
-                ("The heart is moderately enlarged.", "Cardiomegaly", "positive"),
+                (
+                    "Small left-sided pleural effusion.",
+                    "Pleural Effusion",
+                    "positive",
+                ),
+                (
+                    "Bilateral lower lobe airspace opacities.",
+                    "Lung Opacity",
+                    "positive",
+                ),
+                (
+                    "Moderate right apical pneumothorax.",
+                    "Pneumothorax",
+                    "positive",
+                ),
+                (
+                    "Mildly enlarged cardiac silhouette.",
+                    "Cardiomegaly",
+                    "positive",
+                ),
+                (
+                    "The heart is moderately enlarged.",
+                    "Cardiomegaly",
+                    "positive",
+                ),
             ],
         );
     }
@@ -590,14 +781,38 @@ mod tests {
         table(
             "devices",
             &[
-                ("Right IJ central venous catheter tip in the SVC.", "Support Devices", "positive"),
-                ("Endotracheal tube 4 cm above the carina.", "Support Devices", "positive"),
-                ("Left chest wall pacemaker with leads in the right atrium and ventricle.", "Support Devices", "positive"),
-                ("Nasogastric tube in the stomach.", "Support Devices", "positive"),
+                (
+                    "Right IJ central venous catheter tip in the SVC.",
+                    "Support Devices",
+                    "positive",
+                ),
+                (
+                    "Endotracheal tube 4 cm above the carina.",
+                    "Support Devices",
+                    "positive",
+                ),
+                (
+                    "Left chest wall pacemaker with leads in the right atrium and ventricle.",
+                    "Support Devices",
+                    "positive",
+                ),
+                (
+                    "Nasogastric tube in the stomach.",
+                    "Support Devices",
+                    "positive",
+                ),
                 ("Coronary artery stents.", "Support Devices", "positive"),
-                ("Interval removal of the right PICC.", "Support Devices", "negative"),
+                (
+                    "Interval removal of the right PICC.",
+                    "Support Devices",
+                    "negative",
+                ),
                 ("Median sternotomy wires.", "Support Devices", "-"),
-                ("Surgical clips in the right upper quadrant.", "Support Devices", "-"),
+                (
+                    "Surgical clips in the right upper quadrant.",
+                    "Support Devices",
+                    "-",
+                ),
                 ("Median sternotomy wires.", "Surgical Change", "positive"),
                 ("Bilateral breast implants.", "Support Devices", "-"),
             ],
@@ -610,7 +825,11 @@ mod tests {
             "fractures",
             &[
                 ("Old healed left rib fractures.", "Fracture", "positive"),
-                ("Healing fracture of the right clavicle.", "Fracture", "positive"),
+                (
+                    "Healing fracture of the right clavicle.",
+                    "Fracture",
+                    "positive",
+                ),
                 ("No acute displaced rib fracture.", "Fracture", "negative"),
                 ("Acute right 6th rib fracture.", "Fracture", "positive"),
                 ("Fracture of the central venous catheter.", "Fracture", "-"),
@@ -631,8 +850,15 @@ mod tests {
         // a finding outside the 14 counts under the default rule, not under CheXpert's
         let gran = "Lungs clear. Calcified granuloma in the right upper lobe.";
         assert_eq!(l.label(gran).get("No Finding"), None);
-        assert_eq!(l.label(gran).get("Calcified Granuloma"), Some(Status::Positive));
-        assert_eq!(l.label_with(gran, NoFindingRule::Chexpert).get("No Finding"), Some(Status::Positive));
+        assert_eq!(
+            l.label(gran).get("Calcified Granuloma"),
+            Some(Status::Positive)
+        );
+        assert_eq!(
+            l.label_with(gran, NoFindingRule::Chexpert)
+                .get("No Finding"),
+            Some(Status::Positive)
+        );
         // an empty text has no labels at all
         assert!(l.label("  \n ").iter().next().is_none());
     }
@@ -641,8 +867,16 @@ mod tests {
     fn aggregation_and_evidence() {
         let text = "No pneumothorax. Small left effusion. No right effusion.";
         let l = Labeler::builtin().label(text);
-        assert_eq!(l.get("Pleural Effusion"), Some(Status::Positive), "positive wins over negative");
-        let ev: Vec<_> = l.evidence.iter().map(|e| (e.observation, e.status, &text[e.start..e.end])).collect();
+        assert_eq!(
+            l.get("Pleural Effusion"),
+            Some(Status::Positive),
+            "positive wins over negative"
+        );
+        let ev: Vec<_> = l
+            .evidence
+            .iter()
+            .map(|e| (e.observation, e.status, &text[e.start..e.end]))
+            .collect();
         assert_eq!(
             ev,
             [

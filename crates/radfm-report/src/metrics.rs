@@ -85,7 +85,11 @@ pub fn corpus_bleu(hyps: &[Vec<String>], refs: &[Vec<String>]) -> [f64; 4] {
             }
             log_sum += (correct[n] as f64 / total[n] as f64).ln();
         }
-        out[order - 1] = if zero { 0.0 } else { bp * (log_sum / order as f64).exp() };
+        out[order - 1] = if zero {
+            0.0
+        } else {
+            bp * (log_sum / order as f64).exp()
+        };
     }
     out
 }
@@ -99,7 +103,11 @@ pub fn lcs(a: &[String], b: &[String]) -> usize {
     let mut cur = vec![0usize; b.len() + 1];
     for x in a {
         for (j, y) in b.iter().enumerate() {
-            cur[j + 1] = if x == y { prev[j] + 1 } else { cur[j].max(prev[j + 1]) };
+            cur[j + 1] = if x == y {
+                prev[j] + 1
+            } else {
+                cur[j].max(prev[j + 1])
+            };
         }
         std::mem::swap(&mut prev, &mut cur);
     }
@@ -136,7 +144,15 @@ impl Prf {
         let precision = div(tp, tp + fp);
         let recall = div(tp, tp + fn_);
         let f1 = div(2 * tp, 2 * tp + fp + fn_);
-        Prf { tp, fp, fn_, support: tp + fn_, precision, recall, f1 }
+        Prf {
+            tp,
+            fp,
+            fn_,
+            support: tp + fn_,
+            precision,
+            recall,
+            f1,
+        }
     }
 }
 
@@ -197,8 +213,14 @@ pub fn score(preds: &[&str], refs: &[&str], labeler: &Labeler) -> Scores {
         .map(|(o, (tp, fp, fn_))| (o.to_string(), Prf::from_counts(tp, fp, fn_)))
         .collect();
     let agg = |names: &[&str]| {
-        let sel: Vec<&Prf> = per.iter().filter(|(o, _)| names.contains(&o.as_str())).map(|(_, p)| p).collect();
-        let (tp, fp, fn_) = sel.iter().fold((0, 0, 0), |a, p| (a.0 + p.tp, a.1 + p.fp, a.2 + p.fn_));
+        let sel: Vec<&Prf> = per
+            .iter()
+            .filter(|(o, _)| names.contains(&o.as_str()))
+            .map(|(_, p)| p)
+            .collect();
+        let (tp, fp, fn_) = sel
+            .iter()
+            .fold((0, 0, 0), |a, p| (a.0 + p.tp, a.1 + p.fp, a.2 + p.fn_));
         let micro = Prf::from_counts(tp, fp, fn_).f1;
         let macro_ = sel.iter().map(|p| p.f1).sum::<f64>() / sel.len() as f64;
         (micro, macro_)
@@ -233,7 +255,10 @@ mod tests {
 
     #[test]
     fn normalisation() {
-        assert_eq!(toks("No  Pleural-Effusion, T4/T5 (1.5cm)."), ["no", "pleural", "effusion", "t4", "t5", "1", "5cm"]);
+        assert_eq!(
+            toks("No  Pleural-Effusion, T4/T5 (1.5cm)."),
+            ["no", "pleural", "effusion", "t4", "t5", "1", "5cm"]
+        );
         assert!(toks(" .,; ").is_empty());
     }
 
@@ -244,7 +269,10 @@ mod tests {
         assert_eq!(corpus_bleu(&a, &a), [1.0; 4]);
         // hyp "the heart is large" vs ref "the heart is normal in size":
         // p1 = 3/4, p2 = 2/3, p3 = 1/2, p4 = 0/1; bp = exp(1 - 6/4)
-        let b = corpus_bleu(&[toks("the heart is large")], &[toks("the heart is normal in size")]);
+        let b = corpus_bleu(
+            &[toks("the heart is large")],
+            &[toks("the heart is normal in size")],
+        );
         let bp = (1.0f64 - 6.0 / 4.0).exp();
         assert!((b[0] - bp * 0.75).abs() < 1e-12);
         assert!((b[1] - bp * (0.75f64 * (2.0 / 3.0)).sqrt()).abs() < 1e-12);

@@ -45,7 +45,10 @@ impl Atom {
 #[derive(Debug, Clone)]
 enum Step {
     /// alternatives, each a run of atoms matched on consecutive tokens
-    Elem { alts: Vec<Vec<Atom>>, optional: bool },
+    Elem {
+        alts: Vec<Vec<Atom>>,
+        optional: bool,
+    },
     Gap(u8),
 }
 
@@ -65,7 +68,10 @@ pub struct PatternError {
 }
 
 fn atom(s: &str, pattern: &str) -> Result<Atom, PatternError> {
-    let err = |reason: &str| PatternError { pattern: pattern.to_string(), reason: reason.to_string() };
+    let err = |reason: &str| PatternError {
+        pattern: pattern.to_string(),
+        reason: reason.to_string(),
+    };
     match s {
         "," | ";" | ":" | "/" => return Ok(Atom::Punct(s.as_bytes()[0])),
         _ => {}
@@ -77,15 +83,27 @@ fn atom(s: &str, pattern: &str) -> Result<Atom, PatternError> {
     if word.is_empty() {
         return Err(err("empty word"));
     }
-    if !word.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'\'' || c == b'.') {
-        return Err(err(&format!("{word:?} must be lowercase ASCII letters or digits")));
+    if !word
+        .bytes()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'\'' || c == b'.')
+    {
+        return Err(err(&format!(
+            "{word:?} must be lowercase ASCII letters or digits"
+        )));
     }
-    Ok(if prefix { Atom::Prefix(word.into()) } else { Atom::Exact(word.into()) })
+    Ok(if prefix {
+        Atom::Prefix(word.into())
+    } else {
+        Atom::Exact(word.into())
+    })
 }
 
 impl Pattern {
     pub fn parse(src: &str) -> Result<Pattern, PatternError> {
-        let err = |reason: &str| PatternError { pattern: src.to_string(), reason: reason.to_string() };
+        let err = |reason: &str| PatternError {
+            pattern: src.to_string(),
+            reason: reason.to_string(),
+        };
         // split at spaces outside parentheses
         let mut parts = Vec::new();
         let mut depth = 0usize;
@@ -113,7 +131,9 @@ impl Pattern {
         let mut steps = Vec::new();
         for part in &parts {
             if let Some(n) = part.strip_prefix('~') {
-                let n: u8 = n.parse().map_err(|_| err("a gap is ~N with N a small number"))?;
+                let n: u8 = n
+                    .parse()
+                    .map_err(|_| err("a gap is ~N with N a small number"))?;
                 steps.push(Step::Gap(n));
                 continue;
             }
@@ -129,7 +149,10 @@ impl Pattern {
                 inner
                     .split('|')
                     .map(|a| {
-                        let words: Vec<Atom> = a.split_whitespace().map(|w| atom(w, src)).collect::<Result<_, _>>()?;
+                        let words: Vec<Atom> = a
+                            .split_whitespace()
+                            .map(|w| atom(w, src))
+                            .collect::<Result<_, _>>()?;
                         if words.is_empty() {
                             return Err(err("empty alternative"));
                         }
@@ -142,7 +165,9 @@ impl Pattern {
             steps.push(Step::Elem { alts, optional });
         }
         // the leading optional elements and the first required one start matches
-        let lead = steps.iter().position(|s| !matches!(s, Step::Elem { optional: true, .. }));
+        let lead = steps
+            .iter()
+            .position(|s| !matches!(s, Step::Elem { optional: true, .. }));
         let starts_ok = lead.is_some_and(|k| {
             steps[..=k].iter().all(|s| match s {
                 Step::Elem { alts, .. } => alts.iter().all(|a| !matches!(a[0], Atom::Punct(_))),
@@ -150,12 +175,17 @@ impl Pattern {
             })
         });
         if !starts_ok {
-            return Err(err("must start with a word (leading optional words are allowed)"));
+            return Err(err(
+                "must start with a word (leading optional words are allowed)",
+            ));
         }
         if matches!(steps.last(), Some(Step::Gap(_))) {
             return Err(err("must not end with a gap"));
         }
-        Ok(Pattern { steps, source: src.to_string() })
+        Ok(Pattern {
+            steps,
+            source: src.to_string(),
+        })
     }
 
     pub fn source(&self) -> &str {
@@ -170,7 +200,11 @@ impl Pattern {
             };
             match step {
                 Step::Elem { alts, optional } => {
-                    let mut best = if *optional { go(rest, toks, lower, i) } else { None };
+                    let mut best = if *optional {
+                        go(rest, toks, lower, i)
+                    } else {
+                        None
+                    };
                     for alt in alts {
                         let fits = toks
                             .get(i..i + alt.len())
@@ -186,7 +220,11 @@ impl Pattern {
                     let mut j = i;
                     for _ in 0..*n {
                         match toks.get(j) {
-                            Some(t) if t.kind == Kind::Word && !GAP_STOPS.contains(&t.text(lower)) => j += 1,
+                            Some(t)
+                                if t.kind == Kind::Word && !GAP_STOPS.contains(&t.text(lower)) =>
+                            {
+                                j += 1
+                            }
                             _ => break,
                         }
                         best = best.max(go(rest, toks, lower, j));
@@ -244,7 +282,11 @@ impl<T> PatternSet<T> {
                 }
             }
         }
-        PatternSet { patterns, by_word, by_prefix }
+        PatternSet {
+            patterns,
+            by_word,
+            by_prefix,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -269,7 +311,11 @@ impl<T> PatternSet<T> {
         let w = t.text(lower);
         let mut try_one = |k: usize| {
             if let Some(end) = self.patterns[k].0.match_at(toks, lower, i) {
-                f(Match { start: i, end, pattern: k });
+                f(Match {
+                    start: i,
+                    end,
+                    pattern: k,
+                });
             }
         };
         if let Some(ks) = self.by_word.get(w) {
@@ -316,19 +362,47 @@ mod tests {
     fn pattern_table() {
         let cases: &[(&str, &str, Option<&str>)] = &[
             ("plate", "endplate sclerosis", None),
-            ("plate like atelectasis", "Plate-like atelectasis", Some("plate-like atelectasis")),
+            (
+                "plate like atelectasis",
+                "Plate-like atelectasis",
+                Some("plate-like atelectasis"),
+            ),
             ("opacit*", "patchy opacities", Some("opacities")),
-            ("(left|right)? effusion", "right effusion", Some("right effusion")),
+            (
+                "(left|right)? effusion",
+                "right effusion",
+                Some("right effusion"),
+            ),
             ("(left|right)? effusion", "an effusion", Some("effusion")),
-            ("heart ~4 normal", "heart size and contours are normal", Some("heart size and contours are normal")),
-            ("heart ~2 normal", "heart size and contours are normal", None),
+            (
+                "heart ~4 normal",
+                "heart size and contours are normal",
+                Some("heart size and contours are normal"),
+            ),
+            (
+                "heart ~2 normal",
+                "heart size and contours are normal",
+                None,
+            ),
             ("heart ~4 normal", "heart is big. normal lungs", None),
             ("heart ~4 normal", "heart is big; normal lungs", None),
-            ("effusion , pneumothorax", "effusion, pneumothorax", Some("effusion, pneumothorax")),
+            (
+                "effusion , pneumothorax",
+                "effusion, pneumothorax",
+                Some("effusion, pneumothorax"),
+            ),
             ("heart ~3 enlarged", "heart size, enlarged aorta", None),
             ("heart ~3 enlarged", "heart is not enlarged", None),
-            ("(swan|pulmonary artery) catheter", "a pulmonary artery catheter", Some("pulmonary artery catheter")),
-            ("(pulmonary artery|swan) catheter", "pulmonary catheter", None),
+            (
+                "(swan|pulmonary artery) catheter",
+                "a pulmonary artery catheter",
+                Some("pulmonary artery catheter"),
+            ),
+            (
+                "(pulmonary artery|swan) catheter",
+                "pulmonary catheter",
+                None,
+            ),
         ];
         for (pat, text, want) in cases {
             assert_eq!(m(pat, text).as_deref(), *want, "{pat} on {text}");
@@ -337,7 +411,20 @@ mod tests {
 
     #[test]
     fn bad_patterns_are_rejected() {
-        for bad in ["", "~2 effusion", "effusion ~2", "(a|b", "a)", "((a))", "(a||b)", "Effusion", "x? ~2 y", "x?", ", a", "leads?s"] {
+        for bad in [
+            "",
+            "~2 effusion",
+            "effusion ~2",
+            "(a|b",
+            "a)",
+            "((a))",
+            "(a||b)",
+            "Effusion",
+            "x? ~2 y",
+            "x?",
+            ", a",
+            "leads?s",
+        ] {
             assert!(Pattern::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -186,10 +186,22 @@ mod tests {
             ("Lives at 12 Elm Street now", "Lives at [ADDRESS] now"),
             ("A 93 year old woman.", "A [AGE] old woman."),
             ("A 45 year old woman.", "A 45 year old woman."),
-            ("Dictated by: Marisol Abernathy, MD.", "Dictated by: [NAME], MD."),
-            ("Patient: Beatrix O'Rourke\nMRN: 1234567", "Patient: [NAME]\nMRN: [ID]"),
-            ("Read by Dr. John Q. Public today", "Read by Dr. [NAME] today"),
-            ("Discussed with Dr. Smith at 3pm.", "Discussed with Dr. [NAME] at 3pm."),
+            (
+                "Dictated by: Marisol Abernathy, MD.",
+                "Dictated by: [NAME], MD.",
+            ),
+            (
+                "Patient: Beatrix O'Rourke\nMRN: 1234567",
+                "Patient: [NAME]\nMRN: [ID]",
+            ),
+            (
+                "Read by Dr. John Q. Public today",
+                "Read by Dr. [NAME] today",
+            ),
+            (
+                "Discussed with Dr. Smith at 3pm.",
+                "Discussed with Dr. [NAME] at 3pm.",
+            ),
             (
                 "No pneumothorax. Heart size normal.",
                 "No pneumothorax. Heart size normal.",

@@ -18,7 +18,14 @@ use std::sync::OnceLock;
 use regex::Regex;
 
 /// Canonical section names, in the order reports usually have them.
-pub const NAMES: [&str; 6] = ["preamble", "indication", "technique", "comparison", "findings", "impression"];
+pub const NAMES: [&str; 6] = [
+    "preamble",
+    "indication",
+    "technique",
+    "comparison",
+    "findings",
+    "impression",
+];
 
 /// One section of a report.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -38,9 +45,8 @@ fn canonical(heading: &str) -> &'static str {
     let h = h.split_whitespace().collect::<Vec<_>>().join(" ");
     match h.as_str() {
         "findings" | "finding" | "findings and impression" | "report" | "body" => "findings",
-        "impression" | "impressions" | "conclusion" | "conclusions" | "opinion" | "summary" | "diagnosis" => {
-            "impression"
-        }
+        "impression" | "impressions" | "conclusion" | "conclusions" | "opinion" | "summary"
+        | "diagnosis" => "impression",
         "comparison" | "comparisons" | "prior" | "priors" => "comparison",
         "technique" | "exam" | "examination" | "procedure" | "views" => "technique",
         _ => "indication",
@@ -125,7 +131,10 @@ pub fn split(text: &str) -> Vec<Section> {
 /// The text of the named sections, in report order, joined by blank lines.
 pub fn select(sections: &[Section], names: &[&str]) -> String {
     let mut s = String::new();
-    for sec in sections.iter().filter(|x| names.contains(&x.name) && !x.text.is_empty()) {
+    for sec in sections
+        .iter()
+        .filter(|x| names.contains(&x.name) && !x.text.is_empty())
+    {
         if !s.is_empty() {
             s.push_str("\n\n");
         }
@@ -139,11 +148,16 @@ mod tests {
     use super::*;
 
     fn names(text: &str) -> Vec<(String, String)> {
-        split(text).into_iter().map(|s| (s.name.to_string(), s.text)).collect()
+        split(text)
+            .into_iter()
+            .map(|s| (s.name.to_string(), s.text))
+            .collect()
     }
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -197,7 +211,10 @@ mod tests {
         for sec in &s {
             assert_eq!(&t[sec.start..sec.end], sec.text);
         }
-        assert_eq!(select(&s, &["findings", "impression"]), "Small left effusion.\n\nEffusion.");
+        assert_eq!(
+            select(&s, &["findings", "impression"]),
+            "Small left effusion.\n\nEffusion."
+        );
         assert_eq!(select(&s, &["technique"]), "");
     }
 }

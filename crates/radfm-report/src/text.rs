@@ -45,8 +45,18 @@ pub fn tokenize(lower: &str, out: &mut Vec<Token>) {
     let n = b.len();
     let mut i = 0;
     let push_break = |out: &mut Vec<Token>, at: usize| {
-        if !matches!(out.last(), Some(Token { kind: Kind::Break, .. }) | None) {
-            out.push(Token { start: at as u32, end: at as u32 + 1, kind: Kind::Break });
+        if !matches!(
+            out.last(),
+            Some(Token {
+                kind: Kind::Break,
+                ..
+            }) | None
+        ) {
+            out.push(Token {
+                start: at as u32,
+                end: at as u32 + 1,
+                kind: Kind::Break,
+            });
         }
     };
     while i < n {
@@ -57,21 +67,35 @@ pub fn tokenize(lower: &str, out: &mut Vec<Token>) {
             while i < n {
                 let d = b[i];
                 if d.is_ascii_alphanumeric()
-                    || (d == b'\'' && i + 1 < n && b[i + 1].is_ascii_alphabetic() && b[i - 1].is_ascii_alphabetic())
-                    || (d == b'.' && i + 1 < n && b[i + 1].is_ascii_digit() && b[i - 1].is_ascii_digit())
+                    || (d == b'\''
+                        && i + 1 < n
+                        && b[i + 1].is_ascii_alphabetic()
+                        && b[i - 1].is_ascii_alphabetic())
+                    || (d == b'.'
+                        && i + 1 < n
+                        && b[i + 1].is_ascii_digit()
+                        && b[i - 1].is_ascii_digit())
                 {
                     i += 1;
                 } else {
                     break;
                 }
             }
-            out.push(Token { start: s as u32, end: i as u32, kind: Kind::Word });
+            out.push(Token {
+                start: s as u32,
+                end: i as u32,
+                kind: Kind::Word,
+            });
             continue;
         }
         match c {
             b'.' | b'?' | b'!' => {
                 let next = b.get(i + 1).copied();
-                if next.is_none() || next.is_some_and(|d| d.is_ascii_whitespace() || d == b'.' || d == b'"' || d == b')') {
+                if next.is_none()
+                    || next.is_some_and(|d| {
+                        d.is_ascii_whitespace() || d == b'.' || d == b'"' || d == b')'
+                    })
+                {
                     push_break(out, i);
                 }
             }
@@ -86,7 +110,11 @@ pub fn tokenize(lower: &str, out: &mut Vec<Token>) {
                 }
             }
             b',' | b';' | b':' | b'(' | b')' | b'/' => {
-                out.push(Token { start: i as u32, end: i as u32 + 1, kind: Kind::Punct(c) });
+                out.push(Token {
+                    start: i as u32,
+                    end: i as u32 + 1,
+                    kind: Kind::Punct(c),
+                });
             }
             _ => {}
         }
@@ -120,7 +148,10 @@ mod tests {
             ("endplate sclerosis", "endplate sclerosis |"),
             ("A 1.5 cm nodule.", "a 1.5 cm nodule |"),
             ("Can't exclude pneumonia", "can't exclude pneumonia |"),
-            ("effusion, pneumothorax; or mass", "effusion , pneumothorax ; or mass |"),
+            (
+                "effusion, pneumothorax; or mass",
+                "effusion , pneumothorax ; or mass |",
+            ),
             ("clear.. No XXXX", "clear | no xxxx |"),
             ("FINDINGS:\n\nLungs clear", "findings : | lungs clear |"),
             ("T6.Vertebra", "t6 vertebra |"),

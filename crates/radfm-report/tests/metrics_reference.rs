@@ -10,7 +10,9 @@ use radfm_report::labeler::Labeler;
 use radfm_report::metrics::score;
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn by_id(name: &str) -> BTreeMap<String, String> {
@@ -26,7 +28,8 @@ fn by_id(name: &str) -> BTreeMap<String, String> {
 #[test]
 fn bleu_and_rouge_match_the_reference_packages() {
     let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("metrics_reference.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(fixture("metrics_reference.json")).unwrap())
+            .unwrap();
     let p = by_id("metrics_pred.jsonl");
     let r = by_id("metrics_ref.jsonl");
     assert_eq!(p.len(), reference["n"].as_u64().unwrap() as usize);
@@ -46,7 +49,10 @@ fn bleu_and_rouge_match_the_reference_packages() {
     for (k, got) in checks {
         let w = want(k);
         assert!((got - w).abs() < 1e-4, "{k}: radfm {got} vs reference {w}");
-        eprintln!("{k:<18} radfm {got:.12}  reference {w:.12}  diff {:.1e}", (got - w).abs());
+        eprintln!(
+            "{k:<18} radfm {got:.12}  reference {w:.12}  diff {:.1e}",
+            (got - w).abs()
+        );
     }
     // the fixture is not trivial: BLEU below 1, and the empty prediction scores 0
     assert!(s.bleu4 > 0.3 && s.bleu4 < 0.95);
@@ -54,12 +60,25 @@ fn bleu_and_rouge_match_the_reference_packages() {
 
 #[test]
 fn chexpert_f1_is_one_for_identical_reports_and_drops_for_a_changed_finding() {
-    let refs = ["Small left pleural effusion. Mild cardiomegaly.", "No acute disease.", "Right lower lobe pneumonia."];
+    let refs = [
+        "Small left pleural effusion. Mild cardiomegaly.",
+        "No acute disease.",
+        "Right lower lobe pneumonia.",
+    ];
     let s = score(&refs, &refs, Labeler::builtin());
     assert_eq!((s.chexpert_micro_f1_14, s.chexpert_micro_f1_5), (1.0, 1.0));
-    let preds = ["No pleural effusion. Mild cardiomegaly.", "No acute disease.", "Right lower lobe pneumonia."];
+    let preds = [
+        "No pleural effusion. Mild cardiomegaly.",
+        "No acute disease.",
+        "Right lower lobe pneumonia.",
+    ];
     let s = score(&preds, &refs, Labeler::builtin());
-    let eff = s.chexpert_per_observation.iter().find(|(o, _)| o == "Pleural Effusion").unwrap().1;
+    let eff = s
+        .chexpert_per_observation
+        .iter()
+        .find(|(o, _)| o == "Pleural Effusion")
+        .unwrap()
+        .1;
     assert_eq!((eff.tp, eff.fp, eff.fn_), (0, 0, 1));
     assert!(s.chexpert_micro_f1_5 < 1.0 && s.chexpert_micro_f1_5 > 0.5);
 }

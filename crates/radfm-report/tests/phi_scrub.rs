@@ -8,13 +8,19 @@ use radfm_report::scrub::{scrub, Known};
 
 #[test]
 fn no_phi_survives_and_labels_are_unchanged() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/phi_reports.jsonl");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/phi_reports.jsonl");
     let raw = std::fs::read_to_string(&path).unwrap();
     let phi: Vec<Vec<String>> = raw
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["phi"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+            v["phi"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect()
         })
         .collect();
     let mut reports = Vec::new();
@@ -35,10 +41,24 @@ fn no_phi_survives_and_labels_are_unchanged() {
             }
         }
         let before = labeler.label(&r.select(&sections));
-        let after = labeler.label(&Report::from_text(r.id.clone(), clean.clone()).select(&sections));
-        assert_eq!(before.status, after.status, "{}: labels changed by scrubbing:\n{}\n---\n{clean}", r.id, r.text);
-        assert!(before.iter().count() > 0, "{}: the fixture's clinical text is labelled", r.id);
+        let after =
+            labeler.label(&Report::from_text(r.id.clone(), clean.clone()).select(&sections));
+        assert_eq!(
+            before.status, after.status,
+            "{}: labels changed by scrubbing:\n{}\n---\n{clean}",
+            r.id, r.text
+        );
+        assert!(
+            before.iter().count() > 0,
+            "{}: the fixture's clinical text is labelled",
+            r.id
+        );
     }
     assert!(total >= 400, "the fixture holds {total} PHI strings");
-    assert!(leaks.is_empty(), "{} of {total} PHI strings survive:\n{}", leaks.len(), leaks.join("\n"));
+    assert!(
+        leaks.is_empty(),
+        "{} of {total} PHI strings survive:\n{}",
+        leaks.len(),
+        leaks.join("\n")
+    );
 }

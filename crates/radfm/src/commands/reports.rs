@@ -22,11 +22,25 @@ use crate::cli::ReportsCommand;
 
 pub fn run(c: ReportsCommand) -> anyhow::Result<()> {
     match c {
-        ReportsCommand::Label { input, out, sections, no_finding } => label(&input, &out, &sections, &no_finding),
+        ReportsCommand::Label {
+            input,
+            out,
+            sections,
+            no_finding,
+        } => label(&input, &out, &sections, &no_finding),
         ReportsCommand::Sections { input, out } => sections(&input, &out),
         ReportsCommand::Scrub { input, out } => scrub(&input, &out),
-        ReportsCommand::Score { pred, reference, out } => score(&pred, &reference, out.as_deref()),
-        ReportsCommand::Bench { input, gold, errors, repeat } => bench(&input, gold.as_deref(), errors.as_deref(), repeat),
+        ReportsCommand::Score {
+            pred,
+            reference,
+            out,
+        } => score(&pred, &reference, out.as_deref()),
+        ReportsCommand::Bench {
+            input,
+            gold,
+            errors,
+            repeat,
+        } => bench(&input, gold.as_deref(), errors.as_deref(), repeat),
     }
 }
 
@@ -36,7 +50,8 @@ fn each_report(
     out: &Path,
     mut f: impl FnMut(&Report) -> anyhow::Result<serde_json::Value>,
 ) -> anyhow::Result<(usize, usize)> {
-    let mut file = AtomicFile::create(out).with_context(|| format!("cannot write {}", out.display()))?;
+    let mut file =
+        AtomicFile::create(out).with_context(|| format!("cannot write {}", out.display()))?;
     let (mut ok, mut bad) = (0usize, 0usize);
     let mut write_err: Option<anyhow::Error> = None;
     read_reports(input, |r| {
@@ -67,8 +82,17 @@ fn each_report(
     if ok == 0 {
         bail!("{}: no readable reports ({bad} failed)", input.display());
     }
-    file.commit().with_context(|| format!("cannot write {}", out.display()))?;
-    eprintln!("{ok} reports -> {}{}", out.display(), if bad > 0 { format!(" ({bad} skipped, see warnings)") } else { String::new() });
+    file.commit()
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!(
+        "{ok} reports -> {}{}",
+        out.display(),
+        if bad > 0 {
+            format!(" ({bad} skipped, see warnings)")
+        } else {
+            String::new()
+        }
+    );
     Ok((ok, bad))
 }
 
@@ -81,17 +105,26 @@ fn check_sections(names: &[String]) -> anyhow::Result<Vec<&str>> {
                 .iter()
                 .copied()
                 .find(|k| k.eq_ignore_ascii_case(n))
-                .with_context(|| format!("--sections: unknown section {n:?} (known: {})", NAMES.join(", ")))
+                .with_context(|| {
+                    format!(
+                        "--sections: unknown section {n:?} (known: {})",
+                        NAMES.join(", ")
+                    )
+                })
         })
         .collect()
 }
 
 fn label_json(id: &str, text: &str, labeler: &Labeler, rule: NoFindingRule) -> serde_json::Value {
     let l = labeler.label_with(text, rule);
-    let labels: serde_json::Map<String, serde_json::Value> =
-        l.iter().map(|(o, s)| (o.to_string(), json!(s.as_str()))).collect();
-    let other: serde_json::Map<String, serde_json::Value> =
-        l.other().map(|(o, s)| (o.to_string(), json!(s.as_str()))).collect();
+    let labels: serde_json::Map<String, serde_json::Value> = l
+        .iter()
+        .map(|(o, s)| (o.to_string(), json!(s.as_str())))
+        .collect();
+    let other: serde_json::Map<String, serde_json::Value> = l
+        .other()
+        .map(|(o, s)| (o.to_string(), json!(s.as_str())))
+        .collect();
     let evidence: Vec<serde_json::Value> = l
         .evidence
         .iter()
@@ -116,7 +149,9 @@ fn label(input: &Path, out: &Path, sections: &[String], no_finding: &str) -> any
         other => bail!("--no-finding {other}: expected normal or chexpert"),
     };
     let labeler = Labeler::builtin();
-    each_report(input, out, |r| Ok(label_json(&r.id, &r.select(&names), labeler, rule)))?;
+    each_report(input, out, |r| {
+        Ok(label_json(&r.id, &r.select(&names), labeler, rule))
+    })?;
     Ok(())
 }
 
@@ -146,7 +181,10 @@ fn scrub(input: &Path, out: &Path) -> anyhow::Result<()> {
     let known = radfm_report::scrub::Known::default();
     each_report(input, out, |r| {
         let (text, kinds) = radfm_report::scrub::scrub(&r.text, &known);
-        let kinds: Vec<&str> = kinds.iter().map(|k| k.placeholder().trim_matches(['[', ']'])).collect();
+        let kinds: Vec<&str> = kinds
+            .iter()
+            .map(|k| k.placeholder().trim_matches(['[', ']']))
+            .collect();
         Ok(json!({"id": r.id, "text": text, "phi": kinds}))
     })?;
     Ok(())
@@ -168,10 +206,17 @@ fn read_by_id(path: &Path, what: &str) -> anyhow::Result<HashMap<String, String>
         }
     })?;
     if !dup.is_empty() {
-        bail!("{}: duplicate ids, e.g. {:?}", path.display(), &dup[..dup.len().min(5)]);
+        bail!(
+            "{}: duplicate ids, e.g. {:?}",
+            path.display(),
+            &dup[..dup.len().min(5)]
+        );
     }
     if bad > 0 {
-        bail!("{}: {bad} unreadable lines; metrics need every pair", path.display());
+        bail!(
+            "{}: {bad} unreadable lines; metrics need every pair",
+            path.display()
+        );
     }
     Ok(m)
 }
@@ -182,12 +227,20 @@ fn score(pred: &Path, reference: &Path, out: Option<&Path>) -> anyhow::Result<()
     let mut missing: Vec<&String> = p.keys().filter(|k| !r.contains_key(*k)).collect();
     missing.sort();
     if !missing.is_empty() {
-        bail!("{} predictions have no reference, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+        bail!(
+            "{} predictions have no reference, e.g. {:?}",
+            missing.len(),
+            &missing[..missing.len().min(5)]
+        );
     }
     let mut unmatched: Vec<&String> = r.keys().filter(|k| !p.contains_key(*k)).collect();
     unmatched.sort();
     if !unmatched.is_empty() {
-        bail!("{} references have no prediction, e.g. {:?}", unmatched.len(), &unmatched[..unmatched.len().min(5)]);
+        bail!(
+            "{} references have no prediction, e.g. {:?}",
+            unmatched.len(),
+            &unmatched[..unmatched.len().min(5)]
+        );
     }
     let mut ids: Vec<&String> = p.keys().collect();
     ids.sort();
@@ -195,15 +248,27 @@ fn score(pred: &Path, reference: &Path, out: Option<&Path>) -> anyhow::Result<()
     let refs: Vec<&str> = ids.iter().map(|i| r[*i].as_str()).collect();
     let s = radfm_report::metrics::score(&preds, &refs, Labeler::builtin());
     println!("pairs       {}", s.n);
-    println!("BLEU-1..4   {:.4} {:.4} {:.4} {:.4}", s.bleu1, s.bleu2, s.bleu3, s.bleu4);
-    println!("ROUGE-L     P {:.4}  R {:.4}  F1 {:.4}", s.rouge_l_precision, s.rouge_l_recall, s.rouge_l_f1);
+    println!(
+        "BLEU-1..4   {:.4} {:.4} {:.4} {:.4}",
+        s.bleu1, s.bleu2, s.bleu3, s.bleu4
+    );
+    println!(
+        "ROUGE-L     P {:.4}  R {:.4}  F1 {:.4}",
+        s.rouge_l_precision, s.rouge_l_recall, s.rouge_l_f1
+    );
     println!(
         "CheXpert F1 14: micro {:.4} macro {:.4}   5: micro {:.4} macro {:.4}",
-        s.chexpert_micro_f1_14, s.chexpert_macro_f1_14, s.chexpert_micro_f1_5, s.chexpert_macro_f1_5
+        s.chexpert_micro_f1_14,
+        s.chexpert_macro_f1_14,
+        s.chexpert_micro_f1_5,
+        s.chexpert_macro_f1_5
     );
     if let Some(out) = out {
-        let per: serde_json::Map<String, serde_json::Value> =
-            s.chexpert_per_observation.iter().map(|(o, p)| (o.clone(), json!(p))).collect();
+        let per: serde_json::Map<String, serde_json::Value> = s
+            .chexpert_per_observation
+            .iter()
+            .map(|(o, p)| (o.clone(), json!(p)))
+            .collect();
         let mut v = serde_json::to_value(&s)?;
         v["chexpert_per_observation"] = json!(per);
         radfm_data::fsutil::write_atomic(out, serde_json::to_string_pretty(&v)?.as_bytes())
@@ -215,17 +280,31 @@ fn score(pred: &Path, reference: &Path, out: Option<&Path>) -> anyhow::Result<()
 /// Peak resident memory of this process in MiB (Linux), if known.
 fn peak_rss_mib() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    let kb: f64 = s
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
     Some(kb / 1024.0)
 }
 
-fn bench(input: &Path, gold: Option<&Path>, errors: Option<&Path>, repeat: usize) -> anyhow::Result<()> {
+fn bench(
+    input: &Path,
+    gold: Option<&Path>,
+    errors: Option<&Path>,
+    repeat: usize,
+) -> anyhow::Result<()> {
     let mut reports = Vec::new();
     read_reports(input, |r| match r {
         Ok(r) => reports.push(r),
         Err(e) => eprintln!("warning: skipped {e}"),
     })?;
-    let texts: Vec<String> = reports.iter().map(|r| r.select(&radfm_report::iu::SCORED_SECTIONS)).collect();
+    let texts: Vec<String> = reports
+        .iter()
+        .map(|r| r.select(&radfm_report::iu::SCORED_SECTIONS))
+        .collect();
     let bytes: usize = texts.iter().map(String::len).sum();
     let labeler = Labeler::builtin();
     let (nm, nt) = labeler.rule_counts();
@@ -248,19 +327,32 @@ fn bench(input: &Path, gold: Option<&Path>, errors: Option<&Path>, repeat: usize
         mentions / repeat.max(1)
     );
     if let Some(m) = peak_rss_mib() {
-        println!("peak resident memory: {m:.1} MiB (all {} reports held in memory)", texts.len());
+        println!(
+            "peak resident memory: {m:.1} MiB (all {} reports held in memory)",
+            texts.len()
+        );
     }
     if let Some(gold) = gold {
         let map = radfm_report::iu::GoldMap::from_json(
-            &std::fs::read_to_string(gold).with_context(|| format!("cannot read {}", gold.display()))?,
+            &std::fs::read_to_string(gold)
+                .with_context(|| format!("cannot read {}", gold.display()))?,
         )
         .map_err(|e| anyhow::anyhow!("{}: {e}", gold.display()))?;
         let s = radfm_report::iu::score(labeler, &reports, &map);
-        println!("\nscored {} reports against MeSH gold ({} not scored)", s.scored, s.skipped);
+        println!(
+            "\nscored {} reports against MeSH gold ({} not scored)",
+            s.scored, s.skipped
+        );
         println!("positive or uncertain counted as positive (primary); last column: F1 counting positive only");
-        println!("{:<28} {:>9} {:>9} {:>7} {:>8} {:>7}", "observation", "precision", "recall", "F1", "support", "F1(pos)");
+        println!(
+            "{:<28} {:>9} {:>9} {:>7} {:>8} {:>7}",
+            "observation", "precision", "recall", "F1", "support", "F1(pos)"
+        );
         for ((o, p), (_, q)) in s.per_observation.iter().zip(&s.per_observation_strict) {
-            println!("{o:<28} {:>9.3} {:>9.3} {:>7.3} {:>8} {:>7.3}", p.precision, p.recall, p.f1, p.support, q.f1);
+            println!(
+                "{o:<28} {:>9.3} {:>9.3} {:>7.3} {:>8} {:>7.3}",
+                p.precision, p.recall, p.f1, p.support, q.f1
+            );
         }
         println!(
             "macro-F1 over {} observations with support >= 20: {:.4} (positive only: {:.4})",
