@@ -448,19 +448,23 @@ impl Labeler {
             .skip_while(|t| t.1 > s)
             .take_while(|t| clause[t.0] == cl);
         let mut pending_suggest = false;
+        // a negation reaches a suggest-trigger it governs, not the mention behind it
+        let mut anchor = s;
         for &(ts, te, kind) in before {
-            let near = words(te, s) <= PRE_WINDOW;
+            let near = words(te, anchor) <= PRE_WINDOW;
             match kind {
                 Trigger::Terminator | Trigger::Pseudo => break,
                 Trigger::NegPre if near => return Some(Status::Negative),
                 Trigger::UncPre | Trigger::UncBoth if near && !pending_suggest => {
                     return Some(Status::Uncertain)
                 }
-                Trigger::Suggest if near => pending_suggest = true,
+                Trigger::Suggest if near => {
+                    pending_suggest = true;
+                    anchor = ts;
+                }
                 Trigger::NegPost | Trigger::UncPost => continue,
                 _ => break,
             }
-            let _ = ts;
         }
         if pending_suggest {
             return Some(Status::Uncertain);
@@ -582,6 +586,12 @@ mod tests {
                 ("Heart is not enlarged.", "Cardiomegaly", "negative"),
                 ("There is no focal air space opacity to suggest a pneumonia.", "Pneumonia", "negative"),
                 ("No pleural line to suggest pneumothorax or blunting to suggest large pleural effusion.", "Pleural Effusion", "negative"),
+                (
+                    "There is no pleural line to suggest pneumothorax or costophrenic XXXX blunting to suggest large pleural effusion.",
+                    "Pleural Effusion",
+                    "negative",
+                ),
+                ("No effusion seen, left hilar nodule.", "Lung Lesion", "positive"),
                 ("Fractures may not be demonstrated on this study.", "Fracture", "negative"),
             ],
         );
