@@ -92,29 +92,11 @@ pub fn read_reports(
         let mut files = Vec::new();
         collect_files(path, &mut files).map_err(io(path))?;
         files.sort();
-        let mut n = 0;
-        for p in files {
-            let name = lower_name(&p);
-            if !(name.ends_with(".xml") || name.ends_with(".txt")) {
-                continue;
-            }
-            n += 1;
-            let item = p.display().to_string();
-            match std::fs::read(&p) {
-                Ok(bytes) => f(parse_file(&item, &name, &bytes)),
-                Err(e) => f(Err(ItemError {
-                    item,
-                    reason: e.to_string(),
-                })),
-            }
-        }
-        if n == 0 {
-            return Err(InputError::Format {
-                path: path.to_path_buf(),
-                reason: "no .xml or .txt reports in this directory".into(),
-            });
-        }
-        return Ok(());
+        let items = files.into_iter().map(|p| {
+            let (item, name) = (p.display().to_string(), lower_name(&p));
+            (item, name, move || std::fs::read(&p))
+        });
+        return feed(path, "directory", items, &mut f);
     }
     let name = lower_name(path);
     let file = File::open(path).map_err(io(path))?;
@@ -126,35 +108,31 @@ pub fn read_reports(
         };
         let mut ar = tar::Archive::new(reader);
         let entries = ar.entries().map_err(io(path))?;
-        let mut n = 0;
-        for e in entries {
-            let mut e = e.map_err(io(path))?;
-            if !e.header().entry_type().is_file() {
-                continue;
-            }
-            let inner = e.path().map(|p| p.to_path_buf()).unwrap_or_default();
-            let iname = lower_name(&inner);
-            if !(iname.ends_with(".xml") || iname.ends_with(".txt")) || iname.starts_with("._") {
-                continue;
-            }
-            n += 1;
-            let item = format!("{}:{}", path.display(), inner.display());
-            let mut bytes = Vec::new();
-            match e.read_to_end(&mut bytes) {
-                Ok(_) => f(parse_file(&item, &iname, &bytes)),
-                Err(err) => f(Err(ItemError {
-                    item,
-                    reason: err.to_string(),
-                })),
-            }
-        }
-        if n == 0 {
-            return Err(InputError::Format {
+        let mut bad_archive = None;
+        let items = entries
+            .map_while(|e| match e {
+                Ok(e) => Some(e),
+                Err(err) => {
+                    bad_archive = Some(err);
+                    None
+                }
+            })
+            .filter(|e| e.header().entry_type().is_file())
+            .map(|mut e| {
+                let inner = e.path().map(|p| p.to_path_buf()).unwrap_or_default();
+                let item = format!("{}:{}", path.display(), inner.display());
+                let mut buf = Vec::new();
+                let read = e.read_to_end(&mut buf).map(|_| buf);
+                (item, lower_name(&inner), move || read)
+            });
+        let fed = feed(path, "archive", items, &mut f);
+        if let Some(err) = bad_archive {
+            return Err(InputError::Io {
                 path: path.to_path_buf(),
-                reason: "no .xml or .txt reports in this archive".into(),
+                source: err,
             });
         }
-        Ok(())
+        fed
     } else if name.ends_with(".jsonl") || name.ends_with(".ndjson") || name.ends_with(".json") {
         read_jsonl(path, BufReader::new(file), f)
     } else if name.ends_with(".csv") {
@@ -172,6 +150,37 @@ pub fn read_reports(
             reason: "unsupported input: expected a directory, .tgz/.tar.gz/.tar, .jsonl, .csv, .xml or .txt".into(),
         })
     }
+}
+
+/// Parse every `.xml`/`.txt` item of a directory or archive, passing each
+/// result (or its read error) to `f`; an input with no such item is an error.
+fn feed<R: FnOnce() -> std::io::Result<Vec<u8>>>(
+    path: &Path,
+    what: &str,
+    items: impl Iterator<Item = (String, String, R)>,
+    f: &mut impl FnMut(Result<Report, ItemError>),
+) -> Result<(), InputError> {
+    let mut n = 0;
+    for (item, name, read) in items {
+        if !(name.ends_with(".xml") || name.ends_with(".txt")) || name.starts_with("._") {
+            continue;
+        }
+        n += 1;
+        f(match read() {
+            Ok(bytes) => parse_file(&item, &name, &bytes),
+            Err(e) => Err(ItemError {
+                item,
+                reason: e.to_string(),
+            }),
+        });
+    }
+    if n == 0 {
+        return Err(InputError::Format {
+            path: path.to_path_buf(),
+            reason: format!("no .xml or .txt reports in this {what}"),
+        });
+    }
+    Ok(())
 }
 
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {

@@ -221,27 +221,25 @@ fn read_by_id(path: &Path, what: &str) -> anyhow::Result<HashMap<String, String>
     Ok(m)
 }
 
+/// Fails when some ids of `a` are not in `b`, naming a few.
+fn only_in(
+    a: &HashMap<String, String>,
+    b: &HashMap<String, String>,
+    what: &str,
+) -> anyhow::Result<()> {
+    let mut ids: Vec<&String> = a.keys().filter(|k| !b.contains_key(*k)).collect();
+    ids.sort();
+    if !ids.is_empty() {
+        bail!("{} {what}, e.g. {:?}", ids.len(), &ids[..ids.len().min(5)]);
+    }
+    Ok(())
+}
+
 fn score(pred: &Path, reference: &Path, out: Option<&Path>) -> anyhow::Result<()> {
     let p = read_by_id(pred, "--pred")?;
     let r = read_by_id(reference, "--ref")?;
-    let mut missing: Vec<&String> = p.keys().filter(|k| !r.contains_key(*k)).collect();
-    missing.sort();
-    if !missing.is_empty() {
-        bail!(
-            "{} predictions have no reference, e.g. {:?}",
-            missing.len(),
-            &missing[..missing.len().min(5)]
-        );
-    }
-    let mut unmatched: Vec<&String> = r.keys().filter(|k| !p.contains_key(*k)).collect();
-    unmatched.sort();
-    if !unmatched.is_empty() {
-        bail!(
-            "{} references have no prediction, e.g. {:?}",
-            unmatched.len(),
-            &unmatched[..unmatched.len().min(5)]
-        );
-    }
+    only_in(&p, &r, "predictions have no reference")?;
+    only_in(&r, &p, "references have no prediction")?;
     let mut ids: Vec<&String> = p.keys().collect();
     ids.sort();
     let preds: Vec<&str> = ids.iter().map(|i| p[*i].as_str()).collect();
