@@ -15,7 +15,9 @@
 //!    terminator ("but", "however", `;`, `:`, the end of the sentence) or a
 //!    newer trigger. `[suggest]` triggers ("to suggest", "concerning for") are
 //!    uncertain unless they sit inside an active negation ("no opacity to
-//!    suggest pneumonia" is negative).
+//!    suggest pneumonia" is negative). Under a `[hypothetical]` trigger ("if
+//!    there is concern for", "to exclude", "could obscure") the text does not
+//!    claim the finding at all, and the mention is dropped.
 //! 3. Failing that, a `[negation post]` or `[uncertain post]` trigger up to
 //!    `POST_WINDOW` words after it in the same clause ("effusion has
 //!    resolved", "pneumonia is not excluded").
@@ -167,6 +169,7 @@ enum Trigger {
     UncPost,
     UncBoth,
     Suggest,
+    Hypothetical,
     Pseudo,
     Terminator,
 }
@@ -308,6 +311,7 @@ impl Labeler {
                 Some("uncertain post") => Trigger::UncPost,
                 Some("uncertain both") => Trigger::UncBoth,
                 Some("suggest") => Trigger::Suggest,
+                Some("hypothetical") => Trigger::Hypothetical,
                 Some("pseudo") => Trigger::Pseudo,
                 Some("terminator") => Trigger::Terminator,
                 other => return Err(syntax(format!("unknown trigger section {other:?}"))),
@@ -393,6 +397,9 @@ impl Labeler {
             if rule.status == RuleStatus::Ignore || covered(k) {
                 continue;
             }
+            if self.hypothetical(&toks, &clause, &trig, s) {
+                continue;
+            }
             let status = match rule.status {
                 RuleStatus::Fixed(Status::Negative) => Status::Negative,
                 RuleStatus::Fixed(st) => match self.context(&toks, &clause, &trig, s, e) {
@@ -428,6 +435,29 @@ impl Labeler {
         };
         labels.evidence.sort_by_key(|e| (e.start, e.end));
         labels
+    }
+
+    /// Whether a `[hypothetical]` trigger ("if there is concern for", "to
+    /// exclude") governs a mention at token `s`: one before it in the same
+    /// clause, within `PRE_WINDOW` words and with no comma between. The text
+    /// then does not claim the finding, and the mention is dropped.
+    fn hypothetical(
+        &self,
+        toks: &[Token],
+        clause: &[u32],
+        trig: &[(usize, usize, Trigger)],
+        s: usize,
+    ) -> bool {
+        trig.iter()
+            .rev()
+            .skip_while(|t| t.1 > s)
+            .take_while(|t| clause[t.0] == clause[s])
+            .filter(|t| t.2 == Trigger::Hypothetical)
+            .any(|&(_, te, _)| {
+                let between = &toks[te..s];
+                between.iter().filter(|t| t.kind == Kind::Word).count() <= PRE_WINDOW
+                    && !between.iter().any(|t| t.kind == Kind::Punct(b','))
+            })
     }
 
     /// The status the triggers around mention tokens `s..e` give it, if any.
@@ -674,6 +704,21 @@ mod tests {
                     "Question small right pleural effusion.",
                     "Pleural Effusion",
                     "uncertain",
+                ),
+                (
+                    "If there is concern for rib fracture, consider a rib series.",
+                    "Fracture",
+                    "-",
+                ),
+                (
+                    "CT can be performed to identify a small nodule.",
+                    "Lung Lesion",
+                    "-",
+                ),
+                (
+                    "Bony overlap could obscure a small pulmonary nodule.",
+                    "Lung Lesion",
+                    "-",
                 ),
                 ("Borderline cardiomegaly.", "Cardiomegaly", "uncertain"),
                 (
