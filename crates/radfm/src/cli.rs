@@ -27,6 +27,8 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Assign patient-level train/val/test splits in a dataset.
     Split(SplitArgs),
+    /// Generate a synthetic hospital archive: chest radiographs with drawn findings, reports, truth and PHI.
+    Synth(SynthArgs),
     /// Report text: CheXpert-14 labels, sections, PHI scrubbing, generation metrics.
     #[command(subcommand)]
     Reports(ReportsCommand),
@@ -140,6 +142,37 @@ pub struct IngestArgs {
     /// Images per shard.
     #[arg(long, default_value_t = 256)]
     pub shard_size: usize,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SynthArgs {
+    /// Output directory (dicom/, reports.jsonl, truth.jsonl, phi.jsonl).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of patients (each with one or more studies).
+    #[arg(long)]
+    pub patients: usize,
+    /// Number of sites (vendors, CR/DX, bit depth, VOI, noise, transfer syntax differ).
+    #[arg(long, default_value_t = 3)]
+    pub sites: usize,
+    /// Random seed: the same seed gives byte-identical output.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Rows and columns of every image.
+    #[arg(long, default_value_t = 512)]
+    pub size: usize,
+    /// NIH ChestX-ray14 table (Data_Entry_2017*.csv[.gz]): sample label combinations, age, sex, view and follow-ups from it.
+    #[arg(long)]
+    pub cohort: Option<PathBuf>,
+    /// Also write contact-sheet.png: examples per observation.
+    #[arg(long)]
+    pub contact_sheet: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,

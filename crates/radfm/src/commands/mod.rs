@@ -4,6 +4,7 @@ mod dicom;
 mod ingest;
 mod reports;
 mod split;
+mod synth;
 
 use crate::cli::{Cli, Command};
 
@@ -12,6 +13,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dicom(c) => dicom::run(c),
         Command::Ingest(a) => ingest::run(a),
         Command::Split(a) => split::run(a),
+        Command::Synth(a) => synth::run(a),
         Command::Reports(c) => reports::run(c),
     }
 }
