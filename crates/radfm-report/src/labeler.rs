@@ -757,7 +757,11 @@ mod tests {
                 ),
                 ("No new consolidation.", "Consolidation", "negative"),
                 ("Stable cardiomegaly.", "Cardiomegaly", "positive"),
-                ("The heart is moderately enlarged unchanged from prior.", "Cardiomegaly", "positive"),
+                (
+                    "The heart is moderately enlarged unchanged from prior.",
+                    "Cardiomegaly",
+                    "positive",
+                ),
                 ("Heart size stable.", "Cardiomegaly", "-"),
                 (
                     "Unchanged small left effusion.",

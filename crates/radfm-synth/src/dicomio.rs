@@ -42,7 +42,11 @@ fn s(tag: Tag, vr: VR, v: &str) -> InMemElement {
 }
 
 fn seq(tag: Tag, items: Vec<InMemDicomObject>) -> InMemElement {
-    DataElement::new(tag, VR::SQ, Value::Sequence(DataSetSequence::new(items, Length::UNDEFINED)))
+    DataElement::new(
+        tag,
+        VR::SQ,
+        Value::Sequence(DataSetSequence::new(items, Length::UNDEFINED)),
+    )
 }
 
 fn us(tag: Tag, v: u16) -> InMemElement {
@@ -79,11 +83,21 @@ pub struct Header<'a> {
 
 /// Write `stored` (rows x columns, `site.bits` stored in 16) as a DICOM file at `path`,
 /// recording every PHI string placed in the header into `phi` with `item` as its item.
-pub fn write(h: &Header, stored: &[u16], path: &Path, item: &str, phi: &mut Vec<PhiRecord>) -> Result<(), String> {
+pub fn write(
+    h: &Header,
+    stored: &[u16],
+    path: &Path,
+    item: &str,
+    phi: &mut Vec<PhiRecord>,
+) -> Result<(), String> {
     let site = h.site;
     let mut ds = InMemDicomObject::new_empty();
     let mut note = |value: &str, location: &str| {
-        phi.push(PhiRecord { value: value.to_string(), location: location.to_string(), item: item.to_string() });
+        phi.push(PhiRecord {
+            value: value.to_string(),
+            location: location.to_string(),
+            item: item.to_string(),
+        });
     };
     let dx = site.modality == "DX";
     let sop_class = if dx { DX_SOP } else { CR_SOP };
@@ -96,7 +110,11 @@ pub fn write(h: &Header, stored: &[u16], path: &Path, item: &str, phi: &mut Vec<
     note(&h.patient_name, "PatientName");
     ds.put(s(tags::PATIENT_ID, VR::LO, &h.patient_id));
     note(&h.patient_id, "PatientID");
-    ds.put(s(tags::ISSUER_OF_PATIENT_ID, VR::LO, &format!("{} MRN", site.label)));
+    ds.put(s(
+        tags::ISSUER_OF_PATIENT_ID,
+        VR::LO,
+        &format!("{} MRN", site.label),
+    ));
     ds.put(s(tags::PATIENT_BIRTH_DATE, VR::DA, &h.birth_date));
     note(&h.birth_date, "PatientBirthDate");
     ds.put(s(tags::PATIENT_SEX, VR::CS, h.sex));
@@ -125,7 +143,11 @@ pub fn write(h: &Header, stored: &[u16], path: &Path, item: &str, phi: &mut Vec<
     ds.put(s(tags::SERIES_INSTANCE_UID, VR::UI, &h.series_uid));
     ds.put(s(tags::SERIES_NUMBER, VR::IS, &h.series_number.to_string()));
     ds.put(s(tags::SERIES_DATE, VR::DA, &h.study_date));
-    ds.put(s(tags::SERIES_DESCRIPTION, VR::LO, &format!("CHEST {}", h.view.code())));
+    ds.put(s(
+        tags::SERIES_DESCRIPTION,
+        VR::LO,
+        &format!("CHEST {}", h.view.code()),
+    ));
     ds.put(s(tags::PERFORMING_PHYSICIAN_NAME, VR::PN, &h.performing));
     note(&h.performing, "PerformingPhysicianName");
     ds.put(s(tags::OPERATORS_NAME, VR::PN, &h.operator));
@@ -137,37 +159,80 @@ pub fn write(h: &Header, stored: &[u16], path: &Path, item: &str, phi: &mut Vec<
     req.put(s(tags::SCHEDULED_PROCEDURE_STEP_ID, VR::SH, &h.study_id));
     req.put(s(tags::REQUESTED_PROCEDURE_DESCRIPTION, VR::LO, "XR CHEST"));
     ds.put(seq(tags::REQUEST_ATTRIBUTES_SEQUENCE, vec![req]));
-    note(&h.accession, "RequestAttributesSequence/RequestedProcedureID");
+    note(
+        &h.accession,
+        "RequestAttributesSequence/RequestedProcedureID",
+    );
     // equipment
     ds.put(s(tags::MANUFACTURER, VR::LO, site.manufacturer));
     ds.put(s(tags::INSTITUTION_NAME, VR::LO, &site.institution));
     note(&site.institution, "InstitutionName");
-    ds.put(s(tags::INSTITUTION_ADDRESS, VR::ST, &site.institution_address));
+    ds.put(s(
+        tags::INSTITUTION_ADDRESS,
+        VR::ST,
+        &site.institution_address,
+    ));
     note(&site.institution_address, "InstitutionAddress");
     ds.put(s(tags::STATION_NAME, VR::SH, &site.station));
     ds.put(s(tags::MANUFACTURER_MODEL_NAME, VR::LO, site.model));
-    ds.put(s(tags::DEVICE_SERIAL_NUMBER, VR::LO, &format!("SN{:06}", 1000 + site.index * 7919)));
+    ds.put(s(
+        tags::DEVICE_SERIAL_NUMBER,
+        VR::LO,
+        &format!("SN{:06}", 1000 + site.index * 7919),
+    ));
     ds.put(s(tags::SOFTWARE_VERSIONS, VR::LO, "radfm-synth 1"));
     // image
     ds.put(s(tags::IMAGE_TYPE, VR::CS, "ORIGINAL\\PRIMARY"));
-    ds.put(s(tags::INSTANCE_NUMBER, VR::IS, &h.instance_number.to_string()));
-    let orientation = if h.view == View::Lateral { "P\\F" } else { "L\\F" };
+    ds.put(s(
+        tags::INSTANCE_NUMBER,
+        VR::IS,
+        &h.instance_number.to_string(),
+    ));
+    let orientation = if h.view == View::Lateral {
+        "P\\F"
+    } else {
+        "L\\F"
+    };
     ds.put(s(tags::PATIENT_ORIENTATION, VR::CS, orientation));
     ds.put(s(tags::CONTENT_DATE, VR::DA, &h.study_date));
     ds.put(s(tags::CONTENT_TIME, VR::TM, "101700"));
     ds.put(s(tags::ACQUISITION_DATE, VR::DA, &h.study_date));
     ds.put(s(tags::ACQUISITION_TIME, VR::TM, "101600"));
-    ds.put(s(tags::BURNED_IN_ANNOTATION, VR::CS, if h.burned_in { "YES" } else { "NO" }));
+    ds.put(s(
+        tags::BURNED_IN_ANNOTATION,
+        VR::CS,
+        if h.burned_in { "YES" } else { "NO" },
+    ));
     ds.put(s(tags::LOSSY_IMAGE_COMPRESSION, VR::CS, "00"));
     let comment = format!("Exam for {}", h.patient_name.replace('^', " "));
     ds.put(s(tags::IMAGE_COMMENTS, VR::LT, &comment));
     note(&comment, "ImageComments");
-    ds.put(s(tags::KVP, VR::DS, if h.view == View::Lateral { "110" } else { "120" }));
+    ds.put(s(
+        tags::KVP,
+        VR::DS,
+        if h.view == View::Lateral {
+            "110"
+        } else {
+            "120"
+        },
+    ));
     let spacing = format!("{:.4}", site.fov_mm / h.n as f32);
-    ds.put(s(tags::IMAGER_PIXEL_SPACING, VR::DS, &format!("{spacing}\\{spacing}")));
-    ds.put(s(tags::PIXEL_SPACING, VR::DS, &format!("{spacing}\\{spacing}")));
+    ds.put(s(
+        tags::IMAGER_PIXEL_SPACING,
+        VR::DS,
+        &format!("{spacing}\\{spacing}"),
+    ));
+    ds.put(s(
+        tags::PIXEL_SPACING,
+        VR::DS,
+        &format!("{spacing}\\{spacing}"),
+    ));
     // pixels
-    let photometric = if site.monochrome1 { "MONOCHROME1" } else { "MONOCHROME2" };
+    let photometric = if site.monochrome1 {
+        "MONOCHROME1"
+    } else {
+        "MONOCHROME2"
+    };
     ds.put(us(tags::SAMPLES_PER_PIXEL, 1));
     ds.put(s(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, photometric));
     ds.put(us(tags::ROWS, h.n as u16));
@@ -199,7 +264,11 @@ pub fn write(h: &Header, stored: &[u16], path: &Path, item: &str, phi: &mut Vec<
             PrimitiveValue::U16([entries as u16, 0, 12].into_iter().collect()),
         ));
         item.put(s(tags::LUT_EXPLANATION, VR::LO, "SOFT S-CURVE"));
-        item.put(DataElement::new(tags::LUT_DATA, VR::US, PrimitiveValue::U16(lut.into_iter().collect())));
+        item.put(DataElement::new(
+            tags::LUT_DATA,
+            VR::US,
+            PrimitiveValue::U16(lut.into_iter().collect()),
+        ));
         let _ = step;
         ds.put(seq(tags::VOILUT_SEQUENCE, vec![item]));
     } else {
@@ -209,7 +278,11 @@ pub fn write(h: &Header, stored: &[u16], path: &Path, item: &str, phi: &mut Vec<
         ds.put(s(tags::WINDOW_CENTER_WIDTH_EXPLANATION, VR::LO, "DEFAULT"));
     }
     if dx {
-        ds.put(s(tags::PRESENTATION_INTENT_TYPE, VR::CS, "FOR PRESENTATION"));
+        ds.put(s(
+            tags::PRESENTATION_INTENT_TYPE,
+            VR::CS,
+            "FOR PRESENTATION",
+        ));
         ds.put(s(tags::IMAGE_LATERALITY, VR::CS, "U"));
         let mut region = InMemDicomObject::new_empty();
         region.put(s(tags::CODE_VALUE, VR::SH, "51185008"));
@@ -217,8 +290,20 @@ pub fn write(h: &Header, stored: &[u16], path: &Path, item: &str, phi: &mut Vec<
         region.put(s(tags::CODE_MEANING, VR::LO, "Chest"));
         ds.put(seq(tags::ANATOMIC_REGION_SEQUENCE, vec![region]));
         ds.put(s(tags::PIXEL_INTENSITY_RELATIONSHIP, VR::CS, "LOG"));
-        ds.put(DataElement::new(tags::PIXEL_INTENSITY_RELATIONSHIP_SIGN, VR::SS, PrimitiveValue::from(1i16)));
-        ds.put(s(tags::PRESENTATION_LUT_SHAPE, VR::CS, if site.monochrome1 { "INVERSE" } else { "IDENTITY" }));
+        ds.put(DataElement::new(
+            tags::PIXEL_INTENSITY_RELATIONSHIP_SIGN,
+            VR::SS,
+            PrimitiveValue::from(1i16),
+        ));
+        ds.put(s(
+            tags::PRESENTATION_LUT_SHAPE,
+            VR::CS,
+            if site.monochrome1 {
+                "INVERSE"
+            } else {
+                "IDENTITY"
+            },
+        ));
         ds.put(s(tags::DETECTOR_TYPE, VR::CS, "SCINTILLATOR"));
         ds.put(seq(tags::ACQUISITION_CONTEXT_SEQUENCE, vec![]));
         ds.put(s(tags::POSITIONER_TYPE, VR::CS, "NONE"));
@@ -240,7 +325,11 @@ pub fn write(h: &Header, stored: &[u16], path: &Path, item: &str, phi: &mut Vec<
     ds.put(s(Tag(0x0009, 0x1002), VR::LO, &h.patient_id));
     note(&h.patient_id, "private (0009,1002)");
     let bytes: Vec<u8> = stored.iter().flat_map(|v| v.to_le_bytes()).collect();
-    ds.put(DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U8(bytes.into())));
+    ds.put(DataElement::new(
+        tags::PIXEL_DATA,
+        VR::OW,
+        PrimitiveValue::U8(bytes.into()),
+    ));
     let obj = ds
         .with_meta(
             FileMetaTableBuilder::new()
@@ -253,7 +342,9 @@ pub fn write(h: &Header, stored: &[u16], path: &Path, item: &str, phi: &mut Vec<
         .map_err(|e| e.to_string())?;
     let tmp = path.with_extension("dcm.tmp");
     let written = match site.syntax {
-        Syntax::Deflated | Syntax::ExplicitLittle | Syntax::ImplicitLittle => obj.write_to_file(&tmp).map_err(|e| e.to_string()),
+        Syntax::Deflated | Syntax::ExplicitLittle | Syntax::ImplicitLittle => {
+            obj.write_to_file(&tmp).map_err(|e| e.to_string())
+        }
     };
     written.map_err(|e| format!("{}: {e}", path.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))

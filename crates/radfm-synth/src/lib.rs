@@ -57,13 +57,19 @@ pub enum SynthError {
     #[error("{0}")]
     Config(String),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Dicom(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SynthError + '_ {
-    move |source| SynthError::Io { path: path.to_path_buf(), source }
+    move |source| SynthError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Counts of what was written.
@@ -128,7 +134,11 @@ fn thumb(display: &[f32], n: usize, t: usize) -> Vec<u8> {
     out
 }
 
-fn one_patient(cfg: &Config, cohort: Option<&Cohort>, index: usize) -> Result<PatientOut, SynthError> {
+fn one_patient(
+    cfg: &Config,
+    cohort: Option<&Cohort>,
+    index: usize,
+) -> Result<PatientOut, SynthError> {
     let mut rng = ChaCha8Rng::seed_from_u64(patient_seed(cfg.seed, index));
     let plan = plan::plan_patient(index, cfg.sites, cohort, &mut rng);
     let site = site::site(plan.site);
@@ -152,9 +162,19 @@ fn one_patient(cfg: &Config, cohort: Option<&Cohort>, index: usize) -> Result<Pa
         height: rng.gen_range(0.94..1.04) - 0.0008 * (first_age as f32 - 50.0).max(0.0),
         female,
     };
-    let pdir = cfg.out.join("dicom").join(&site.label).join(format!("p{index:05}"));
+    let pdir = cfg
+        .out
+        .join("dicom")
+        .join(&site.label)
+        .join(format!("p{index:05}"));
     std::fs::create_dir_all(&pdir).map_err(io(&pdir))?;
-    let mut out = PatientOut { truth: Vec::new(), reports: Vec::new(), phi: Vec::new(), thumbs: Vec::new(), summary: Summary::default() };
+    let mut out = PatientOut {
+        truth: Vec::new(),
+        reports: Vec::new(),
+        phi: Vec::new(),
+        thumbs: Vec::new(),
+        summary: Summary::default(),
+    };
     out.summary.patients = 1;
     let seed = cfg.seed;
     let pkey = format!("p{index}");
@@ -178,31 +198,73 @@ fn one_patient(cfg: &Config, cohort: Option<&Cohort>, index: usize) -> Result<Pa
                 let fem = rng.gen_bool(0.5);
                 let dr = Person::random(&mut rng, fem);
                 let date = phi::us_date(day);
-                out.phi.push(PhiRecord { value: dr.family.clone(), location: "report".into(), item: accession.clone() });
-                out.phi.push(PhiRecord { value: date.clone(), location: "report".into(), item: accession.clone() });
-                Some(format!("Findings discussed with Dr. {} {} by telephone on {date}.", dr.given, dr.family))
+                out.phi.push(PhiRecord {
+                    value: dr.family.clone(),
+                    location: "report".into(),
+                    item: accession.clone(),
+                });
+                out.phi.push(PhiRecord {
+                    value: date.clone(),
+                    location: "report".into(),
+                    item: accession.clone(),
+                });
+                Some(format!(
+                    "Findings discussed with Dr. {} {} by telephone on {date}.",
+                    dr.given, dr.family
+                ))
             }
             3 => {
-                out.phi.push(PhiRecord { value: mrn.clone(), location: "report".into(), item: accession.clone() });
+                out.phi.push(PhiRecord {
+                    value: mrn.clone(),
+                    location: "report".into(),
+                    item: accession.clone(),
+                });
                 Some(format!("MRN: {mrn}."))
             }
             4 => {
                 let p = phi::phone(&mut rng);
-                out.phi.push(PhiRecord { value: p.clone(), location: "report".into(), item: accession.clone() });
+                out.phi.push(PhiRecord {
+                    value: p.clone(),
+                    location: "report".into(),
+                    item: accession.clone(),
+                });
                 Some(format!("Please call {p} with questions."))
             }
             _ => None,
         };
         let indication = if rng.gen_bool(0.3) {
-            format!("{}-year-old {} with {}", st.age, if female { "female" } else { "male" }, INDICATIONS[rng.gen_range(0..10)].to_lowercase())
+            format!(
+                "{}-year-old {} with {}",
+                st.age,
+                if female { "female" } else { "male" },
+                INDICATIONS[rng.gen_range(0..10)].to_lowercase()
+            )
         } else {
             INDICATIONS[rng.gen_range(0..10)].to_string()
         };
         let prior_ref = prior.as_ref().map(|(f, d)| (f.as_slice(), d.as_str()));
-        let mut written = report::write(&st.findings, prior_ref, &indication, &view_text, phi_sentence.as_deref(), &mut rng);
-        written.text = format!("{}\nSigned: Dr. {} {}", written.text, reader.given, reader.family);
-        out.phi.push(PhiRecord { value: reader.family.clone(), location: "report".into(), item: accession.clone() });
-        out.phi.push(PhiRecord { value: reader.given.clone(), location: "report".into(), item: accession.clone() });
+        let mut written = report::write(
+            &st.findings,
+            prior_ref,
+            &indication,
+            &view_text,
+            phi_sentence.as_deref(),
+            &mut rng,
+        );
+        written.text = format!(
+            "{}\nSigned: Dr. {} {}",
+            written.text, reader.given, reader.family
+        );
+        out.phi.push(PhiRecord {
+            value: reader.family.clone(),
+            location: "report".into(),
+            item: accession.clone(),
+        });
+        out.phi.push(PhiRecord {
+            value: reader.given.clone(),
+            location: "report".into(),
+            item: accession.clone(),
+        });
         if written.disagreement.is_some() {
             out.summary.reports_disagreeing += 1;
         }
@@ -213,20 +275,35 @@ fn one_patient(cfg: &Config, cohort: Option<&Cohort>, index: usize) -> Result<Pa
             "text": written.text,
         }));
         let labels = labels_of(&st.findings);
-        let stated: serde_json::Map<String, serde_json::Value> =
-            written.stated.iter().map(|(o, s)| (o.to_string(), json!(s))).collect();
+        let stated: serde_json::Map<String, serde_json::Value> = written
+            .stated
+            .iter()
+            .map(|(o, s)| (o.to_string(), json!(s)))
+            .collect();
         for (ii, img) in st.images.iter().enumerate() {
             let ikey = format!("{ii}");
             let sop_uid = dicomio::uid(seed, &[&pkey, &skey, &ikey, "sop"]);
-            let canvas = render::render(cfg.size, img.view, hab, &st.findings, site.fov_mm, &mut rng);
-            let marker = site.marker.then_some(if img.view == View::Lateral { "L" } else { "R" });
+            let canvas =
+                render::render(cfg.size, img.view, hab, &st.findings, site.fov_mm, &mut rng);
+            let marker = site
+                .marker
+                .then_some(if img.view == View::Lateral { "L" } else { "R" });
             let mut acq = site::acquire(&site, cfg.size, canvas.attenuation(), marker, &mut rng);
             let rel = format!("dicom/{}/p{index:05}/{si:02}_{ii:02}.dcm", site.label);
             if img.burned_in != BurnedIn::None {
-                let text = format!("{} {} {}", person.family.to_uppercase(), mrn, phi::da(birth));
+                let text = format!(
+                    "{} {} {}",
+                    person.family.to_uppercase(),
+                    mrn,
+                    phi::da(birth)
+                );
                 site::burn_in(&site, cfg.size, &mut acq, &text);
                 for v in [person.family.to_uppercase(), mrn.clone(), phi::da(birth)] {
-                    out.phi.push(PhiRecord { value: v, location: "pixels".into(), item: rel.clone() });
+                    out.phi.push(PhiRecord {
+                        value: v,
+                        location: "pixels".into(),
+                        item: rel.clone(),
+                    });
                 }
                 match img.burned_in {
                     BurnedIn::Marked => out.summary.burned_in_marked += 1,
@@ -260,9 +337,13 @@ fn one_patient(cfg: &Config, cohort: Option<&Cohort>, index: usize) -> Result<Pa
                 burned_in: img.burned_in == BurnedIn::Marked,
             };
             let path = cfg.out.join(&rel);
-            dicomio::write(&header, &acq.stored, &path, &rel, &mut out.phi).map_err(SynthError::Dicom)?;
-            let label_map: serde_json::Map<String, serde_json::Value> =
-                OBSERVATIONS.iter().zip(labels).map(|(o, l)| (o.to_string(), json!(l))).collect();
+            dicomio::write(&header, &acq.stored, &path, &rel, &mut out.phi)
+                .map_err(SynthError::Dicom)?;
+            let label_map: serde_json::Map<String, serde_json::Value> = OBSERVATIONS
+                .iter()
+                .zip(labels)
+                .map(|(o, l)| (o.to_string(), json!(l)))
+                .collect();
             out.truth.push(json!({
                 "file": rel,
                 "sop_instance_uid": sop_uid,
@@ -284,15 +365,24 @@ fn one_patient(cfg: &Config, cohort: Option<&Cohort>, index: usize) -> Result<Pa
             }));
             if img.view != View::Lateral && cfg.contact_sheet {
                 let present: Vec<usize> = (0..14).filter(|&o| labels[o] == 1).collect();
-                out.thumbs.push((present, thumb(&acq.display, cfg.size, sheet::THUMB)));
+                out.thumbs
+                    .push((present, thumb(&acq.display, cfg.size, sheet::THUMB)));
             }
             out.summary.images += 1;
         }
         out.summary.studies += 1;
         prior = Some((st.findings.clone(), phi::us_date(day)));
-        out.phi.push(PhiRecord { value: phi::us_date(day), location: "report (comparison date of the next study)".into(), item: accession.clone() });
+        out.phi.push(PhiRecord {
+            value: phi::us_date(day),
+            location: "report (comparison date of the next study)".into(),
+            item: accession.clone(),
+        });
     }
-    out.phi.push(PhiRecord { value: person.given.clone(), location: "OperatorsName".into(), item: format!("p{index:05}") });
+    out.phi.push(PhiRecord {
+        value: person.given.clone(),
+        location: "OperatorsName".into(),
+        item: format!("p{index:05}"),
+    });
     Ok(out)
 }
 
@@ -309,15 +399,24 @@ fn write_jsonl(path: &Path, lines: impl Iterator<Item = String>) -> Result<(), S
 }
 
 /// Generate the archive. `progress(done, total)` is called as patients finish.
-pub fn generate(cfg: &Config, progress: &(dyn Fn(usize, usize) + Sync)) -> Result<Summary, SynthError> {
+pub fn generate(
+    cfg: &Config,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Summary, SynthError> {
     if cfg.patients == 0 {
         return Err(SynthError::Config("--patients must be at least 1".into()));
     }
     if !(64..=4096).contains(&cfg.size) {
-        return Err(SynthError::Config(format!("--size {}: must be between 64 and 4096", cfg.size)));
+        return Err(SynthError::Config(format!(
+            "--size {}: must be between 64 and 4096",
+            cfg.size
+        )));
     }
     if cfg.sites == 0 || cfg.sites > 26 {
-        return Err(SynthError::Config(format!("--sites {}: must be between 1 and 26", cfg.sites)));
+        return Err(SynthError::Config(format!(
+            "--sites {}: must be between 1 and 26",
+            cfg.sites
+        )));
     }
     let cohort = match &cfg.cohort {
         Some(p) => Some(Cohort::load(p).map_err(SynthError::Config)?),
@@ -329,7 +428,10 @@ pub fn generate(cfg: &Config, progress: &(dyn Fn(usize, usize) + Sync)) -> Resul
         .into_par_iter()
         .map(|i| {
             let r = one_patient(cfg, cohort.as_ref(), i);
-            progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, cfg.patients);
+            progress(
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                cfg.patients,
+            );
             r
         })
         .collect::<Result<_, _>>()?;
@@ -343,14 +445,27 @@ pub fn generate(cfg: &Config, progress: &(dyn Fn(usize, usize) + Sync)) -> Resul
         summary.reports_disagreeing += o.summary.reports_disagreeing;
         summary.phi_strings += o.phi.len();
     }
-    write_jsonl(&cfg.out.join("truth.jsonl"), outs.iter().flat_map(|o| o.truth.iter().map(|v| v.to_string())))?;
-    write_jsonl(&cfg.out.join("reports.jsonl"), outs.iter().flat_map(|o| o.reports.iter().map(|v| v.to_string())))?;
+    write_jsonl(
+        &cfg.out.join("truth.jsonl"),
+        outs.iter()
+            .flat_map(|o| o.truth.iter().map(|v| v.to_string())),
+    )?;
+    write_jsonl(
+        &cfg.out.join("reports.jsonl"),
+        outs.iter()
+            .flat_map(|o| o.reports.iter().map(|v| v.to_string())),
+    )?;
     write_jsonl(
         &cfg.out.join("phi.jsonl"),
-        outs.iter().flat_map(|o| o.phi.iter().map(|p| serde_json::to_string(p).expect("serialisable"))),
+        outs.iter().flat_map(|o| {
+            o.phi
+                .iter()
+                .map(|p| serde_json::to_string(p).expect("serialisable"))
+        }),
     )?;
     if cfg.contact_sheet {
-        let thumbs: Vec<&(Vec<usize>, Vec<u8>)> = outs.iter().flat_map(|o| o.thumbs.iter()).collect();
+        let thumbs: Vec<&(Vec<usize>, Vec<u8>)> =
+            outs.iter().flat_map(|o| o.thumbs.iter()).collect();
         sheet::write(&cfg.out.join("contact-sheet.png"), &thumbs)?;
     }
     Ok(summary)

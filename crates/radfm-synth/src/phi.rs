@@ -6,25 +6,115 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 const FAMILY: [&str; 40] = [
-    "Abernathy", "Balasubramanian", "Castellanos", "Delacroix", "Eriksson", "Fairweather", "Gutierrez", "Halvorsen",
-    "Ibarra", "Jablonski", "Kowalczyk", "Lindqvist", "Montgomery", "Nakagawa", "Okonkwo", "Pemberton", "Quintero",
-    "Rasmussen", "Szymanski", "Thorngood", "Underhill", "Valdivia", "Whitcombe", "Xenakis", "Yamamoto", "Zabrowski",
-    "Achterberg", "Bellweather", "Cavendish", "Drummond", "Esposito", "Featherstone", "Galloway", "Hargreaves",
-    "Isherwood", "Jorgensen", "Kettleborough", "Llewellyn", "Marchetti", "Nightingale",
+    "Abernathy",
+    "Balasubramanian",
+    "Castellanos",
+    "Delacroix",
+    "Eriksson",
+    "Fairweather",
+    "Gutierrez",
+    "Halvorsen",
+    "Ibarra",
+    "Jablonski",
+    "Kowalczyk",
+    "Lindqvist",
+    "Montgomery",
+    "Nakagawa",
+    "Okonkwo",
+    "Pemberton",
+    "Quintero",
+    "Rasmussen",
+    "Szymanski",
+    "Thorngood",
+    "Underhill",
+    "Valdivia",
+    "Whitcombe",
+    "Xenakis",
+    "Yamamoto",
+    "Zabrowski",
+    "Achterberg",
+    "Bellweather",
+    "Cavendish",
+    "Drummond",
+    "Esposito",
+    "Featherstone",
+    "Galloway",
+    "Hargreaves",
+    "Isherwood",
+    "Jorgensen",
+    "Kettleborough",
+    "Llewellyn",
+    "Marchetti",
+    "Nightingale",
 ];
 const GIVEN_F: [&str; 20] = [
-    "Adelaide", "Beatrix", "Cordelia", "Delphine", "Eleanora", "Fenella", "Georgina", "Henrietta", "Imogen", "Jocasta",
-    "Katarina", "Lavinia", "Marisol", "Ninette", "Ottilie", "Perpetua", "Rosalind", "Seraphina", "Theodora", "Wilhelmina",
+    "Adelaide",
+    "Beatrix",
+    "Cordelia",
+    "Delphine",
+    "Eleanora",
+    "Fenella",
+    "Georgina",
+    "Henrietta",
+    "Imogen",
+    "Jocasta",
+    "Katarina",
+    "Lavinia",
+    "Marisol",
+    "Ninette",
+    "Ottilie",
+    "Perpetua",
+    "Rosalind",
+    "Seraphina",
+    "Theodora",
+    "Wilhelmina",
 ];
 const GIVEN_M: [&str; 20] = [
-    "Alonso", "Bartholomew", "Casimir", "Desmond", "Evander", "Fitzgerald", "Gideon", "Horatio", "Ignatius", "Jasper",
-    "Leopold", "Maximilian", "Norbert", "Octavius", "Percival", "Quentin", "Reginald", "Sebastian", "Thaddeus", "Ulysses",
+    "Alonso",
+    "Bartholomew",
+    "Casimir",
+    "Desmond",
+    "Evander",
+    "Fitzgerald",
+    "Gideon",
+    "Horatio",
+    "Ignatius",
+    "Jasper",
+    "Leopold",
+    "Maximilian",
+    "Norbert",
+    "Octavius",
+    "Percival",
+    "Quentin",
+    "Reginald",
+    "Sebastian",
+    "Thaddeus",
+    "Ulysses",
 ];
 const STREETS: [&str; 12] = [
-    "Elm Street", "Birch Avenue", "Harbor Road", "Maple Lane", "Kingsway Drive", "Orchard Court", "Juniper Way",
-    "Willow Place", "Chestnut Boulevard", "Foxglove Lane", "Heron Street", "Larkspur Drive",
+    "Elm Street",
+    "Birch Avenue",
+    "Harbor Road",
+    "Maple Lane",
+    "Kingsway Drive",
+    "Orchard Court",
+    "Juniper Way",
+    "Willow Place",
+    "Chestnut Boulevard",
+    "Foxglove Lane",
+    "Heron Street",
+    "Larkspur Drive",
 ];
-const CITIES: [&str; 8] = ["Easton", "Westfield", "Norwood", "Southam", "Ashby", "Brampton", "Colbury", "Dunmore"];
+const CITIES: [&str; 8] = [
+    "Easton",
+    "Westfield",
+    "Norwood",
+    "Southam",
+    "Ashby",
+    "Brampton",
+    "Colbury",
+    "Dunmore",
+];
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Person {
@@ -34,8 +124,15 @@ pub struct Person {
 
 impl Person {
     pub fn random(rng: &mut ChaCha8Rng, female: bool) -> Person {
-        let given = if female { GIVEN_F[rng.gen_range(0..20)] } else { GIVEN_M[rng.gen_range(0..20)] };
-        Person { family: FAMILY[rng.gen_range(0..FAMILY.len())].to_string(), given: given.to_string() }
+        let given = if female {
+            GIVEN_F[rng.gen_range(0..20)]
+        } else {
+            GIVEN_M[rng.gen_range(0..20)]
+        };
+        Person {
+            family: FAMILY[rng.gen_range(0..FAMILY.len())].to_string(),
+            given: given.to_string(),
+        }
     }
 
     /// DICOM PN: FAMILY^GIVEN
@@ -72,7 +169,12 @@ pub fn address(rng: &mut ChaCha8Rng) -> String {
 }
 
 pub fn phone(rng: &mut ChaCha8Rng) -> String {
-    format!("{}-{}-{}", rng.gen_range(201..989), rng.gen_range(201..989), rng.gen_range(1000..9999))
+    format!(
+        "{}-{}-{}",
+        rng.gen_range(201..989),
+        rng.gen_range(201..989),
+        rng.gen_range(1000..9999)
+    )
 }
 
 /// Days since 1970-01-01 to (year, month, day).

@@ -115,7 +115,10 @@ impl Finding {
     }
 
     pub fn obs(&self) -> usize {
-        OBSERVATIONS.iter().position(|o| *o == self.observation).expect("known observation")
+        OBSERVATIONS
+            .iter()
+            .position(|o| *o == self.observation)
+            .expect("known observation")
     }
 }
 
@@ -211,8 +214,15 @@ impl Cohort {
             Box::new(f)
         };
         let mut rdr = csv::Reader::from_reader(reader);
-        let h = rdr.headers().map_err(|e| format!("{}: {e}", path.display()))?.clone();
-        let col = |n: &str| h.iter().position(|c| c.trim() == n).ok_or(format!("{}: no column {n:?}", path.display()));
+        let h = rdr
+            .headers()
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .clone();
+        let col = |n: &str| {
+            h.iter()
+                .position(|c| c.trim() == n)
+                .ok_or(format!("{}: no column {n:?}", path.display()))
+        };
         let (c_lab, c_fu, c_pid, c_age, c_sex, c_view) = (
             col("Finding Labels")?,
             col("Follow-up #")?,
@@ -221,19 +231,44 @@ impl Cohort {
             col("Patient Gender")?,
             col("View Position")?,
         );
-        let mut by_patient: std::collections::BTreeMap<u64, Vec<(u32, (u32, Sex, View, Vec<usize>))>> =
-            Default::default();
+        let mut by_patient: std::collections::BTreeMap<
+            u64,
+            Vec<(u32, (u32, Sex, View, Vec<usize>))>,
+        > = Default::default();
         for rec in rdr.records() {
             let r = rec.map_err(|e| format!("{}: {e}", path.display()))?;
-            let pid: u64 = r.get(c_pid).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+            let pid: u64 = r
+                .get(c_pid)
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
             let fu: u32 = r.get(c_fu).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
-            let age: u32 = r.get(c_age).and_then(|v| v.trim().parse().ok()).unwrap_or(50).clamp(18, 95);
-            let sex = if r.get(c_sex) == Some("F") { Sex::F } else { Sex::M };
-            let view = if r.get(c_view) == Some("AP") { View::AP } else { View::PA };
-            let mut labels: Vec<usize> = r.get(c_lab).unwrap_or("").split('|').filter_map(nih_label).collect();
+            let age: u32 = r
+                .get(c_age)
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(50)
+                .clamp(18, 95);
+            let sex = if r.get(c_sex) == Some("F") {
+                Sex::F
+            } else {
+                Sex::M
+            };
+            let view = if r.get(c_view) == Some("AP") {
+                View::AP
+            } else {
+                View::PA
+            };
+            let mut labels: Vec<usize> = r
+                .get(c_lab)
+                .unwrap_or("")
+                .split('|')
+                .filter_map(nih_label)
+                .collect();
             labels.sort_unstable();
             labels.dedup();
-            by_patient.entry(pid).or_default().push((fu, (age, sex, view, labels)));
+            by_patient
+                .entry(pid)
+                .or_default()
+                .push((fu, (age, sex, view, labels)));
         }
         if by_patient.is_empty() {
             return Err(format!("{}: no rows", path.display()));
@@ -316,8 +351,16 @@ fn findings_for(labels: &[usize], age: u32, rng: &mut ChaCha8Rng) -> Vec<Finding
             obs::LESION => {
                 let mass = rng.gen_bool(0.3);
                 let mut f = Finding::new(o, if mass { "mass" } else { "nodule" }, rng);
-                f.size_mm = if mass { rng.gen_range(32.0..65.0) } else { rng.gen_range(8.0..28.0) };
-                f.laterality = if rng.gen_bool(0.5) { Side::Right } else { Side::Left };
+                f.size_mm = if mass {
+                    rng.gen_range(32.0..65.0)
+                } else {
+                    rng.gen_range(8.0..28.0)
+                };
+                f.laterality = if rng.gen_bool(0.5) {
+                    Side::Right
+                } else {
+                    Side::Left
+                };
                 f
             }
             obs::EDEMA => {
@@ -345,11 +388,20 @@ fn findings_for(labels: &[usize], age: u32, rng: &mut ChaCha8Rng) -> Vec<Finding
             obs::EFFUSION => {
                 let mut f = Finding::new(o, "", rng);
                 f.location = Zone::Lower;
-                f.size_mm = [0.0, 25.0, 60.0, 110.0][f.severity as usize] + rng.gen_range(-5.0..5.0);
+                f.size_mm =
+                    [0.0, 45.0, 75.0, 120.0][f.severity as usize] + rng.gen_range(-5.0..5.0);
                 f
             }
             obs::FRACTURE => {
-                let mut f = Finding::new(o, if age > 60 && rng.gen_bool(0.4) { "healed" } else { "acute" }, rng);
+                let mut f = Finding::new(
+                    o,
+                    if age > 60 && rng.gen_bool(0.4) {
+                        "healed"
+                    } else {
+                        "acute"
+                    },
+                    rng,
+                );
                 if f.laterality == Side::Bilateral {
                     f.laterality = Side::Left;
                 }
@@ -357,15 +409,22 @@ fn findings_for(labels: &[usize], age: u32, rng: &mut ChaCha8Rng) -> Vec<Finding
                 f
             }
             obs::DEVICES => {
-                let kind = ["et_tube", "central_line", "pacemaker", "sternotomy_wires"][rng.gen_range(0..4)];
+                let kind = ["et_tube", "central_line", "pacemaker", "sternotomy_wires"]
+                    [rng.gen_range(0..4)];
                 let mut f = Finding::new(o, kind, rng);
-                f.laterality = if kind == "pacemaker" { Side::Left } else { Side::Right };
+                f.laterality = if kind == "pacemaker" {
+                    Side::Left
+                } else {
+                    Side::Right
+                };
                 f
             }
             obs::CARDIOMEGALY => {
                 let mut f = Finding::new(o, "", rng);
                 f.laterality = Side::Bilateral;
-                f.ctr = Some([0.0, 0.56, 0.62, 0.68][f.severity as usize] + rng.gen_range(-0.015..0.015));
+                f.ctr = Some(
+                    [0.0, 0.56, 0.62, 0.68][f.severity as usize] + rng.gen_range(-0.015..0.015),
+                );
                 f
             }
             obs::ECM => {
@@ -375,7 +434,9 @@ fn findings_for(labels: &[usize], age: u32, rng: &mut ChaCha8Rng) -> Vec<Finding
             }
             _ => Finding::new(o, "", rng),
         };
-        if matches!(o, obs::CONSOLIDATION | obs::OPACITY | obs::PLEURAL_OTHER) && f.laterality == Side::Bilateral {
+        if matches!(o, obs::CONSOLIDATION | obs::OPACITY | obs::PLEURAL_OTHER)
+            && f.laterality == Side::Bilateral
+        {
             f.laterality = Side::Right;
         }
         out.push(f);
@@ -389,15 +450,26 @@ fn images_for(first_view: View, rng: &mut ChaCha8Rng) -> Vec<ImagePlan> {
         3..=4 => BurnedIn::Unmarked,
         _ => BurnedIn::None,
     };
-    let mut v = vec![ImagePlan { view: first_view, burned_in: burned(rng) }];
+    let mut v = vec![ImagePlan {
+        view: first_view,
+        burned_in: burned(rng),
+    }];
     if first_view == View::PA && rng.gen_bool(0.55) {
-        v.push(ImagePlan { view: View::Lateral, burned_in: BurnedIn::None });
+        v.push(ImagePlan {
+            view: View::Lateral,
+            burned_in: BurnedIn::None,
+        });
     }
     v
 }
 
 /// The plan for patient `index`: deterministic in (seed, index).
-pub fn plan_patient(index: usize, sites: usize, cohort: Option<&Cohort>, rng: &mut ChaCha8Rng) -> PatientPlan {
+pub fn plan_patient(
+    index: usize,
+    sites: usize,
+    cohort: Option<&Cohort>,
+    rng: &mut ChaCha8Rng,
+) -> PatientPlan {
     let site = index % sites.max(1);
     let mut studies = Vec::new();
     let sex;
@@ -425,7 +497,8 @@ pub fn plan_patient(index: usize, sites: usize, cohort: Option<&Cohort>, rng: &m
         }
     } else {
         sex = if rng.gen_bool(0.48) { Sex::F } else { Sex::M };
-        let age: u32 = (rng.gen_range(20.0..92.0f64) * 0.5 + rng.gen_range(20.0..92.0f64) * 0.5) as u32;
+        let age: u32 =
+            (rng.gen_range(20.0..92.0f64) * 0.5 + rng.gen_range(20.0..92.0f64) * 0.5) as u32;
         let n = match rng.gen_range(0..10) {
             0..=5 => 1,
             6..=8 => 2,
@@ -436,9 +509,11 @@ pub fn plan_patient(index: usize, sites: usize, cohort: Option<&Cohort>, rng: &m
         for _ in 0..n {
             let mut labels = match &prev {
                 // follow-ups: findings often persist, sometimes resolve or appear
-                Some(p) if rng.gen_bool(0.6) => {
-                    p.iter().copied().filter(|_| rng.gen_bool(0.8)).collect::<Vec<_>>()
-                }
+                Some(p) if rng.gen_bool(0.6) => p
+                    .iter()
+                    .copied()
+                    .filter(|_| rng.gen_bool(0.8))
+                    .collect::<Vec<_>>(),
                 _ => sample_labels(rng),
             };
             if rng.gen_bool(DEVICE_PREVALENCE) {
@@ -447,13 +522,27 @@ pub fn plan_patient(index: usize, sites: usize, cohort: Option<&Cohort>, rng: &m
             labels.sort_unstable();
             labels.dedup();
             let a = age + day / 365;
-            let view = if labels.contains(&obs::DEVICES) || rng.gen_bool(0.15) { View::AP } else { View::PA };
-            studies.push(StudyPlan { day, age: a, findings: findings_for(&labels, a, rng), images: images_for(view, rng) });
+            let view = if labels.contains(&obs::DEVICES) || rng.gen_bool(0.15) {
+                View::AP
+            } else {
+                View::PA
+            };
+            studies.push(StudyPlan {
+                day,
+                age: a,
+                findings: findings_for(&labels, a, rng),
+                images: images_for(view, rng),
+            });
             prev = Some(labels);
             day += rng.gen_range(7..500);
         }
     }
-    PatientPlan { index, sex, site, studies }
+    PatientPlan {
+        index,
+        sex,
+        site,
+        studies,
+    }
 }
 
 /// Observations a finding also is: a lobar pneumonia is a consolidation, a

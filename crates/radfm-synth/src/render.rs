@@ -43,7 +43,14 @@ pub struct Canvas {
 impl Canvas {
     fn new(n: usize) -> Canvas {
         let z = vec![0f32; n * n];
-        Canvas { n, soft: z.clone(), air: z.clone(), bone: z.clone(), metal: z.clone(), vessel: z }
+        Canvas {
+            n,
+            soft: z.clone(),
+            air: z.clone(),
+            bone: z.clone(),
+            metal: z.clone(),
+            vessel: z,
+        }
     }
 
     /// The line integral.
@@ -51,7 +58,9 @@ impl Canvas {
         (0..self.n * self.n)
             .map(|i| {
                 let air = self.air[i].min(self.soft[i] * 0.92);
-                MU_SOFT * (self.soft[i] - air + self.vessel[i]) + MU_BONE * self.bone[i] + MU_METAL * self.metal[i]
+                MU_SOFT * (self.soft[i] - air + self.vessel[i])
+                    + MU_BONE * self.bone[i]
+                    + MU_METAL * self.metal[i]
             })
             .collect()
     }
@@ -88,19 +97,30 @@ fn stroke(c: &mut Canvas, l: Layer, pts: &[(f32, f32)], r: f32, scale_cm: f32, r
         for k in 0..=steps {
             let t = k as f32 / steps as f32;
             let (x, y) = ((a.0 + (b.0 - a.0) * t) * n, (a.1 + (b.1 - a.1) * t) * n);
-            let (x0, x1) = ((x - rp).floor().max(0.0) as usize, ((x + rp).ceil() as usize).min(c.n - 1));
-            let (y0, y1) = ((y - rp).floor().max(0.0) as usize, ((y + rp).ceil() as usize).min(c.n - 1));
+            let (x0, x1) = (
+                (x - rp).floor().max(0.0) as usize,
+                ((x + rp).ceil() as usize).min(c.n - 1),
+            );
+            let (y0, y1) = (
+                (y - rp).floor().max(0.0) as usize,
+                ((y + rp).ceil() as usize).min(c.n - 1),
+            );
             if x - rp > n || y - rp > n || x + rp < 0.0 || y + rp < 0.0 {
                 continue;
             }
             for py in y0..=y1 {
                 for px in x0..=x1 {
-                    let d2 = ((px as f32 + 0.5 - x).powi(2) + (py as f32 + 0.5 - y).powi(2)) / (rp * rp);
+                    let d2 =
+                        ((px as f32 + 0.5 - x).powi(2) + (py as f32 + 0.5 - y).powi(2)) / (rp * rp);
                     if d2 >= 1.0 {
                         continue;
                     }
                     // a bone has a bright cortex: thicker path at the edges
-                    let prof = if ring { 0.55 + 0.45 * d2 } else { (1.0 - d2).sqrt() };
+                    let prof = if ring {
+                        0.55 + 0.45 * d2
+                    } else {
+                        (1.0 - d2).sqrt()
+                    };
                     let v = scale_cm * prof;
                     let e = tmp.entry(py * c.n + px).or_insert(0.0);
                     *e = e.max(v);
@@ -230,14 +250,28 @@ fn vessel_tree(
 }
 
 /// Render a frontal (PA or AP) or lateral chest.
-pub fn render(n: usize, view: View, hab: Habitus, findings: &[Finding], fov_mm: f32, rng: &mut ChaCha8Rng) -> Canvas {
+pub fn render(
+    n: usize,
+    view: View,
+    hab: Habitus,
+    findings: &[Finding],
+    fov_mm: f32,
+    rng: &mut ChaCha8Rng,
+) -> Canvas {
     match view {
         View::Lateral => render_lateral(n, hab, findings, rng),
         _ => render_frontal(n, view == View::AP, hab, findings, fov_mm, rng),
     }
 }
 
-fn render_frontal(n: usize, ap: bool, hab: Habitus, findings: &[Finding], fov_mm: f32, rng: &mut ChaCha8Rng) -> Canvas {
+fn render_frontal(
+    n: usize,
+    ap: bool,
+    hab: Habitus,
+    findings: &[Finding],
+    fov_mm: f32,
+    rng: &mut ChaCha8Rng,
+) -> Canvas {
     let mut c = Canvas::new(n);
     let nf = n as f32;
     let mm = 1.0 / fov_mm; // one millimetre in normalised units
@@ -309,7 +343,11 @@ fn render_frontal(n: usize, ap: bool, hab: Habitus, findings: &[Finding], fov_mm
             let knob = 1.0 - smoothstep(0.8, 1.0, kx * kx + ky * ky);
             air *= (1.0 - 0.78 * mh) * (1.0 - med) * (1.0 - 0.7 * knob);
             // trachea and main bronchi
-            let tr = if v < 0.34 { 1.0 - smoothstep(0.010, 0.014, (u - 0.5).abs()) } else { 0.0 };
+            let tr = if v < 0.34 {
+                1.0 - smoothstep(0.010, 0.014, (u - 0.5).abs())
+            } else {
+                0.0
+            };
             air += 2.2 * tr;
             // gastric bubble under the left hemidiaphragm
             let gx = (u - (g.xl + 0.03)) / 0.05;
@@ -357,7 +395,9 @@ fn render_frontal(n: usize, ap: bool, hab: Habitus, findings: &[Finding], fov_mm
                 let v = v0 - 0.025 * (std::f32::consts::PI * t).sin() + 0.07 * t * t;
                 pts.push((u, v));
             }
-            let fractured = fracture.is_some_and(|f| f.rib == Some(k as u8 + 1) && (f.laterality == Side::Right) == right);
+            let fractured = fracture.is_some_and(|f| {
+                f.rib == Some(k as u8 + 1) && (f.laterality == Side::Right) == right
+            });
             if fractured {
                 let f = fracture.expect("checked");
                 let cut = 15;
@@ -366,7 +406,14 @@ fn render_frontal(n: usize, ap: bool, hab: Habitus, findings: &[Finding], fov_mm
                     stroke(&mut c, Layer::Bone, a, 0.011, 1.3, true);
                     stroke(&mut c, Layer::Bone, b, 0.011, 1.3, true);
                     let (x, y) = pts[cut];
-                    stroke(&mut c, Layer::Bone, &[(x - 0.008, y), (x + 0.008, y)], 0.017, 1.1, false);
+                    stroke(
+                        &mut c,
+                        Layer::Bone,
+                        &[(x - 0.008, y), (x + 0.008, y)],
+                        0.017,
+                        1.1,
+                        false,
+                    );
                 } else {
                     let a = &a[..a.len() - 1];
                     let b: Vec<(f32, f32)> = b.iter().map(|&(x, y)| (x, y + 0.007)).collect();
@@ -392,13 +439,23 @@ fn render_frontal(n: usize, ap: bool, hab: Habitus, findings: &[Finding], fov_mm
         let cl: Vec<(f32, f32)> = (0..=12)
             .map(|j| {
                 let t = j as f32 / 12.0;
-                (0.5 + s * (0.035 + 0.29 * t), cy + 0.035 * (1.0 - t) - 0.012 * (std::f32::consts::PI * t).sin())
+                (
+                    0.5 + s * (0.035 + 0.29 * t),
+                    cy + 0.035 * (1.0 - t) - 0.012 * (std::f32::consts::PI * t).sin(),
+                )
             })
             .collect();
         stroke(&mut c, Layer::Bone, &cl, 0.013, 1.6, true);
         // scapula: medial border and a thin blade (over the lungs on AP views)
         let sx = 0.5 + s * if ap { 0.27 } else { 0.33 };
-        stroke(&mut c, Layer::Bone, &[(sx, 0.14), (sx - s * 0.03, 0.28), (sx + s * 0.01, 0.44)], 0.006, 0.9, false);
+        stroke(
+            &mut c,
+            Layer::Bone,
+            &[(sx, 0.14), (sx - s * 0.03, 0.28), (sx + s * 0.01, 0.44)],
+            0.006,
+            0.9,
+            false,
+        );
         for py in 0..n {
             let v = (py as f32 + 0.5) / nf;
             if !(0.14..0.44).contains(&v) {
@@ -444,8 +501,11 @@ fn render_frontal(n: usize, ap: bool, hab: Habitus, findings: &[Finding], fov_mm
                 let r = f.size_mm / 2.0 * mm;
                 let rp = r * nf;
                 for py in ((yc * nf - rp) as usize)..=((yc * nf + rp) as usize).min(n - 1) {
-                    for px in ((xc * nf - rp).max(0.0) as usize)..=((xc * nf + rp) as usize).min(n - 1) {
-                        let d2 = ((px as f32 + 0.5) / nf - xc).powi(2) + ((py as f32 + 0.5) / nf - yc).powi(2);
+                    for px in
+                        ((xc * nf - rp).max(0.0) as usize)..=((xc * nf + rp) as usize).min(n - 1)
+                    {
+                        let d2 = ((px as f32 + 0.5) / nf - xc).powi(2)
+                            + ((py as f32 + 0.5) / nf - yc).powi(2);
                         if d2 < r * r {
                             let t = 2.0 * (r * r - d2).sqrt() * fov_mm / 10.0 * 1.4;
                             let i = py * n + px;
@@ -461,7 +521,11 @@ fn render_frontal(n: usize, ap: bool, hab: Habitus, findings: &[Finding], fov_mm
                     for px in 0..n {
                         let u = (px as f32 + 0.5) / nf;
                         let i = py * n + px;
-                        let d = g.hila.iter().map(|&(x, y)| (u - x).powi(2) + (v - y).powi(2)).fold(f32::MAX, f32::min);
+                        let d = g
+                            .hila
+                            .iter()
+                            .map(|&(x, y)| (u - x).powi(2) + (v - y).powi(2))
+                            .fold(f32::MAX, f32::min);
                         c.air[i] *= 1.0 - s * (-d / 0.012).exp();
                         c.vessel[i] *= 1.0 + 0.8 * s;
                     }
@@ -472,7 +536,14 @@ fn render_frontal(n: usize, ap: bool, hab: Habitus, findings: &[Finding], fov_mm
                     for _ in 0..(4 + 3 * f.severity) {
                         let v = g.base(right) - rng.gen_range(0.01..0.14);
                         let u0 = g.lung_center(right) + sg * (g.half_width(v) - 0.004);
-                        stroke(&mut c, Layer::Vessel, &[(u0, v), (u0 - sg * 0.022, v)], 0.0016, 0.5, false);
+                        stroke(
+                            &mut c,
+                            Layer::Vessel,
+                            &[(u0, v), (u0 - sg * 0.022, v)],
+                            0.0016,
+                            0.5,
+                            false,
+                        );
                     }
                 }
             }
@@ -482,11 +553,25 @@ fn render_frontal(n: usize, ap: bool, hab: Habitus, findings: &[Finding], fov_mm
                     let v = g.base(right) - g.dome - 0.05 - rng.gen_range(0.0..0.04);
                     let hl = 0.05 + 0.02 * f.severity as f32;
                     let pts = [(xc - hl, v + 0.01), (xc, v), (xc + hl, v - 0.008)];
-                    stroke(&mut c, Layer::Soft, &pts, 0.005 + 0.002 * f.severity as f32, 3.0, false);
+                    stroke(
+                        &mut c,
+                        Layer::Soft,
+                        &pts,
+                        0.005 + 0.002 * f.severity as f32,
+                        3.0,
+                        false,
+                    );
                     let pts2: Vec<_> = pts.to_vec();
                     // the band replaces air
                     let mut tmp = Canvas::new(n);
-                    stroke(&mut tmp, Layer::Soft, &pts2, 0.005 + 0.002 * f.severity as f32, 8.0, false);
+                    stroke(
+                        &mut tmp,
+                        Layer::Soft,
+                        &pts2,
+                        0.005 + 0.002 * f.severity as f32,
+                        8.0,
+                        false,
+                    );
                     for i in 0..n * n {
                         c.air[i] = (c.air[i] - tmp.soft[i]).max(0.0);
                     }
@@ -506,7 +591,11 @@ fn render_frontal(n: usize, ap: bool, hab: Habitus, findings: &[Finding], fov_mm
                         }
                         let lat = g.half_width(v) - (u - xc).abs();
                         let apical = v - g.apex;
-                        let d = if (u - xc) * sg > 0.0 { lat.min(apical) } else { apical };
+                        let d = if (u - xc) * sg > 0.0 {
+                            lat.min(apical)
+                        } else {
+                            apical
+                        };
                         let i = py * n + px;
                         if d < rim {
                             c.vessel[i] = 0.0;
@@ -530,7 +619,8 @@ fn render_frontal(n: usize, ap: bool, hab: Habitus, findings: &[Finding], fov_mm
                             let lat = ((u - xc) * sg / g.w).max(0.0);
                             let level = g.base(right) - h - 0.5 * h.min(0.06) * lat * lat;
                             let i = py * n + px;
-                            let inside = g.lung(right, u, v) > 0.0 || (v > level && (u - xc).abs() < g.w && v < g.base(right) + 0.01);
+                            let inside = g.lung(right, u, v) > 0.0
+                                || (v > level && (u - xc).abs() < g.w && v < g.base(right) + 0.01);
                             if inside && v > level {
                                 let k = smoothstep(level, level + 0.012, v);
                                 c.air[i] *= 1.0 - k;
@@ -613,7 +703,10 @@ fn airspace(c: &mut Canvas, g: &Frontal, f: &Finding, rng: &mut ChaCha8Rng) {
                 if inside <= 0.0 {
                     continue;
                 }
-                let m: f32 = centers.iter().map(|&(x, y, r)| (-((u - x).powi(2) + (v - y).powi(2)) / (r * r)).exp()).sum();
+                let m: f32 = centers
+                    .iter()
+                    .map(|&(x, y, r)| (-((u - x).powi(2) + (v - y).powi(2)) / (r * r)).exp())
+                    .sum();
                 mask[py * n + px] = m.min(1.0) * inside.min(1.0);
             }
         }
@@ -643,12 +736,32 @@ fn device(c: &mut Canvas, f: &Finding, g: &Frontal) {
     match f.kind {
         "et_tube" => {
             for dx in [-0.0065f32, 0.0065] {
-                stroke(c, Layer::Metal, &[(0.5 + dx, 0.0), (0.5 + dx, 0.27)], 0.0016, 0.06, false);
+                stroke(
+                    c,
+                    Layer::Metal,
+                    &[(0.5 + dx, 0.0), (0.5 + dx, 0.27)],
+                    0.0016,
+                    0.06,
+                    false,
+                );
             }
-            stroke(c, Layer::Soft, &[(0.5, 0.0), (0.5, 0.27)], 0.008, 0.8, false);
+            stroke(
+                c,
+                Layer::Soft,
+                &[(0.5, 0.0), (0.5, 0.27)],
+                0.008,
+                0.8,
+                false,
+            );
         }
         "central_line" => {
-            let pts = [(0.5 - 0.27, 0.17), (0.5 - 0.16, 0.19), (0.5 - 0.05, 0.24), (0.5 - 0.03, 0.32), (0.5 - 0.028, 0.40)];
+            let pts = [
+                (0.5 - 0.27, 0.17),
+                (0.5 - 0.16, 0.19),
+                (0.5 - 0.05, 0.24),
+                (0.5 - 0.03, 0.32),
+                (0.5 - 0.028, 0.40),
+            ];
             stroke(c, Layer::Metal, &pts, 0.0022, 0.05, false);
         }
         "pacemaker" => {
@@ -661,8 +774,18 @@ fn device(c: &mut Canvas, f: &Finding, g: &Frontal) {
                     c.metal[i] += 0.6;
                 }
             }
-            let ra = [(gx - 0.02, gy + 0.01), (0.6, 0.24), (0.53, 0.33), (0.49, g.heart_cy - 0.02)];
-            let rv = [(gx - 0.02, gy + 0.02), (0.61, 0.26), (0.54, 0.36), (g.heart_cx + 0.02, g.heart_cy + 0.05)];
+            let ra = [
+                (gx - 0.02, gy + 0.01),
+                (0.6, 0.24),
+                (0.53, 0.33),
+                (0.49, g.heart_cy - 0.02),
+            ];
+            let rv = [
+                (gx - 0.02, gy + 0.02),
+                (0.61, 0.26),
+                (0.54, 0.36),
+                (g.heart_cx + 0.02, g.heart_cy + 0.05),
+            ];
             stroke(c, Layer::Metal, &ra, 0.0018, 0.05, false);
             stroke(c, Layer::Metal, &rv, 0.0018, 0.05, false);
         }
@@ -680,7 +803,11 @@ fn device(c: &mut Canvas, f: &Finding, g: &Frontal) {
             }
             // epicardial pacing wires over the heart
             for dx in [-0.02f32, 0.015] {
-                let pts = [(0.5 + dx, 0.58), (0.5 + dx * 1.5, g.heart_cy - 0.02), (g.heart_cx + dx, g.heart_cy + 0.04)];
+                let pts = [
+                    (0.5 + dx, 0.58),
+                    (0.5 + dx * 1.5, g.heart_cy - 0.02),
+                    (g.heart_cx + dx, g.heart_cy + 0.04),
+                ];
                 stroke(c, Layer::Metal, &pts, 0.0012, 0.05, false);
             }
         }
@@ -692,7 +819,9 @@ fn render_lateral(n: usize, hab: Habitus, findings: &[Finding], rng: &mut ChaCha
     let nf = n as f32;
     let depth_cm = 32.0 * hab.width;
     let base = 0.13 + 0.66 * hab.height;
-    let ctr_scale = has(findings, obs::CARDIOMEGALY).and_then(|f| f.ctr).map_or(1.0, |r| r / 0.45);
+    let ctr_scale = has(findings, obs::CARDIOMEGALY)
+        .and_then(|f| f.ctr)
+        .map_or(1.0, |r| r / 0.45);
     let effusion = has(findings, obs::EFFUSION).map(|f| f.size_mm / 430.0);
     for py in 0..n {
         let v = (py as f32 + 0.5) / nf;
@@ -744,23 +873,61 @@ fn render_lateral(n: usize, hab: Habitus, findings: &[Finding], rng: &mut ChaCha
         let pts: Vec<(f32, f32)> = (0..=20)
             .map(|j| {
                 let t = j as f32 / 20.0;
-                (0.80 - 0.62 * t, v0 + 0.12 * t + rng.gen_range(-0.002..0.002))
+                (
+                    0.80 - 0.62 * t,
+                    v0 + 0.12 * t + rng.gen_range(-0.002..0.002),
+                )
             })
             .collect();
         stroke(&mut c, Layer::Bone, &pts, 0.007, 0.6, true);
     }
     for f in findings.iter().filter(|f| f.obs() == obs::DEVICES) {
         match f.kind {
-            "et_tube" => stroke(&mut c, Layer::Metal, &[(0.47, 0.0), (0.485, 0.27)], 0.002, 0.06, false),
-            "central_line" => stroke(&mut c, Layer::Metal, &[(0.45, 0.12), (0.44, 0.25), (0.42, 0.38)], 0.002, 0.05, false),
+            "et_tube" => stroke(
+                &mut c,
+                Layer::Metal,
+                &[(0.47, 0.0), (0.485, 0.27)],
+                0.002,
+                0.06,
+                false,
+            ),
+            "central_line" => stroke(
+                &mut c,
+                Layer::Metal,
+                &[(0.45, 0.12), (0.44, 0.25), (0.42, 0.38)],
+                0.002,
+                0.05,
+                false,
+            ),
             "pacemaker" => {
-                stroke(&mut c, Layer::Metal, &[(0.2, 0.18), (0.24, 0.18)], 0.02, 0.5, false);
-                stroke(&mut c, Layer::Metal, &[(0.22, 0.2), (0.35, 0.4), (0.32, base - 0.12)], 0.0018, 0.05, false);
+                stroke(
+                    &mut c,
+                    Layer::Metal,
+                    &[(0.2, 0.18), (0.24, 0.18)],
+                    0.02,
+                    0.5,
+                    false,
+                );
+                stroke(
+                    &mut c,
+                    Layer::Metal,
+                    &[(0.22, 0.2), (0.35, 0.4), (0.32, base - 0.12)],
+                    0.0018,
+                    0.05,
+                    false,
+                );
             }
             _ => {
                 for k in 0..5 {
                     let v = 0.25 + k as f32 * 0.06;
-                    stroke(&mut c, Layer::Metal, &[(0.14, v), (0.165, v)], 0.002, 0.06, false);
+                    stroke(
+                        &mut c,
+                        Layer::Metal,
+                        &[(0.14, v), (0.165, v)],
+                        0.002,
+                        0.06,
+                        false,
+                    );
                 }
             }
         }

@@ -161,7 +161,17 @@ fn negations(absent: &[usize], rng: &mut ChaCha8Rng) -> Vec<String> {
     let has = |o: usize| absent.contains(&o);
     let mut out = Vec::new();
     if has(obs::CARDIOMEGALY) {
-        out.push(pick(rng, &["The heart size is normal.", "Heart size is within normal limits.", "Normal cardiac silhouette."]).to_string());
+        out.push(
+            pick(
+                rng,
+                &[
+                    "The heart size is normal.",
+                    "Heart size is within normal limits.",
+                    "Normal cardiac silhouette.",
+                ],
+            )
+            .to_string(),
+        );
     }
     if has(obs::ECM) && rng.gen_bool(0.5) {
         out.push("The mediastinal contours are normal.".into());
@@ -178,16 +188,28 @@ fn negations(absent: &[usize], rng: &mut ChaCha8Rng) -> Vec<String> {
     if !lung.is_empty() {
         out.push(list_negation(&lung, rng));
     }
-    let pl: Vec<&str> = [(obs::EFFUSION, "pleural effusion"), (obs::PNEUMOTHORAX, "pneumothorax")]
-        .iter()
-        .filter(|(o, _)| has(*o))
-        .map(|(_, w)| *w)
-        .collect();
+    let pl: Vec<&str> = [
+        (obs::EFFUSION, "pleural effusion"),
+        (obs::PNEUMOTHORAX, "pneumothorax"),
+    ]
+    .iter()
+    .filter(|(o, _)| has(*o))
+    .map(|(_, w)| *w)
+    .collect();
     if !pl.is_empty() {
         out.push(list_negation(&pl, rng));
     }
     if has(obs::FRACTURE) && rng.gen_bool(0.4) {
-        out.push(pick(rng, &["No acute osseous abnormality.", "No displaced rib fracture."]).into());
+        out.push(
+            pick(
+                rng,
+                &[
+                    "No acute osseous abnormality.",
+                    "No displaced rib fracture.",
+                ],
+            )
+            .into(),
+        );
     }
     if has(obs::LESION) && rng.gen_bool(0.2) {
         out.push("No suspicious pulmonary nodules.".into());
@@ -199,7 +221,11 @@ fn list_negation(items: &[&str], rng: &mut ChaCha8Rng) -> String {
     let list = match items.len() {
         1 => items[0].to_string(),
         2 => format!("{} or {}", items[0], items[1]),
-        _ => format!("{}, or {}", items[..items.len() - 1].join(", "), items[items.len() - 1]),
+        _ => format!(
+            "{}, or {}",
+            items[..items.len() - 1].join(", "),
+            items[items.len() - 1]
+        ),
     };
     match rng.gen_range(0..3) {
         0 => format!("No {list}."),
@@ -231,15 +257,27 @@ pub fn write(
             .collect();
         if !subtle.is_empty() && rng.gen_bool(0.6) {
             let f = shown.remove(subtle[rng.gen_range(0..subtle.len())]);
-            disagreement = Some(Disagreement { kind: "missed", observation: f.observation });
+            disagreement = Some(Disagreement {
+                kind: "missed",
+                observation: f.observation,
+            });
         } else {
-            let candidates = [obs::EFFUSION, obs::ATELECTASIS, obs::CARDIOMEGALY, obs::OPACITY];
+            let candidates = [
+                obs::EFFUSION,
+                obs::ATELECTASIS,
+                obs::CARDIOMEGALY,
+                obs::OPACITY,
+            ];
             let o = candidates[rng.gen_range(0..candidates.len())];
             if !findings.iter().any(|f| f.obs() == o) {
                 let mut f = Finding {
                     observation: OBSERVATIONS[o],
                     kind: "",
-                    laterality: if rng.gen_bool(0.5) { Side::Right } else { Side::Left },
+                    laterality: if rng.gen_bool(0.5) {
+                        Side::Right
+                    } else {
+                        Side::Left
+                    },
                     location: crate::plan::Zone::Lower,
                     severity: 1,
                     size_mm: 0.0,
@@ -250,29 +288,51 @@ pub fn write(
                     f.laterality = Side::Bilateral;
                 }
                 overcall = Some(f);
-                disagreement = Some(Disagreement { kind: "overcall", observation: OBSERVATIONS[o] });
+                disagreement = Some(Disagreement {
+                    kind: "overcall",
+                    observation: OBSERVATIONS[o],
+                });
             }
         }
     }
     let mut sentences = Vec::new();
-    let prior_obs: Vec<usize> = prior.map(|(p, _)| p.iter().map(Finding::obs).collect()).unwrap_or_default();
+    let prior_obs: Vec<usize> = prior
+        .map(|(p, _)| p.iter().map(Finding::obs).collect())
+        .unwrap_or_default();
     for f in shown.iter().copied().chain(overcall.as_ref()) {
         let o = f.obs();
-        let hedge = f.severity == 1 && o != obs::DEVICES && o != obs::FRACTURE && rng.gen_bool(0.15);
-        let mut s = if hedge { hedged(f, rng) } else { sentence(f, rng) };
+        let hedge =
+            f.severity == 1 && o != obs::DEVICES && o != obs::FRACTURE && rng.gen_bool(0.15);
+        let mut s = if hedge {
+            hedged(f, rng)
+        } else {
+            sentence(f, rng)
+        };
         if prior.is_some() && prior_obs.contains(&o) && rng.gen_bool(0.7) {
             s = format!(
                 "{} {}",
                 s.trim_end_matches('.'),
-                pick(rng, &["unchanged from prior.", "stable compared with the prior study.", ", similar to prior."])
+                pick(
+                    rng,
+                    &[
+                        "unchanged from prior.",
+                        "stable compared with the prior study.",
+                        ", similar to prior."
+                    ]
+                )
             )
             .replace(" ,", ",");
         } else if prior.is_some() && !prior_obs.contains(&o) && rng.gen_bool(0.5) {
             s = format!("New {}", lower_first(&s));
         }
         let status = if hedge { "uncertain" } else { "positive" };
-        let also = if hedge { vec![] } else { crate::plan::implied(f) };
-        for name in std::iter::once(f.observation).chain(also.into_iter().map(|o| OBSERVATIONS[o])) {
+        let also = if hedge {
+            vec![]
+        } else {
+            crate::plan::implied(f)
+        };
+        for name in std::iter::once(f.observation).chain(also.into_iter().map(|o| OBSERVATIONS[o]))
+        {
             if let Some(e) = stated.iter_mut().find(|e| e.0 == name) {
                 if status == "positive" {
                     e.1 = "positive";
@@ -286,7 +346,11 @@ pub fn write(
     // resolved findings
     if let Some((p, _)) = prior {
         for f in p {
-            if !findings.iter().any(|g| g.obs() == f.obs()) && f.obs() != obs::DEVICES && f.obs() != obs::FRACTURE && rng.gen_bool(0.5) {
+            if !findings.iter().any(|g| g.obs() == f.obs())
+                && f.obs() != obs::DEVICES
+                && f.obs() != obs::FRACTURE
+                && rng.gen_bool(0.5)
+            {
                 let name = match f.obs() {
                     obs::EFFUSION => "pleural effusion",
                     obs::PNEUMOTHORAX => "pneumothorax",
@@ -296,26 +360,53 @@ pub fn write(
                     obs::EDEMA => "pulmonary edema",
                     _ => continue,
                 };
-                sentences.push(format!("Interval resolution of the {} {name}.", side_word(f.laterality)));
+                sentences.push(format!(
+                    "Interval resolution of the {} {name}.",
+                    side_word(f.laterality)
+                ));
             }
         }
     }
     let absent: Vec<usize> = (1..14)
-        .filter(|o| !shown.iter().chain(overcall.iter().collect::<Vec<_>>().iter()).any(|f| f.obs() == *o))
+        .filter(|o| {
+            !shown
+                .iter()
+                .chain(overcall.iter().collect::<Vec<_>>().iter())
+                .any(|f| f.obs() == *o)
+        })
         .filter(|o| !findings.iter().any(|f| f.obs() == *o))
         .collect();
     let mut findings_text: Vec<String> = sentences.clone();
     findings_text.extend(negations(&absent, rng));
     if shown.is_empty() && overcall.is_none() && rng.gen_bool(0.5) {
-        findings_text.push(pick(rng, &["The lungs are clear.", "Lungs are clear bilaterally."]).into());
+        findings_text.push(
+            pick(
+                rng,
+                &["The lungs are clear.", "Lungs are clear bilaterally."],
+            )
+            .into(),
+        );
     }
     if let Some(p) = phi_sentence {
         findings_text.push(p.to_string());
     }
     let impression = if sentences.is_empty() {
-        pick(rng, &["No acute cardiopulmonary abnormality.", "No acute cardiopulmonary process.", "Normal chest radiograph."]).to_string()
+        pick(
+            rng,
+            &[
+                "No acute cardiopulmonary abnormality.",
+                "No acute cardiopulmonary process.",
+                "Normal chest radiograph.",
+            ],
+        )
+        .to_string()
     } else {
-        sentences.iter().take(3).cloned().collect::<Vec<_>>().join(" ")
+        sentences
+            .iter()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ")
     };
     let mut text = String::new();
     if rng.gen_bool(0.8) {
@@ -327,7 +418,11 @@ pub fn write(
     }
     text.push_str(&format!("FINDINGS: {}\n", findings_text.join(" ")));
     text.push_str(&format!("IMPRESSION: {impression}"));
-    Written { text, stated, disagreement }
+    Written {
+        text,
+        stated,
+        disagreement,
+    }
 }
 
 fn lower_first(s: &str) -> String {

@@ -21,12 +21,31 @@ pub fn write(path: &Path, thumbs: &[&(Vec<usize>, Vec<u8>)]) -> Result<(), Synth
         let y0 = GAP + row * (THUMB + GAP);
         let words: Vec<&str> = name.split(' ').collect();
         for (k, word) in words.iter().enumerate() {
-            font::draw(&mut img, w, 8, y0 + 40 + k * 22, 2, &word.to_uppercase(), 1.0);
+            font::draw(
+                &mut img,
+                w,
+                8,
+                y0 + 40 + k * 22,
+                2,
+                &word.to_uppercase(),
+                1.0,
+            );
         }
         // prefer examples where this is the only finding, then any
-        let mut picks: Vec<&Vec<u8>> = thumbs.iter().filter(|t| t.0 == [row]).map(|t| &t.1).take(PER_ROW).collect();
+        let mut picks: Vec<&Vec<u8>> = thumbs
+            .iter()
+            .filter(|t| t.0 == [row])
+            .map(|t| &t.1)
+            .take(PER_ROW)
+            .collect();
         if picks.len() < PER_ROW {
-            picks.extend(thumbs.iter().filter(|t| t.0.contains(&row) && t.0 != [row]).map(|t| &t.1).take(PER_ROW - picks.len()));
+            picks.extend(
+                thumbs
+                    .iter()
+                    .filter(|t| t.0.contains(&row) && t.0 != [row])
+                    .map(|t| &t.1)
+                    .take(PER_ROW - picks.len()),
+            );
         }
         for (col, t) in picks.iter().enumerate() {
             let x0 = LABEL_W + col * (THUMB + GAP);
@@ -37,16 +56,25 @@ pub fn write(path: &Path, thumbs: &[&(Vec<usize>, Vec<u8>)]) -> Result<(), Synth
             }
         }
     }
-    let bytes: Vec<u8> = img.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
-    let io = |source: std::io::Error| SynthError::Io { path: path.to_path_buf(), source };
+    let bytes: Vec<u8> = img
+        .iter()
+        .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect();
+    let io = |source: std::io::Error| SynthError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let tmp = path.with_extension("png.tmp");
     {
         let f = std::fs::File::create(&tmp).map_err(io)?;
         let mut enc = png::Encoder::new(std::io::BufWriter::new(f), w as u32, h as u32);
         enc.set_color(png::ColorType::Grayscale);
         enc.set_depth(png::BitDepth::Eight);
-        let mut wr = enc.write_header().map_err(|e| SynthError::Dicom(format!("{}: {e}", path.display())))?;
-        wr.write_image_data(&bytes).map_err(|e| SynthError::Dicom(format!("{}: {e}", path.display())))?;
+        let mut wr = enc
+            .write_header()
+            .map_err(|e| SynthError::Dicom(format!("{}: {e}", path.display())))?;
+        wr.write_image_data(&bytes)
+            .map_err(|e| SynthError::Dicom(format!("{}: {e}", path.display())))?;
     }
     std::fs::rename(&tmp, path).map_err(io)
 }

@@ -72,8 +72,15 @@ pub fn site(k: usize) -> Site {
     let mut s = Site {
         index: k,
         label: format!("site-{letter}"),
-        institution: format!("{} General Hospital", ["Northbridge", "Lakeside", "St. Aldric", "Harborview"][k % 4]),
-        institution_address: format!("{} Hospital Road, {}", 10 + k * 7, ["Easton", "Westfield", "Norwood", "Southam"][k % 4]),
+        institution: format!(
+            "{} General Hospital",
+            ["Northbridge", "Lakeside", "St. Aldric", "Harborview"][k % 4]
+        ),
+        institution_address: format!(
+            "{} Hospital Road, {}",
+            10 + k * 7,
+            ["Easton", "Westfield", "Norwood", "Southam"][k % 4]
+        ),
         manufacturer,
         model,
         station: format!("XR{:02}{letter}", 1 + k),
@@ -141,7 +148,9 @@ fn blur(img: &mut [f32], n: usize, sigma: f32) {
         return;
     }
     let r = (sigma * 3.0).ceil() as isize;
-    let k: Vec<f32> = (-r..=r).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
+    let k: Vec<f32> = (-r..=r)
+        .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
+        .collect();
     let ks: f32 = k.iter().sum();
     let mut tmp = vec![0f32; img.len()];
     for y in 0..n {
@@ -180,7 +189,13 @@ pub struct Acquired {
 }
 
 /// Detector, processing and stored-value mapping for a line-integral map.
-pub fn acquire(site: &Site, n: usize, mut l: Vec<f32>, marker: Option<&str>, rng: &mut ChaCha8Rng) -> Acquired {
+pub fn acquire(
+    site: &Site,
+    n: usize,
+    mut l: Vec<f32>,
+    marker: Option<&str>,
+    rng: &mut ChaCha8Rng,
+) -> Acquired {
     blur(&mut l, n, site.blur * n as f32 / 512.0);
     let max = ((1u32 << site.bits) - 1) as f32;
     let margin = (site.collimation * n as f32) as usize;

@@ -19,13 +19,22 @@ pub fn run(a: SynthArgs) -> anyhow::Result<()> {
     };
     let bar = ProgressBar::with_draw_target(
         Some(a.patients as u64),
-        if a.quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() },
+        if a.quiet {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        },
     );
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} patients  ETA {eta}")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} patients  ETA {eta}",
+        )
+        .expect("valid template"),
     );
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(a.jobs.unwrap_or(0)).build().context("thread pool")?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.jobs.unwrap_or(0))
+        .build()
+        .context("thread pool")?;
     let t = Instant::now();
     let summary = pool
         .install(|| radfm_synth::generate(&cfg, &|done, _| bar.set_position(done as u64)))
@@ -42,6 +51,11 @@ pub fn run(a: SynthArgs) -> anyhow::Result<()> {
         summary.reports_disagreeing,
         summary.phi_strings
     );
-    println!("{:.1} s ({:.1} images/s) -> {}", secs, summary.images as f64 / secs, a.out.display());
+    println!(
+        "{:.1} s ({:.1} images/s) -> {}",
+        secs,
+        summary.images as f64 / secs,
+        a.out.display()
+    );
     Ok(())
 }
