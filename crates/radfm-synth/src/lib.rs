@@ -422,6 +422,22 @@ pub fn generate(
         Some(p) => Some(Cohort::load(p).map_err(SynthError::Config)?),
         None => None,
     };
+    // a previous archive here is replaced; anything else is left alone
+    if cfg.out.join("truth.jsonl").exists() {
+        let d = cfg.out.join("dicom");
+        if d.exists() {
+            std::fs::remove_dir_all(&d).map_err(io(&d))?;
+        }
+        let sheet = cfg.out.join("contact-sheet.png");
+        if sheet.exists() {
+            std::fs::remove_file(&sheet).map_err(io(&sheet))?;
+        }
+    } else if std::fs::read_dir(&cfg.out).is_ok_and(|mut e| e.next().is_some()) {
+        return Err(SynthError::Config(format!(
+            "{} is not empty and holds no earlier synthetic archive (no truth.jsonl); choose an empty or new directory",
+            cfg.out.display()
+        )));
+    }
     std::fs::create_dir_all(cfg.out.join("dicom")).map_err(io(&cfg.out))?;
     let done = std::sync::atomic::AtomicUsize::new(0);
     let outs: Vec<PatientOut> = (0..cfg.patients)
