@@ -179,16 +179,8 @@ pub fn phone(rng: &mut ChaCha8Rng) -> String {
 
 /// Days since 1970-01-01 to (year, month, day).
 pub fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    let (y, m, d) = radfm_dicom::deid::civil_from_days(days);
+    (y, m as u32, d as u32)
 }
 
 /// DICOM DA (YYYYMMDD) of a day number.

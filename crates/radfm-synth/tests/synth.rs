@@ -175,6 +175,7 @@ fn findings_are_in_the_pixels_and_sites_differ() {
     let truth = jsonl(&t.path().join("truth.jsonl"));
     let (mut eff, mut no_eff, mut cm, mut no_cm) = (vec![], vec![], vec![], vec![]);
     let mut site_means: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut sex_lower: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for t0 in &truth {
         if t0["view"] == "LL" || t0["burned_in"] != "none" {
             continue;
@@ -206,6 +207,15 @@ fn findings_are_in_the_pixels_and_sites_differ() {
             .entry(t0["site"].as_str().unwrap().to_string())
             .or_default()
             .push(mean(img, n, (0.1, 0.9), (0.1, 0.9)));
+        // lower lung zones (breast shadows), normal studies only
+        if l["No Finding"] == 1 {
+            let z =
+                mean(img, n, (0.16, 0.84), (0.55, 0.70)) - mean(img, n, (0.16, 0.84), (0.28, 0.38));
+            sex_lower
+                .entry(t0["sex"].as_str().unwrap().to_string())
+                .or_default()
+                .push(z);
+        }
     }
     let a_eff = auroc(&eff, &no_eff);
     let a_cm = auroc(&cm, &no_cm);
@@ -231,6 +241,14 @@ fn findings_are_in_the_pixels_and_sites_differ() {
     for (s, m, sd) in &stats {
         eprintln!("{s}: mean display intensity {m:.3} (sd {sd:.3})");
     }
+    let (f, m) = (&sex_lower["F"], &sex_lower["M"]);
+    let a_sex = auroc(f, m);
+    eprintln!(
+        "lower-zone brightness of normal studies, women vs men: AUROC {a_sex:.3} ({} vs {})",
+        f.len(),
+        m.len()
+    );
+    assert!(a_sex > 0.7, "sex shift AUROC {a_sex}");
     let (lo, hi) = stats
         .iter()
         .fold((f64::MAX, f64::MIN), |a, s| (a.0.min(s.1), a.1.max(s.1)));
