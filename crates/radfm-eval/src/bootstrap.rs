@@ -1,0 +1,90 @@
+//! Percentile bootstrap confidence intervals that resample patients, not
+//! images: several images of one patient are not independent, and resampling
+//! images would make intervals too narrow.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Group image indices by patient id (in first-seen order).
+pub fn by_patient<S: AsRef<str>>(patients: &[S]) -> Vec<Vec<usize>> {
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, p) in patients.iter().enumerate() {
+        let k = *index.entry(p.as_ref()).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[k].push(i);
+    }
+    groups
+}
+
+/// A 95% (or other) percentile interval and how many resamples were usable.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Interval {
+    pub lo: f64,
+    pub hi: f64,
+    /// resamples where the metric was defined
+    pub used: usize,
+    pub resamples: usize,
+}
+
+/// numpy-style linear percentile of sorted values.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// Resample the patients `groups` with replacement `resamples` times (seeded), call
+/// `metric` on the image indices of each resample, and return the central
+/// `level` percentile interval of the defined values. `None` when fewer than
+/// half the resamples give a value.
+pub fn percentile_ci(
+    groups: &[Vec<usize>],
+    resamples: usize,
+    seed: u64,
+    level: f64,
+    mut metric: impl FnMut(&[usize]) -> Option<f64>,
+) -> Option<Interval> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut vals = Vec::with_capacity(resamples);
+    let mut idx = Vec::new();
+    for _ in 0..resamples {
+        idx.clear();
+        for _ in 0..groups.len() {
+            idx.extend_from_slice(&groups[rng.gen_range(0..groups.len())]);
+        }
+        if let Some(v) = metric(&idx).filter(|v| v.is_finite()) {
+            vals.push(v);
+        }
+    }
+    if vals.len() * 2 < resamples || vals.is_empty() {
+        return None;
+    }
+    vals.sort_by(f64::total_cmp);
+    let a = (1.0 - level) / 2.0;
+    Some(Interval {
+        lo: percentile(&vals, a),
+        hi: percentile(&vals, 1.0 - a),
+        used: vals.len(),
+        resamples,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_and_a_degenerate_interval() {
+        let g = by_patient(&["a", "b", "a", "c"]);
+        assert_eq!(g, vec![vec![0, 2], vec![1], vec![3]]);
+        // a constant metric has a zero-width interval
+        let ci = percentile_ci(&g, 200, 1, 0.95, |_| Some(0.7)).unwrap();
+        assert_eq!((ci.lo, ci.hi, ci.used), (0.7, 0.7, 200));
+        // a metric that is never defined has no interval
+        assert!(percentile_ci(&g, 50, 1, 0.95, |_| None).is_none());
+    }
+}
