@@ -16,6 +16,7 @@
 
 pub mod bootstrap;
 pub mod delong;
+pub mod evaluate;
 pub mod metrics;
 
 /// A metric value, or why there is none.

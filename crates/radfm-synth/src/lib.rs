@@ -345,6 +345,7 @@ fn one_patient(
                 .map(|(o, l)| (o.to_string(), json!(l)))
                 .collect();
             out.truth.push(json!({
+                "id": sop_uid,
                 "file": rel,
                 "sop_instance_uid": sop_uid,
                 "study_instance_uid": study_uid,

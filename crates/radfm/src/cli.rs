@@ -29,6 +29,8 @@ pub enum Command {
     Split(SplitArgs),
     /// Generate a synthetic hospital archive: chest radiographs with drawn findings, reports, truth and PHI.
     Synth(SynthArgs),
+    /// Evaluate predictions against truth: metrics with patient-level bootstrap CIs, subgroups, DeLong.
+    Evaluate(EvaluateArgs),
     /// Report text: CheXpert-14 labels, sections, PHI scrubbing, generation metrics.
     #[command(subcommand)]
     Reports(ReportsCommand),
@@ -176,6 +178,34 @@ pub struct SynthArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EvaluateArgs {
+    /// Predictions: JSONL with id, scores {observation: probability or logit}, optional "kind": "logit".
+    #[arg(long)]
+    pub pred: PathBuf,
+    /// Truth: JSONL with id, patient_id, labels {observation: 0|1} and group fields (as radfm synth writes).
+    #[arg(long)]
+    pub truth: PathBuf,
+    /// Report directory (metrics.json).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Subgroup fields, comma-separated (age_band is derived from age when absent).
+    #[arg(long, value_delimiter = ',')]
+    pub groups: Vec<String>,
+    /// Bootstrap resamples (of patients).
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    /// Bootstrap seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// A second model's predictions on the same images: DeLong's test per observation.
+    #[arg(long)]
+    pub compare: Option<PathBuf>,
+    /// Operating point for threshold metrics: youden, sens:X or spec:X.
+    #[arg(long, default_value = "youden")]
+    pub operating_point: String,
 }
 
 #[derive(Args, Debug)]

@@ -1,6 +1,7 @@
 //! One subcommand per file.
 
 mod dicom;
+mod evaluate;
 mod ingest;
 mod reports;
 mod split;
@@ -13,6 +14,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dicom(c) => dicom::run(c),
         Command::Ingest(a) => ingest::run(a),
         Command::Split(a) => split::run(a),
+        Command::Evaluate(a) => evaluate::run(a),
         Command::Synth(a) => synth::run(a),
         Command::Reports(c) => reports::run(c),
     }

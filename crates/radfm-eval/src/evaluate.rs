@@ -1,0 +1,584 @@
+//! The evaluation behind `radfm evaluate`: predictions matched to truth by
+//! id, every metric per observation with a patient-level bootstrap CI, the
+//! same per subgroup with best-worst gaps, and a paired DeLong comparison.
+//!
+//! Threshold metrics (F1, sensitivity, specificity, PPV, NPV) use one
+//! operating point per observation, chosen on all images (Youden's J by
+//! default, or the highest threshold reaching a target sensitivity or
+//! specificity) and held fixed in every bootstrap resample. Calibration
+//! metrics use probabilities: logits (`"kind": "logit"`) pass through the
+//! logistic function first.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Map, Value as Json};
+
+use crate::bootstrap::by_patient;
+use crate::delong::delong;
+use crate::metrics::{brier, ece, Bins, Confusion, Ranked};
+use crate::Value;
+
+/// The metrics reported per observation, in order.
+pub const METRICS: [&str; 10] = [
+    "auroc",
+    "auprc",
+    "f1",
+    "sensitivity",
+    "specificity",
+    "ppv",
+    "npv",
+    "brier",
+    "ece",
+    "ece_mass",
+];
+
+/// How the threshold of threshold metrics is chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OperatingPoint {
+    Youden,
+    Sensitivity(f64),
+    Specificity(f64),
+}
+
+impl std::str::FromStr for OperatingPoint {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let num = |v: &str| -> Result<f64, String> {
+            let x: f64 = v
+                .parse()
+                .map_err(|_| format!("{s:?}: {v:?} is not a number"))?;
+            if (0.0..=1.0).contains(&x) {
+                Ok(x)
+            } else {
+                Err(format!("{s:?}: {x} is not in [0, 1]"))
+            }
+        };
+        match s.split_once(':') {
+            None if s == "youden" => Ok(OperatingPoint::Youden),
+            Some(("sens", v)) => Ok(OperatingPoint::Sensitivity(num(v)?)),
+            Some(("spec", v)) => Ok(OperatingPoint::Specificity(num(v)?)),
+            _ => Err(format!("{s:?}: expected youden, sens:X or spec:X")),
+        }
+    }
+}
+
+/// Options of one evaluation.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub bootstrap: usize,
+    pub seed: u64,
+    pub groups: Vec<String>,
+    pub operating_point: OperatingPoint,
+    /// confidence level of the intervals
+    pub level: f64,
+}
+
+/// One image: its patient, labels, scores and group values.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub id: String,
+    pub patient: String,
+    pub labels: HashMap<String, bool>,
+    pub scores: HashMap<String, f64>,
+    pub groups: BTreeMap<String, String>,
+}
+
+/// Why the inputs cannot be evaluated.
+#[derive(Debug)]
+pub enum EvalError {
+    Input(String),
+}
+
+impl std::error::Error for EvalError {}
+
+impl std::fmt::Display for EvalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EvalError::Input(s) => f.write_str(s),
+        }
+    }
+}
+
+fn age_band(age: f64) -> &'static str {
+    match age {
+        a if a < 40.0 => "<40",
+        a if a < 60.0 => "40-60",
+        a if a < 80.0 => "60-80",
+        _ => "80+",
+    }
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Match prediction lines to truth lines by id. Predictions: `{"id", "scores": {obs: x}, "kind"?}`;
+/// truth: `{"id", "patient_id", "labels": {obs: 0|1}, ...group fields}`.
+pub fn join(pred: &[Json], truth: &[Json], groups: &[String]) -> Result<Vec<Image>, EvalError> {
+    let err = |s: String| EvalError::Input(s);
+    let id_of = |v: &Json, what: &str, k: usize| -> Result<String, EvalError> {
+        match v.get("id") {
+            Some(Json::String(s)) => Ok(s.clone()),
+            Some(Json::Number(n)) => Ok(n.to_string()),
+            _ => Err(err(format!("{what} line {}: no \"id\"", k + 1))),
+        }
+    };
+    let mut t: HashMap<String, &Json> = HashMap::new();
+    for (k, v) in truth.iter().enumerate() {
+        if t.insert(id_of(v, "truth", k)?, v).is_some() {
+            return Err(err(format!("truth line {}: duplicate id", k + 1)));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    let mut missing = Vec::new();
+    let mut out = Vec::new();
+    for (k, p) in pred.iter().enumerate() {
+        let id = id_of(p, "predictions", k)?;
+        if !seen.insert(id.clone()) {
+            return Err(err(format!(
+                "predictions line {}: duplicate id {id}",
+                k + 1
+            )));
+        }
+        let Some(tv) = t.get(&id) else {
+            missing.push(id);
+            continue;
+        };
+        let logit = p.get("kind").and_then(Json::as_str) == Some("logit");
+        let scores: HashMap<String, f64> = p
+            .get("scores")
+            .and_then(Json::as_object)
+            .ok_or_else(|| err(format!("predictions line {}: no \"scores\" object", k + 1)))?
+            .iter()
+            .filter_map(|(o, x)| {
+                x.as_f64()
+                    .map(|x| (o.clone(), if logit { sigmoid(x) } else { x }))
+            })
+            .collect();
+        let labels: HashMap<String, bool> = tv
+            .get("labels")
+            .and_then(Json::as_object)
+            .ok_or_else(|| err(format!("truth for {id}: no \"labels\" object")))?
+            .iter()
+            .filter_map(|(o, x)| x.as_f64().map(|x| (o.clone(), x >= 0.5)))
+            .collect();
+        let patient = match tv.get("patient_id") {
+            Some(Json::String(s)) => s.clone(),
+            Some(Json::Number(n)) => n.to_string(),
+            _ => id.clone(), // no patient: each image its own patient
+        };
+        let mut g = BTreeMap::new();
+        for name in groups {
+            let v = if name == "age_band" && tv.get("age_band").is_none() {
+                tv.get("age")
+                    .and_then(Json::as_f64)
+                    .map(|a| age_band(a).to_string())
+            } else {
+                tv.get(name)
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            };
+            if let Some(v) = v {
+                g.insert(name.clone(), v);
+            }
+        }
+        out.push(Image {
+            id,
+            patient,
+            labels,
+            scores,
+            groups: g,
+        });
+    }
+    if !missing.is_empty() {
+        return Err(err(format!(
+            "{} predictions have no truth line, e.g. {:?}",
+            missing.len(),
+            &missing[..missing.len().min(5)]
+        )));
+    }
+    if out.is_empty() {
+        return Err(err("no predictions".into()));
+    }
+    Ok(out)
+}
+
+/// The threshold of an operating point on (labels, scores).
+pub fn threshold(labels: &[bool], scores: &[f64], op: OperatingPoint) -> Option<f64> {
+    let r = Ranked::new(labels, scores);
+    let (p, n) = (r.positives as f64, (r.len() - r.positives) as f64);
+    if p == 0.0 || n == 0.0 {
+        return None;
+    }
+    let mut best: Option<(f64, f64)> = None; // (criterion, threshold)
+    let (mut tp, mut fp) = (0usize, 0usize);
+    let mut i = 0;
+    while i < r.len() {
+        let s = r.scores[i];
+        while i < r.len() && r.scores[i] == s {
+            if r.labels[i] {
+                tp += 1;
+            } else {
+                fp += 1;
+            }
+            i += 1;
+        }
+        let (sens, spec) = (tp as f64 / p, 1.0 - fp as f64 / n);
+        let crit = match op {
+            OperatingPoint::Youden => Some(sens + spec - 1.0),
+            // sensitivity: the highest threshold reaching the target (the first met while descending);
+            // specificity: the lowest threshold still reaching it
+            OperatingPoint::Sensitivity(t) if sens >= t && best.is_none() => Some(0.0),
+            OperatingPoint::Specificity(t) if spec >= t => Some(i as f64),
+            _ => None,
+        };
+        if let Some(c) = crit {
+            if best.is_none_or(|b| c > b.0) {
+                best = Some((c, s));
+            }
+        }
+    }
+    best.map(|b| b.1)
+}
+
+/// All metrics of one observation on the images `idx`.
+fn metrics_on(idx: &[usize], y: &[bool], s: &[f64], thr: Option<f64>) -> [Value; 10] {
+    let ly: Vec<bool> = idx.iter().map(|&i| y[i]).collect();
+    let ls: Vec<f64> = idx.iter().map(|&i| s[i]).collect();
+    let r = Ranked::new(&ly, &ls);
+    let conf = thr.map(|t| Confusion::at(&ly, &ls, t));
+    let th = |f: fn(&Confusion) -> Value| {
+        conf.as_ref()
+            .map_or(Value::Undefined("no operating point (one class only)"), f)
+    };
+    let probs = ls.iter().all(|p| (0.0..=1.0).contains(p));
+    let cal = |v: Value| {
+        if probs {
+            v
+        } else {
+            Value::Undefined("scores are not probabilities")
+        }
+    };
+    [
+        r.auroc(),
+        r.auprc(),
+        th(Confusion::f1),
+        th(Confusion::sensitivity),
+        th(Confusion::specificity),
+        th(Confusion::ppv),
+        th(Confusion::npv),
+        cal(brier(&ly, &ls)),
+        cal(ece(&ly, &ls, 10, Bins::Uniform)),
+        cal(ece(&ly, &ls, 10, Bins::Quantile)),
+    ]
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+fn cell(v: &Value, samples: &mut [f64], resamples: usize, level: f64) -> Json {
+    match v {
+        Value::Undefined(why) => json!({"value": null, "ci": null, "reason": why}),
+        Value::Defined(x) => {
+            let ok: Vec<f64> = {
+                let mut s: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
+                s.sort_by(f64::total_cmp);
+                s
+            };
+            if ok.len() * 2 < resamples || ok.is_empty() {
+                json!({"value": x, "ci": null, "reason": "undefined in most bootstrap resamples"})
+            } else {
+                let a = (1.0 - level) / 2.0;
+                json!({"value": x, "ci": [percentile(&ok, a), percentile(&ok, 1.0 - a)]})
+            }
+        }
+    }
+}
+
+/// Evaluate one set of images: per observation, every metric with its CI.
+fn evaluate_set(
+    images: &[&Image],
+    observations: &[String],
+    thresholds: &BTreeMap<String, Option<f64>>,
+    opts: &Options,
+    seed: u64,
+) -> Map<String, Json> {
+    let patients: Vec<&str> = images.iter().map(|i| i.patient.as_str()).collect();
+    let groups = by_patient(&patients);
+    let mut out = Map::new();
+    // per observation: the images that have both a label and a score
+    let cols: Vec<(Vec<usize>, Vec<bool>, Vec<f64>)> = observations
+        .iter()
+        .map(|o| {
+            let mut idx = Vec::new();
+            let (mut y, mut s) = (vec![false; images.len()], vec![0.0; images.len()]);
+            for (k, im) in images.iter().enumerate() {
+                if let (Some(&l), Some(&x)) = (im.labels.get(o), im.scores.get(o)) {
+                    idx.push(k);
+                    y[k] = l;
+                    s[k] = x;
+                }
+            }
+            (idx, y, s)
+        })
+        .collect();
+    let point: Vec<[Value; 10]> = observations
+        .iter()
+        .zip(&cols)
+        .map(|(o, (idx, y, s))| metrics_on(idx, y, s, thresholds[o]))
+        .collect();
+    // bootstrap: resample patients once per round, for all observations
+    let mut samples = vec![vec![Vec::with_capacity(opts.bootstrap); 10]; observations.len()];
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut pick = vec![0u32; images.len()];
+    for _ in 0..opts.bootstrap {
+        pick.iter_mut().for_each(|c| *c = 0);
+        for _ in 0..groups.len() {
+            for &i in &groups[rng.gen_range(0..groups.len())] {
+                pick[i] += 1;
+            }
+        }
+        for (k, (idx, y, s)) in cols.iter().enumerate() {
+            let ridx: Vec<usize> = idx
+                .iter()
+                .flat_map(|&i| std::iter::repeat_n(i, pick[i] as usize))
+                .collect();
+            let m = metrics_on(&ridx, y, s, thresholds[&observations[k]]);
+            for (j, v) in m.iter().enumerate() {
+                samples[k][j].push(v.or_nan());
+            }
+        }
+    }
+    for (k, o) in observations.iter().enumerate() {
+        let (idx, y, _) = &cols[k];
+        let pos = idx.iter().filter(|&&i| y[i]).count();
+        let mut m = Map::new();
+        for (j, name) in METRICS.iter().enumerate() {
+            m.insert(
+                name.to_string(),
+                cell(&point[k][j], &mut samples[k][j], opts.bootstrap, opts.level),
+            );
+        }
+        m.insert("n".into(), json!(idx.len()));
+        m.insert("positives".into(), json!(pos));
+        m.insert(
+            "prevalence".into(),
+            json!(if idx.is_empty() {
+                Json::Null
+            } else {
+                json!(pos as f64 / idx.len() as f64)
+            }),
+        );
+        m.insert("threshold".into(), json!(thresholds[o]));
+        out.insert(o.clone(), Json::Object(m));
+    }
+    out
+}
+
+/// Run the evaluation. `compare`: a second model's images (same ids) for DeLong.
+pub fn evaluate(
+    images: &[Image],
+    compare: Option<&[Image]>,
+    opts: &Options,
+) -> Result<Json, EvalError> {
+    let mut observations: Vec<String> = images
+        .iter()
+        .flat_map(|i| {
+            i.scores
+                .keys()
+                .filter(|o| i.labels.contains_key(*o))
+                .cloned()
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    observations.retain(|o| o != "No Finding" || images.iter().any(|i| i.scores.contains_key(o)));
+    if observations.is_empty() {
+        return Err(EvalError::Input(
+            "no observation has both a score and a label".into(),
+        ));
+    }
+    let thresholds: BTreeMap<String, Option<f64>> = observations
+        .iter()
+        .map(|o| {
+            let (y, s): (Vec<bool>, Vec<f64>) = images
+                .iter()
+                .filter_map(|i| Some((*i.labels.get(o)?, *i.scores.get(o)?)))
+                .unzip();
+            (o.clone(), threshold(&y, &s, opts.operating_point))
+        })
+        .collect();
+    let all: Vec<&Image> = images.iter().collect();
+    let overall = evaluate_set(&all, &observations, &thresholds, opts, opts.seed);
+    // macro averages of the point values
+    let mut macro_ = Map::new();
+    for name in METRICS {
+        let v: Vec<f64> = overall
+            .values()
+            .filter_map(|m| m[name]["value"].as_f64())
+            .collect();
+        macro_.insert(
+            name.into(),
+            if v.is_empty() {
+                Json::Null
+            } else {
+                json!(v.iter().sum::<f64>() / v.len() as f64)
+            },
+        );
+    }
+    // subgroups and gaps
+    let mut subgroups = Map::new();
+    let mut gaps = Map::new();
+    for g in &opts.groups {
+        let values: BTreeSet<&str> = images
+            .iter()
+            .filter_map(|i| i.groups.get(g).map(String::as_str))
+            .collect();
+        let mut per = Map::new();
+        for (k, v) in values.iter().enumerate() {
+            let sub: Vec<&Image> = images
+                .iter()
+                .filter(|i| i.groups.get(g).map(String::as_str) == Some(*v))
+                .collect();
+            per.insert(
+                v.to_string(),
+                Json::Object(evaluate_set(
+                    &sub,
+                    &observations,
+                    &thresholds,
+                    opts,
+                    opts.seed + 1 + k as u64,
+                )),
+            );
+        }
+        // AUROC gap between the best and the worst subgroup (point estimates), with a joint bootstrap CI
+        let mut gobs = Map::new();
+        for o in &observations {
+            let pts: Vec<(&str, f64)> = values
+                .iter()
+                .filter_map(|v| Some((*v, per[*v][o]["auroc"]["value"].as_f64()?)))
+                .collect();
+            if pts.len() < 2 {
+                continue;
+            }
+            let best = pts.iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
+            let worst = pts.iter().min_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
+            let ci = gap_ci(images, g, o, best.0, worst.0, opts);
+            let flagged = ci.is_some_and(|(lo, _)| lo > 0.0);
+            gobs.insert(
+                o.clone(),
+                json!({"metric": "auroc", "best": best.0, "worst": worst.0, "gap": best.1 - worst.1,
+                       "ci": ci.map(|(a, b)| vec![a, b]), "flag": flagged}),
+            );
+        }
+        subgroups.insert(g.clone(), Json::Object(per));
+        gaps.insert(g.clone(), Json::Object(gobs));
+    }
+    let mut report = json!({
+        "n_images": images.len(),
+        "n_patients": by_patient(&images.iter().map(|i| i.patient.as_str()).collect::<Vec<_>>()).len(),
+        "bootstrap": {"resamples": opts.bootstrap, "seed": opts.seed, "unit": "patient", "interval": "percentile", "level": opts.level},
+        "operating_point": format!("{:?}", opts.operating_point),
+        "observations": overall,
+        "macro": macro_,
+        "subgroups": subgroups,
+        "subgroup_gaps": gaps,
+    });
+    if let Some(other) = compare {
+        let by_id: HashMap<&str, &Image> = other.iter().map(|i| (i.id.as_str(), i)).collect();
+        let mut cmp = Map::new();
+        for o in &observations {
+            let mut y = Vec::new();
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for im in images {
+                if let (Some(&l), Some(&sa), Some(sb)) = (
+                    im.labels.get(o),
+                    im.scores.get(o),
+                    by_id.get(im.id.as_str()).and_then(|x| x.scores.get(o)),
+                ) {
+                    y.push(l);
+                    a.push(sa);
+                    b.push(*sb);
+                }
+            }
+            cmp.insert(
+                o.clone(),
+                match delong(&y, &a, &b) {
+                    Some(d) => json!(d),
+                    None => json!({"reason": "fewer than two images of each class"}),
+                },
+            );
+        }
+        report["compare"] = Json::Object(cmp);
+    }
+    Ok(report)
+}
+
+/// Bootstrap CI of AUROC(best group) - AUROC(worst group), resampling patients overall.
+fn gap_ci(
+    images: &[Image],
+    g: &str,
+    o: &str,
+    best: &str,
+    worst: &str,
+    opts: &Options,
+) -> Option<(f64, f64)> {
+    let pats: Vec<&str> = images.iter().map(|i| i.patient.as_str()).collect();
+    let groups = by_patient(&pats);
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x5eed);
+    let mut diffs = Vec::new();
+    let auc_of = |idx: &[usize], val: &str| -> Option<f64> {
+        let (y, s): (Vec<bool>, Vec<f64>) = idx
+            .iter()
+            .map(|&i| &images[i])
+            .filter(|im| im.groups.get(g).map(String::as_str) == Some(val))
+            .filter_map(|im| Some((*im.labels.get(o)?, *im.scores.get(o)?)))
+            .unzip();
+        Ranked::new(&y, &s).auroc().get()
+    };
+    let mut idx = Vec::new();
+    for _ in 0..opts.bootstrap {
+        idx.clear();
+        for _ in 0..groups.len() {
+            idx.extend_from_slice(&groups[rng.gen_range(0..groups.len())]);
+        }
+        if let (Some(a), Some(b)) = (auc_of(&idx, best), auc_of(&idx, worst)) {
+            diffs.push(a - b);
+        }
+    }
+    if diffs.len() * 2 < opts.bootstrap || diffs.is_empty() {
+        return None;
+    }
+    diffs.sort_by(f64::total_cmp);
+    let a = (1.0 - opts.level) / 2.0;
+    Some((percentile(&diffs, a), percentile(&diffs, 1.0 - a)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operating_points() {
+        let y = [false, false, true, false, true, true];
+        let s = [0.1, 0.2, 0.3, 0.4, 0.8, 0.9];
+        assert_eq!(threshold(&y, &s, OperatingPoint::Youden), Some(0.8));
+        assert_eq!(
+            threshold(&y, &s, OperatingPoint::Sensitivity(1.0)),
+            Some(0.3)
+        );
+        assert_eq!(
+            threshold(&y, &s, OperatingPoint::Specificity(1.0)),
+            Some(0.8)
+        );
+        assert!("sens:1.5".parse::<OperatingPoint>().is_err());
+        assert_eq!(
+            "spec:0.9".parse::<OperatingPoint>(),
+            Ok(OperatingPoint::Specificity(0.9))
+        );
+    }
+}

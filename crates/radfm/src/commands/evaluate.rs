@@ -1,0 +1,110 @@
+//! `radfm evaluate`.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use radfm_eval::evaluate::{evaluate, join, OperatingPoint, Options};
+
+use crate::cli::EvaluateArgs;
+
+fn jsonl(path: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
+    let f = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line.with_context(|| format!("{}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        out.push(
+            serde_json::from_str(&line)
+                .with_context(|| format!("{}:{}: not JSON", path.display(), n + 1))?,
+        );
+    }
+    Ok(out)
+}
+
+pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
+    let op: OperatingPoint = a
+        .operating_point
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--operating-point {e}"))?;
+    if a.bootstrap < 10 {
+        bail!(
+            "--bootstrap {}: use at least 10 resamples (1000 is the default)",
+            a.bootstrap
+        );
+    }
+    let groups: Vec<String> = a
+        .groups
+        .iter()
+        .map(|g| g.trim().to_string())
+        .filter(|g| !g.is_empty())
+        .collect();
+    let truth = jsonl(&a.truth)?;
+    let images = join(&jsonl(&a.pred)?, &truth, &groups)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", a.pred.display()))?;
+    let other = match &a.compare {
+        Some(p) => Some(
+            join(&jsonl(p)?, &truth, &groups)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
+    let opts = Options {
+        bootstrap: a.bootstrap,
+        seed: a.seed,
+        groups,
+        operating_point: op,
+        level: 0.95,
+    };
+    let t = Instant::now();
+    let report = evaluate(&images, other.as_deref(), &opts)?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let path = a.out.join("metrics.json");
+    radfm_data::fsutil::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!(
+        "{} images, {} patients; {} bootstrap resamples of patients in {:.1} s",
+        report["n_images"],
+        report["n_patients"],
+        a.bootstrap,
+        t.elapsed().as_secs_f64()
+    );
+    println!(
+        "{:<28} {:>22} {:>22}",
+        "observation", "AUROC [95% CI]", "AUPRC [95% CI]"
+    );
+    let fmt = |c: &serde_json::Value| match (c["value"].as_f64(), c["ci"].as_array()) {
+        (Some(v), Some(ci)) => format!(
+            "{v:.3} [{:.3}, {:.3}]",
+            ci[0].as_f64().unwrap_or(f64::NAN),
+            ci[1].as_f64().unwrap_or(f64::NAN)
+        ),
+        (Some(v), None) => format!("{v:.3} [-]"),
+        _ => format!("- ({})", c["reason"].as_str().unwrap_or("undefined")),
+    };
+    if let Some(obs) = report["observations"].as_object() {
+        for (o, m) in obs {
+            println!("{o:<28} {:>22} {:>22}", fmt(&m["auroc"]), fmt(&m["auprc"]));
+        }
+    }
+    if let Some(g) = report["subgroup_gaps"].as_object() {
+        for (name, per) in g {
+            for (o, gap) in per.as_object().into_iter().flatten() {
+                if gap["flag"] == true {
+                    println!(
+                        "gap flagged: {o} AUROC, {name} {} vs {}: {:.3} (CI excludes 0)",
+                        gap["best"],
+                        gap["worst"],
+                        gap["gap"].as_f64().unwrap_or(0.0)
+                    );
+                }
+            }
+        }
+    }
+    println!("-> {}", path.display());
+    Ok(())
+}
