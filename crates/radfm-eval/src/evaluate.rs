@@ -234,7 +234,7 @@ pub fn threshold(labels: &[bool], scores: &[f64], op: OperatingPoint) -> Option<
             _ => None,
         };
         if let Some(c) = crit {
-            if best.is_none_or(|b| c > b.0) {
+            if best.is_none_or(|b| c > b.0 + 1e-12) {
                 best = Some((c, s));
             }
         }
