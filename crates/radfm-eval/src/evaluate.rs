@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde_json::{json, Map, Value as Json};
 
 use crate::bootstrap::by_patient;
@@ -242,7 +243,9 @@ pub fn threshold(labels: &[bool], scores: &[f64], op: OperatingPoint) -> Option<
     best.map(|b| b.1)
 }
 
-/// All metrics of one observation on the images `idx`.
+/// All metrics of one observation on the images `idx` (duplicates allowed): the
+/// plain definition [`Sorted::metrics`] must agree with.
+#[cfg(test)]
 fn metrics_on(idx: &[usize], y: &[bool], s: &[f64], thr: Option<f64>) -> [Value; 10] {
     let ly: Vec<bool> = idx.iter().map(|&i| y[i]).collect();
     let ls: Vec<f64> = idx.iter().map(|&i| s[i]).collect();
@@ -272,6 +275,178 @@ fn metrics_on(idx: &[usize], y: &[bool], s: &[f64], thr: Option<f64>) -> [Value;
         cal(ece(&ly, &ls, 10, Bins::Uniform)),
         cal(ece(&ly, &ls, 10, Bins::Quantile)),
     ]
+}
+
+/// One observation's images sorted once by descending score; every resample
+/// is then a vector of multiplicities over this fixed order.
+struct Sorted {
+    /// image indices (into the evaluated set), by descending score
+    order: Vec<usize>,
+    scores: Vec<f64>,
+    labels: Vec<bool>,
+    probs: bool,
+}
+
+impl Sorted {
+    fn new(idx: &[usize], y: &[bool], s: &[f64]) -> Sorted {
+        let mut order = idx.to_vec();
+        order.sort_by(|&a, &b| s[b].total_cmp(&s[a]));
+        let scores: Vec<f64> = order.iter().map(|&i| s[i]).collect();
+        let probs = scores.iter().all(|p| (0.0..=1.0).contains(p));
+        Sorted {
+            labels: order.iter().map(|&i| y[i]).collect(),
+            scores,
+            order,
+            probs,
+        }
+    }
+
+    /// All metrics with image `order[k]` counted `w(order[k])` times; the same
+    /// values as [`metrics_on`] over the expanded index list, in one or two O(n) passes.
+    fn metrics(&self, w: impl Fn(usize) -> u32, thr: Option<f64>) -> [Value; 10] {
+        let n = self.order.len();
+        let ws: Vec<f64> = self.order.iter().map(|&i| w(i) as f64).collect();
+        let (mut p, mut tot) = (0.0, 0.0);
+        for k in 0..n {
+            tot += ws[k];
+            if self.labels[k] {
+                p += ws[k];
+            }
+        }
+        let neg = tot - p;
+        // one pass over tie groups: ROC area, average precision, counts at the threshold
+        let (mut tp, mut fp, mut prev_tp, mut prev_fp) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+        let (mut area, mut ap) = (0.0f64, 0.0f64);
+        let (mut tp_t, mut fp_t) = (0.0f64, 0.0f64);
+        let mut k = 0;
+        while k < n {
+            let sc = self.scores[k];
+            while k < n && self.scores[k] == sc {
+                if self.labels[k] {
+                    tp += ws[k];
+                } else {
+                    fp += ws[k];
+                }
+                k += 1;
+            }
+            if fp > prev_fp || tp > prev_tp {
+                area += (fp - prev_fp) * (tp + prev_tp) / 2.0;
+                if tp > prev_tp && p > 0.0 {
+                    ap += (tp - prev_tp) / p * (tp / (tp + fp));
+                }
+            }
+            if thr.is_some_and(|t| sc >= t) {
+                (tp_t, fp_t) = (tp, fp);
+            }
+            prev_tp = tp;
+            prev_fp = fp;
+        }
+        let one_class = p == 0.0 || neg == 0.0;
+        let auroc = if one_class {
+            Value::Undefined("only one class present")
+        } else {
+            Value::Defined(area / (p * neg))
+        };
+        let auprc = if one_class {
+            Value::Undefined(if p == 0.0 {
+                "no positive labels"
+            } else {
+                "only one class present"
+            })
+        } else {
+            Value::Defined(ap)
+        };
+        let ratio = |a: f64, b: f64, why: &'static str| {
+            if b == 0.0 {
+                Value::Undefined(why)
+            } else {
+                Value::Defined(a / b)
+            }
+        };
+        let th = |v: Value| {
+            if thr.is_some() {
+                v
+            } else {
+                Value::Undefined("no operating point (one class only)")
+            }
+        };
+        let (fn_t, tn_t) = (p - tp_t, neg - fp_t);
+        let f1 = th(ratio(
+            2.0 * tp_t,
+            2.0 * tp_t + fp_t + fn_t,
+            "no positive labels and no positive predictions",
+        ));
+        let sens = th(ratio(tp_t, p, "no positive labels"));
+        let spec = th(ratio(tn_t, neg, "no negative labels"));
+        let ppv = th(ratio(tp_t, tp_t + fp_t, "no positive predictions"));
+        let npv = th(ratio(tn_t, tn_t + fn_t, "no negative predictions"));
+        let (brier, ece_w, ece_m) = if !self.probs {
+            let u = Value::Undefined("scores are not probabilities");
+            (u.clone(), u.clone(), u)
+        } else if tot == 0.0 {
+            let u = Value::Undefined("no samples");
+            (u.clone(), u.clone(), u)
+        } else {
+            let mut b = 0.0;
+            for k in 0..n {
+                let y = f64::from(u8::from(self.labels[k]));
+                b += ws[k] * (self.scores[k] - y).powi(2);
+            }
+            let uniform: Vec<f64> = (1..10).map(|j| j as f64 / 10.0).collect();
+            // equal-mass edges: numpy percentiles of the expanded sample, ascending
+            let mut mass = Vec::with_capacity(9);
+            {
+                let targets: Vec<f64> = (1..10).map(|j| j as f64 / 10.0 * (tot - 1.0)).collect();
+                let value_at = |pos: f64| -> f64 {
+                    // the element at 0-based position `pos` of the ascending expansion
+                    let mut c = 0.0;
+                    for k in (0..n).rev() {
+                        c += ws[k];
+                        if c > pos {
+                            return self.scores[k];
+                        }
+                    }
+                    self.scores[0]
+                };
+                for t in targets {
+                    let (lo, hi) = (t.floor(), t.ceil());
+                    let (a, b2) = (value_at(lo), value_at(hi));
+                    mass.push(a + (b2 - a) * (t - lo));
+                }
+            }
+            let ece_of = |inner: &[f64]| {
+                let mut sp = [0.0f64; 10];
+                let mut sy = [0.0f64; 10];
+                let mut c = [0.0f64; 10];
+                for k in 0..n {
+                    if ws[k] == 0.0 {
+                        continue;
+                    }
+                    let bin = inner.partition_point(|&e| e < self.scores[k]);
+                    sp[bin] += ws[k] * self.scores[k];
+                    sy[bin] += ws[k] * f64::from(u8::from(self.labels[k]));
+                    c[bin] += ws[k];
+                }
+                (0..10)
+                    .filter(|&j| c[j] > 0.0)
+                    .map(|j| c[j] / tot * (sy[j] / c[j] - sp[j] / c[j]).abs())
+                    .sum::<f64>()
+            };
+            (
+                Value::Defined(b / tot),
+                Value::Defined(ece_of(&uniform)),
+                Value::Defined(ece_of(&mass)),
+            )
+        };
+        [auroc, auprc, f1, sens, spec, ppv, npv, brier, ece_w, ece_m]
+    }
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -326,33 +501,41 @@ fn evaluate_set(
             (idx, y, s)
         })
         .collect();
+    let sorted: Vec<Sorted> = cols
+        .iter()
+        .map(|(idx, y, s)| Sorted::new(idx, y, s))
+        .collect();
     let point: Vec<[Value; 10]> = observations
         .iter()
-        .zip(&cols)
-        .map(|(o, (idx, y, s))| metrics_on(idx, y, s, thresholds[o]))
+        .zip(&sorted)
+        .map(|(o, st)| st.metrics(|_| 1, thresholds[o]))
         .collect();
-    // bootstrap: resample patients once per round, for all observations
-    let mut samples = vec![vec![Vec::with_capacity(opts.bootstrap); 10]; observations.len()];
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut pick = vec![0u32; images.len()];
-    for _ in 0..opts.bootstrap {
-        pick.iter_mut().for_each(|c| *c = 0);
-        for _ in 0..groups.len() {
-            for &i in &groups[rng.gen_range(0..groups.len())] {
-                pick[i] += 1;
+    // bootstrap: resample r draws patients from its own generator (seed, r), so the
+    // result does not depend on the thread count; all observations share the draw
+    let per_resample: Vec<Vec<[f64; 10]>> = (0..opts.bootstrap)
+        .into_par_iter()
+        .map(|r| {
+            let mut rng = ChaCha8Rng::seed_from_u64(splitmix(seed ^ splitmix(r as u64)));
+            let mut pick = vec![0u32; images.len()];
+            for _ in 0..groups.len() {
+                for &i in &groups[rng.gen_range(0..groups.len())] {
+                    pick[i] += 1;
+                }
             }
-        }
-        for (k, (idx, y, s)) in cols.iter().enumerate() {
-            let ridx: Vec<usize> = idx
+            observations
                 .iter()
-                .flat_map(|&i| std::iter::repeat_n(i, pick[i] as usize))
-                .collect();
-            let m = metrics_on(&ridx, y, s, thresholds[&observations[k]]);
-            for (j, v) in m.iter().enumerate() {
-                samples[k][j].push(v.or_nan());
-            }
-        }
-    }
+                .zip(&sorted)
+                .map(|(o, st)| st.metrics(|i| pick[i], thresholds[o]).map(|v| v.or_nan()))
+                .collect()
+        })
+        .collect();
+    let mut samples: Vec<Vec<Vec<f64>>> = (0..observations.len())
+        .map(|k| {
+            (0..10)
+                .map(|j| per_resample.iter().map(|r| r[k][j]).collect())
+                .collect()
+        })
+        .collect();
     for (k, o) in observations.iter().enumerate() {
         let (idx, y, _) = &cols[k];
         let pos = idx.iter().filter(|&&i| y[i]).count();
@@ -561,6 +744,43 @@ fn gap_ci(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sorted_once_equals_resorting_every_resample() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let n = 300;
+        let y: Vec<bool> = (0..n).map(|_| rng.gen_bool(0.3)).collect();
+        // probabilities on a coarse grid, so that ties are common
+        let s: Vec<f64> = y
+            .iter()
+            .map(|&l| {
+                ((rng.gen_range(0.0..0.7) + if l { 0.3 } else { 0.0 }) * 20.0f64).round() / 20.0
+            })
+            .collect();
+        let idx: Vec<usize> = (0..n).collect();
+        let st = Sorted::new(&idx, &y, &s);
+        for round in 0..20 {
+            let w: Vec<u32> = (0..n).map(|_| rng.gen_range(0..3)).collect();
+            let expanded: Vec<usize> = idx
+                .iter()
+                .flat_map(|&i| std::iter::repeat_n(i, w[i] as usize))
+                .collect();
+            let thr = Some(0.5);
+            let a = st.metrics(|i| w[i], thr);
+            let b = metrics_on(&expanded, &y, &s, thr);
+            for (j, (x, z)) in a.iter().zip(&b).enumerate() {
+                match (x.get(), z.get()) {
+                    (Some(x), Some(z)) => assert!(
+                        (x - z).abs() < 1e-12,
+                        "round {round} metric {}: {x} vs {z}",
+                        METRICS[j]
+                    ),
+                    (None, None) => {}
+                    _ => panic!("round {round} metric {}: {x:?} vs {z:?}", METRICS[j]),
+                }
+            }
+        }
+    }
 
     #[test]
     fn operating_points() {
