@@ -134,6 +134,12 @@ fn stroke(c: &mut Canvas, l: Layer, pts: &[(f32, f32)], r: f32, scale_cm: f32, r
     }
 }
 
+/// Every pixel of an `n` x `n` grid as (index, u, v) at pixel centres.
+fn pixels(n: usize) -> impl Iterator<Item = (usize, f32, f32)> {
+    let nf = n as f32;
+    (0..n * n).map(move |i| (i, ((i % n) as f32 + 0.5) / nf, ((i / n) as f32 + 0.5) / nf))
+}
+
 fn smoothstep(e0: f32, e1: f32, x: f32) -> f32 {
     let t = ((x - e0) / (e1 - e0)).clamp(0.0, 1.0);
     t * t * (3.0 - 2.0 * t)
@@ -470,7 +476,6 @@ fn render_frontal(
         }
     }
     // vessel markings from each hilum
-    let ptx = has(findings, obs::PNEUMOTHORAX);
     for (h, &(hx, hy)) in g.hila.iter().enumerate() {
         let s = if h == 0 { -1.0f32 } else { 1.0 };
         for k in 0..6 {
@@ -582,30 +587,20 @@ fn render_frontal(
                 let rim = f.size_mm * mm;
                 let xc = g.lung_center(right);
                 let sg = if right { -1.0 } else { 1.0 };
-                for py in 0..n {
-                    let v = (py as f32 + 0.5) / nf;
-                    for px in 0..n {
-                        let u = (px as f32 + 0.5) / nf;
-                        if g.lung(right, u, v) <= 0.0 || (u - xc) * sg < -0.3 * g.w {
-                            continue;
-                        }
-                        let lat = g.half_width(v) - (u - xc).abs();
-                        let apical = v - g.apex;
-                        let d = if (u - xc) * sg > 0.0 {
-                            lat.min(apical)
-                        } else {
-                            apical
-                        };
-                        let i = py * n + px;
-                        if d < rim {
-                            c.vessel[i] = 0.0;
-                            c.air[i] = c.air[i].max(g.dmax * 1.05);
-                        } else if d < rim + 1.5 / nf {
-                            c.soft[i] += 0.9; // the visceral pleural line
-                        }
+                for (i, u, v) in pixels(n) {
+                    if g.lung(right, u, v) <= 0.0 || (u - xc) * sg < -0.3 * g.w {
+                        continue;
+                    }
+                    let lat = g.half_width(v) - (u - xc).abs();
+                    let apical = v - g.apex;
+                    let d = if (u - xc) * sg > 0.0 { lat.min(apical) } else { apical };
+                    if d < rim {
+                        c.vessel[i] = 0.0;
+                        c.air[i] = c.air[i].max(g.dmax * 1.05);
+                    } else if d < rim + 1.5 / nf {
+                        c.soft[i] += 0.9; // the visceral pleural line
                     }
                 }
-                let _ = ptx;
             }
             obs::EFFUSION => {
                 for right in sides(f.laterality) {
