@@ -18,7 +18,9 @@ use serde_json::{json, Map, Value as Json};
 
 use crate::bootstrap::by_patient;
 use crate::delong::delong;
-use crate::metrics::{brier, ece, Bins, Confusion, Ranked};
+#[cfg(test)]
+use crate::metrics::Confusion;
+use crate::metrics::{brier, ece, Bins, Ranked};
 use crate::Value;
 
 /// The metrics reported per observation, in order.
@@ -84,6 +86,8 @@ pub struct Image {
     pub labels: HashMap<String, bool>,
     pub scores: HashMap<String, f64>,
     pub groups: BTreeMap<String, String>,
+    /// the truth's "split" ("val" images fit calibration and are left out of the metrics)
+    pub split: Option<String>,
 }
 
 /// Why the inputs cannot be evaluated.
@@ -184,12 +188,14 @@ pub fn join(pred: &[Json], truth: &[Json], groups: &[String]) -> Result<Vec<Imag
                 g.insert(name.clone(), v);
             }
         }
+        let split = tv.get("split").and_then(Json::as_str).map(str::to_string);
         out.push(Image {
             id,
             patient,
             labels,
             scores,
             groups: g,
+            split,
         });
     }
     if !missing.is_empty() {
@@ -562,12 +568,76 @@ fn evaluate_set(
     out
 }
 
+fn is_val(i: &Image) -> bool {
+    matches!(i.split.as_deref(), Some("val" | "valid" | "validation"))
+}
+
+/// Temperature and Platt scaling per observation, fitted on `val`, judged on `test`.
+fn calibration(val: &[&Image], test: &[&Image], observations: &[String]) -> Json {
+    use crate::calibrate::{apply_platt, apply_temperature, fit_platt, fit_temperature};
+    let mut out = Map::new();
+    for o in observations {
+        let col = |set: &[&Image]| -> (Vec<bool>, Vec<f64>) {
+            set.iter()
+                .filter_map(|i| Some((*i.labels.get(o)?, *i.scores.get(o)?)))
+                .unzip()
+        };
+        let (vy, vp) = col(val);
+        let (ty, tp) = col(test);
+        let probs = vp.iter().chain(&tp).all(|p| (0.0..=1.0).contains(p));
+        if !probs || vy.iter().all(|&l| l) || vy.iter().all(|&l| !l) || ty.is_empty() {
+            out.insert(
+                o.clone(),
+                json!({"reason": "needs probabilities and both classes in the validation split"}),
+            );
+            continue;
+        }
+        let t = fit_temperature(&vp, &vy);
+        let ab = fit_platt(&vp, &vy);
+        let judge = |p: &[f64]| {
+            json!({
+                "ece": ece(&ty, p, 10, Bins::Uniform).get(),
+                "ece_mass": ece(&ty, p, 10, Bins::Quantile).get(),
+                "brier": brier(&ty, p).get(),
+            })
+        };
+        out.insert(
+            o.clone(),
+            json!({
+                "temperature": t,
+                "platt": {"a": ab.0, "b": ab.1},
+                "fitted_on": vy.len(),
+                "judged_on": ty.len(),
+                "before": judge(&tp),
+                "after_temperature": judge(&apply_temperature(&tp, t)),
+                "after_platt": judge(&apply_platt(&tp, ab)),
+            }),
+        );
+    }
+    Json::Object(out)
+}
+
 /// Run the evaluation. `compare`: a second model's images (same ids) for DeLong.
+/// When the truth marks a validation split (`"split": "val"`), calibration is
+/// fitted there and every metric is computed on the other images.
 pub fn evaluate(
     images: &[Image],
     compare: Option<&[Image]>,
     opts: &Options,
 ) -> Result<Json, EvalError> {
+    let val: Vec<&Image> = images.iter().filter(|i| is_val(i)).collect();
+    let owned: Vec<Image>;
+    let images: &[Image] = if val.is_empty() {
+        images
+    } else {
+        owned = images.iter().filter(|i| !is_val(i)).cloned().collect();
+        &owned
+    };
+    if images.is_empty() {
+        return Err(EvalError::Input(
+            "every image is in the validation split; nothing to evaluate".into(),
+        ));
+    }
     let mut observations: Vec<String> = images
         .iter()
         .flat_map(|i| {
@@ -671,6 +741,13 @@ pub fn evaluate(
         "subgroups": subgroups,
         "subgroup_gaps": gaps,
     });
+    report["calibration"] = if val.is_empty() {
+        json!({"reason": "no validation split: mark images with \"split\": \"val\" in the truth to fit temperature and Platt scaling"})
+    } else {
+        let test: Vec<&Image> = images.iter().collect();
+        calibration(&val, &test, &observations)
+    };
+    report["n_validation_images"] = json!(val.len());
     if let Some(other) = compare {
         let by_id: HashMap<&str, &Image> = other.iter().map(|i| (i.id.as_str(), i)).collect();
         let mut cmp = Map::new();

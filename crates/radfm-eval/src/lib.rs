@@ -15,6 +15,7 @@
 //! a silent 0.5.
 
 pub mod bootstrap;
+pub mod calibrate;
 pub mod delong;
 pub mod evaluate;
 pub mod metrics;

@@ -593,7 +593,11 @@ fn render_frontal(
                     }
                     let lat = g.half_width(v) - (u - xc).abs();
                     let apical = v - g.apex;
-                    let d = if (u - xc) * sg > 0.0 { lat.min(apical) } else { apical };
+                    let d = if (u - xc) * sg > 0.0 {
+                        lat.min(apical)
+                    } else {
+                        apical
+                    };
                     if d < rim {
                         c.vessel[i] = 0.0;
                         c.air[i] = c.air[i].max(g.dmax * 1.05);

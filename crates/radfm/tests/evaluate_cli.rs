@@ -90,6 +90,54 @@ fn metrics_json_with_cis_subgroups_and_delong() {
     // DeLong against a random model
     assert!(m["compare"]["Edema"]["p"].as_f64().unwrap() < 0.05);
 
+    assert!(m["calibration"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no validation split"));
+
+    // a validation split: calibration is fitted there, metrics are computed on the rest
+    let marked: String = std::fs::read_to_string(&truth)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let p: usize = v["patient_id"].as_str().unwrap()[1..].parse().unwrap();
+            if p % 4 == 0 {
+                v["split"] = "val".into();
+            }
+            v.to_string() + "\n"
+        })
+        .collect();
+    let tv = t.path().join("truth_val.jsonl");
+    std::fs::write(&tv, marked).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_radfm"))
+        .args([
+            "evaluate",
+            "--pred",
+            pred.to_str().unwrap(),
+            "--truth",
+            tv.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--bootstrap",
+            "50",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(m["n_validation_images"], 100);
+    assert_eq!(m["n_images"], 300);
+    let c = &m["calibration"]["Edema"];
+    assert!(
+        c["temperature"].as_f64().unwrap() > 0.0 && c["platt"]["a"].is_f64(),
+        "{c}"
+    );
+    for k in ["before", "after_temperature", "after_platt"] {
+        assert!(c[k]["ece"].is_f64() && c[k]["brier"].is_f64(), "{c}");
+    }
+
     // ids without truth are an error that names them
     std::fs::write(&pred2, "{\"id\": \"nope\", \"scores\": {\"Edema\": 0.5}}\n").unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_radfm"))
