@@ -448,6 +448,160 @@ impl Sorted {
     }
 }
 
+impl Sorted {
+    /// ROC points (fpr, tpr) with weights, one per tie group, from (0, 0).
+    fn roc(&self, w: impl Fn(usize) -> u32) -> Vec<(f64, f64)> {
+        let ws: Vec<f64> = self.order.iter().map(|&i| w(i) as f64).collect();
+        let p: f64 = ws
+            .iter()
+            .zip(&self.labels)
+            .filter(|(_, &l)| l)
+            .map(|(w, _)| w)
+            .sum();
+        let n: f64 = ws.iter().sum::<f64>() - p;
+        let mut pts = vec![(0.0, 0.0)];
+        if p == 0.0 || n == 0.0 {
+            return pts;
+        }
+        let (mut tp, mut fp) = (0.0, 0.0);
+        let mut k = 0;
+        while k < self.order.len() {
+            let sc = self.scores[k];
+            while k < self.order.len() && self.scores[k] == sc {
+                if self.labels[k] {
+                    tp += ws[k];
+                } else {
+                    fp += ws[k];
+                }
+                k += 1;
+            }
+            pts.push((fp / n, tp / p));
+        }
+        pts
+    }
+}
+
+/// TPR at `f` on a ROC polyline (linear between points; the highest TPR at a vertical step).
+fn tpr_at(pts: &[(f64, f64)], f: f64) -> f64 {
+    let mut best = 0.0f64;
+    for w in pts.windows(2) {
+        let ((f0, t0), (f1, t1)) = (w[0], w[1]);
+        if f0 <= f && f <= f1 {
+            let t = if f1 > f0 {
+                t0 + (t1 - t0) * (f - f0) / (f1 - f0)
+            } else {
+                t1
+            };
+            best = best.max(t);
+        }
+    }
+    best
+}
+
+/// Curves per observation for the HTML report: ROC with a bootstrap band of TPR on a
+/// fixed FPR grid (patient resamples), precision-recall, and a 10-bin reliability diagram.
+pub fn curves(images: &[Image], opts: &Options) -> BTreeMap<String, crate::html::Curves> {
+    let images: Vec<&Image> = images.iter().filter(|i| !is_val(i)).collect();
+    let observations: BTreeSet<String> = images
+        .iter()
+        .flat_map(|i| {
+            i.scores
+                .keys()
+                .filter(|o| i.labels.contains_key(*o))
+                .cloned()
+        })
+        .collect();
+    let patients: Vec<&str> = images.iter().map(|i| i.patient.as_str()).collect();
+    let groups = by_patient(&patients);
+    let grid: Vec<f64> = (0..=50).map(|k| k as f64 / 50.0).collect();
+    let mut out = BTreeMap::new();
+    for o in observations {
+        let mut idx = Vec::new();
+        let (mut y, mut s) = (vec![false; images.len()], vec![0.0; images.len()]);
+        for (k, im) in images.iter().enumerate() {
+            if let (Some(&l), Some(&x)) = (im.labels.get(&o), im.scores.get(&o)) {
+                idx.push(k);
+                y[k] = l;
+                s[k] = x;
+            }
+        }
+        let st = Sorted::new(&idx, &y, &s);
+        let roc = st.roc(|_| 1);
+        // the band from up to 200 resamples
+        let b = opts.bootstrap.min(200);
+        let tprs: Vec<Vec<f64>> = (0..b)
+            .into_par_iter()
+            .map(|r| {
+                let mut rng =
+                    ChaCha8Rng::seed_from_u64(splitmix(opts.seed ^ splitmix(r as u64 + 7)));
+                let mut pick = vec![0u32; images.len()];
+                for _ in 0..groups.len() {
+                    for &i in &groups[rng.gen_range(0..groups.len())] {
+                        pick[i] += 1;
+                    }
+                }
+                let pts = st.roc(|i| pick[i]);
+                grid.iter().map(|&f| tpr_at(&pts, f)).collect()
+            })
+            .collect();
+        let band = if tprs.is_empty() {
+            Vec::new()
+        } else {
+            grid.iter()
+                .enumerate()
+                .map(|(g, &f)| {
+                    let mut v: Vec<f64> = tprs.iter().map(|t| t[g]).collect();
+                    v.sort_by(f64::total_cmp);
+                    (f, percentile(&v, 0.025), percentile(&v, 0.975))
+                })
+                .collect()
+        };
+        // precision-recall points
+        let npos = st.labels.iter().filter(|&&l| l).count() as f64;
+        let mut pr = Vec::new();
+        let (mut tp, mut fp) = (0.0, 0.0);
+        let mut k = 0;
+        while k < st.order.len() && npos > 0.0 {
+            let sc = st.scores[k];
+            while k < st.order.len() && st.scores[k] == sc {
+                if st.labels[k] {
+                    tp += 1.0;
+                } else {
+                    fp += 1.0;
+                }
+                k += 1;
+            }
+            pr.push((tp / npos, tp / (tp + fp)));
+        }
+        // reliability (equal-width bins)
+        let mut reliability = Vec::new();
+        if st.probs {
+            let mut acc = [(0.0f64, 0.0f64, 0usize); 10];
+            for (k, &p) in st.scores.iter().enumerate() {
+                let b = ((p * 10.0).ceil() as usize).clamp(1, 10) - 1;
+                acc[b].0 += p;
+                acc[b].1 += f64::from(u8::from(st.labels[k]));
+                acc[b].2 += 1;
+            }
+            reliability = acc
+                .iter()
+                .filter(|a| a.2 > 0)
+                .map(|a| (a.0 / a.2 as f64, a.1 / a.2 as f64, a.2))
+                .collect();
+        }
+        out.insert(
+            o,
+            crate::html::Curves {
+                roc,
+                roc_band: band,
+                pr,
+                reliability,
+            },
+        );
+    }
+    out
+}
+
 fn splitmix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -18,6 +18,7 @@ pub mod bootstrap;
 pub mod calibrate;
 pub mod delong;
 pub mod evaluate;
+pub mod html;
 pub mod metrics;
 
 /// A metric value, or why there is none.

@@ -1,6 +1,6 @@
 //! `radfm evaluate`.
 
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::Instant;
 
@@ -66,17 +66,24 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
     let path = a.out.join("metrics.json");
     radfm_data::fsutil::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
-    println!(
+    let curves = radfm_eval::evaluate::curves(&images, &opts);
+    let html = a.out.join("report.html");
+    radfm_data::fsutil::write_atomic(&html, radfm_eval::html::page(&report, &curves).as_bytes())
+        .with_context(|| format!("cannot write {}", html.display()))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "{} images, {} patients; {} bootstrap resamples of patients in {:.1} s",
         report["n_images"],
         report["n_patients"],
         a.bootstrap,
         t.elapsed().as_secs_f64()
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "{:<28} {:>22} {:>22}",
         "observation", "AUROC [95% CI]", "AUPRC [95% CI]"
-    );
+    )?;
     let fmt = |c: &serde_json::Value| match (c["value"].as_f64(), c["ci"].as_array()) {
         (Some(v), Some(ci)) => format!(
             "{v:.3} [{:.3}, {:.3}]",
@@ -88,23 +95,29 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
     };
     if let Some(obs) = report["observations"].as_object() {
         for (o, m) in obs {
-            println!("{o:<28} {:>22} {:>22}", fmt(&m["auroc"]), fmt(&m["auprc"]));
+            writeln!(
+                out,
+                "{o:<28} {:>22} {:>22}",
+                fmt(&m["auroc"]),
+                fmt(&m["auprc"])
+            )?;
         }
     }
     if let Some(g) = report["subgroup_gaps"].as_object() {
         for (name, per) in g {
             for (o, gap) in per.as_object().into_iter().flatten() {
                 if gap["flag"] == true {
-                    println!(
+                    writeln!(
+                        out,
                         "gap flagged: {o} AUROC, {name} {} vs {}: {:.3} (CI excludes 0)",
                         gap["best"],
                         gap["worst"],
                         gap["gap"].as_f64().unwrap_or(0.0)
-                    );
+                    )?;
                 }
             }
         }
     }
-    println!("-> {}", path.display());
+    writeln!(out, "-> {} and {}", path.display(), html.display())?;
     Ok(())
 }

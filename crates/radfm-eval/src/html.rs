@@ -1,0 +1,382 @@
+//! A self-contained HTML report with hand-written inline SVG: no scripts, no
+//! network. Every plot has a title, labelled axes, a text alternative and
+//! colours that stay distinguishable in greyscale.
+
+use serde_json::Value as Json;
+
+/// Curves of one observation, computed on all evaluated images.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Curves {
+    /// (false positive rate, true positive rate)
+    pub roc: Vec<(f64, f64)>,
+    /// on a fixed FPR grid: (fpr, lower, upper) of the bootstrap TPR band
+    pub roc_band: Vec<(f64, f64, f64)>,
+    /// (recall, precision)
+    pub pr: Vec<(f64, f64)>,
+    /// reliability: (mean predicted, observed frequency, count) per non-empty bin
+    pub reliability: Vec<(f64, f64, usize)>,
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const W: f64 = 330.0;
+const H: f64 = 260.0;
+const M: f64 = 44.0; // margin
+
+fn x(v: f64) -> f64 {
+    M + v * (W - M - 10.0)
+}
+
+fn y(v: f64) -> f64 {
+    H - M + 10.0 - v * (H - M - 20.0)
+}
+
+/// A unit-square plot frame with axes, ticks and labels.
+fn frame(title: &str, xl: &str, yl: &str, body: &str, alt: &str) -> String {
+    let mut s = format!(
+        r#"<svg role="img" aria-labelledby="t" width="{W}" height="{H}" viewBox="0 0 {W} {H}" xmlns="http://www.w3.org/2000/svg"><title>{}</title><desc>{}</desc>"#,
+        esc(title),
+        esc(alt)
+    );
+    s += &format!(
+        r##"<rect x="{}" y="{}" width="{}" height="{}" fill="#fff" stroke="#333"/>"##,
+        x(0.0),
+        y(1.0),
+        x(1.0) - x(0.0),
+        y(0.0) - y(1.0)
+    );
+    for k in 0..=4 {
+        let t = k as f64 / 4.0;
+        s += &format!(
+            r##"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#ddd"/>"##,
+            x(t),
+            y(0.0),
+            x(t),
+            y(1.0)
+        );
+        s += &format!(
+            r##"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#ddd"/>"##,
+            x(0.0),
+            y(t),
+            x(1.0),
+            y(t)
+        );
+        s += &format!(
+            r#"<text x="{}" y="{}" font-size="11" text-anchor="middle">{t:.2}</text>"#,
+            x(t),
+            y(0.0) + 14.0
+        );
+        s += &format!(
+            r#"<text x="{}" y="{}" font-size="11" text-anchor="end">{t:.2}</text>"#,
+            x(0.0) - 4.0,
+            y(t) + 4.0
+        );
+    }
+    s += body;
+    s += &format!(
+        r#"<text x="{}" y="{}" font-size="12" text-anchor="middle">{}</text>"#,
+        (x(0.0) + x(1.0)) / 2.0,
+        H - 4.0,
+        esc(xl)
+    );
+    s += &format!(
+        r#"<text x="12" y="{}" font-size="12" text-anchor="middle" transform="rotate(-90 12 {})">{}</text>"#,
+        (y(0.0) + y(1.0)) / 2.0,
+        (y(0.0) + y(1.0)) / 2.0,
+        esc(yl)
+    );
+    s += &format!(
+        r#"<text x="{}" y="14" font-size="12" font-weight="bold" text-anchor="middle">{}</text>"#,
+        W / 2.0,
+        esc(title)
+    );
+    s + "</svg>"
+}
+
+fn polyline(pts: &[(f64, f64)], colour: &str, dash: &str) -> String {
+    let p: Vec<String> = pts
+        .iter()
+        .map(|(a, b)| format!("{:.1},{:.1}", x(*a), y(*b)))
+        .collect();
+    format!(
+        r#"<polyline fill="none" stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}" points="{}"/>"#,
+        p.join(" ")
+    )
+}
+
+fn roc_svg(name: &str, c: &Curves, auc: &str) -> String {
+    let mut body = String::new();
+    if !c.roc_band.is_empty() {
+        let up: Vec<String> = c
+            .roc_band
+            .iter()
+            .map(|(f, _, u)| format!("{:.1},{:.1}", x(*f), y(*u)))
+            .collect();
+        let lo: Vec<String> = c
+            .roc_band
+            .iter()
+            .rev()
+            .map(|(f, l, _)| format!("{:.1},{:.1}", x(*f), y(*l)))
+            .collect();
+        body += &format!(
+            r##"<polygon fill="#9ecae1" fill-opacity="0.6" points="{} {}"/>"##,
+            up.join(" "),
+            lo.join(" ")
+        );
+    }
+    body += &polyline(&[(0.0, 0.0), (1.0, 1.0)], "#888", "4 3");
+    body += &polyline(&c.roc, "#08519c", "");
+    frame(
+        &format!("{name}: ROC (AUROC {auc})"),
+        "false positive rate (1 - specificity)",
+        "true positive rate (sensitivity)",
+        &body,
+        &format!("ROC curve of {name}, AUROC {auc}, with a shaded 95% patient-bootstrap band"),
+    )
+}
+
+fn pr_svg(name: &str, c: &Curves, ap: &str, prevalence: f64) -> String {
+    let mut body = polyline(&[(0.0, prevalence), (1.0, prevalence)], "#888", "4 3");
+    body += &polyline(&c.pr, "#a63603", "");
+    frame(
+        &format!("{name}: PR (AP {ap})"),
+        "recall (sensitivity)",
+        "precision (PPV)",
+        &body,
+        &format!(
+            "Precision-recall curve of {name}, average precision {ap}; dashed line: prevalence"
+        ),
+    )
+}
+
+fn reliability_svg(name: &str, c: &Curves, ece: &str) -> String {
+    let mut body = polyline(&[(0.0, 0.0), (1.0, 1.0)], "#888", "4 3");
+    let total: usize = c.reliability.iter().map(|r| r.2).sum::<usize>().max(1);
+    for (p, o, n) in &c.reliability {
+        let r = 3.0 + 9.0 * (*n as f64 / total as f64).sqrt();
+        body += &format!(
+            r##"<circle cx="{:.1}" cy="{:.1}" r="{r:.1}" fill="#31a354" fill-opacity="0.7" stroke="#006d2c"><title>mean predicted {p:.3}, observed {o:.3}, {n} images</title></circle>"##,
+            x(*p),
+            y(*o)
+        );
+    }
+    let pts: Vec<(f64, f64)> = c.reliability.iter().map(|r| (r.0, r.1)).collect();
+    body += &polyline(&pts, "#006d2c", "");
+    frame(
+        &format!("{name}: reliability (ECE {ece})"),
+        "mean predicted probability",
+        "observed frequency",
+        &body,
+        &format!("Reliability diagram of {name}: observed frequency against mean predicted probability per bin; ECE {ece}"),
+    )
+}
+
+/// A forest plot of one metric across the values of a subgroup.
+fn forest_svg(title: &str, rows: &[(String, f64, Option<(f64, f64)>)]) -> String {
+    let h = 40.0 + 22.0 * rows.len() as f64;
+    let (x0, x1) = (150.0, 560.0);
+    // AUROC from 0.5 to 1
+    let pxs = |v: f64| x0 + ((v - 0.5) * 2.0).clamp(0.0, 1.0) * (x1 - x0);
+    let mut s = format!(
+        r#"<svg role="img" width="600" height="{h}" viewBox="0 0 600 {h}" xmlns="http://www.w3.org/2000/svg"><title>{}</title>"#,
+        esc(title)
+    );
+    s += &format!(
+        r#"<text x="300" y="14" font-size="13" font-weight="bold" text-anchor="middle">{}</text>"#,
+        esc(title)
+    );
+    for k in 0..=4 {
+        let t = 0.5 + k as f64 / 8.0;
+        s += &format!(
+            r##"<line x1="{0}" y1="22" x2="{0}" y2="{1}" stroke="#ddd"/><text x="{0}" y="{2}" font-size="11" text-anchor="middle">{t:.3}</text>"##,
+            pxs(t),
+            h - 16.0,
+            h - 4.0
+        );
+    }
+    for (i, (label, v, ci)) in rows.iter().enumerate() {
+        let yy = 34.0 + 22.0 * i as f64;
+        s += &format!(
+            r#"<text x="140" y="{}" font-size="12" text-anchor="end">{}</text>"#,
+            yy + 4.0,
+            esc(label)
+        );
+        if let Some((lo, hi)) = ci {
+            s += &format!(
+                r##"<line x1="{:.1}" y1="{yy}" x2="{:.1}" y2="{yy}" stroke="#333" stroke-width="2"/>"##,
+                pxs(*lo),
+                pxs(*hi)
+            );
+        }
+        s += &format!(
+            r##"<rect x="{:.1}" y="{}" width="8" height="8" fill="#08519c"><title>{} {v:.3}</title></rect>"##,
+            pxs(*v) - 4.0,
+            yy - 4.0,
+            esc(label)
+        );
+    }
+    s + "</svg>"
+}
+
+fn num(v: &Json) -> String {
+    v.as_f64().map_or("-".into(), |x| format!("{x:.3}"))
+}
+
+fn cell(c: &Json) -> String {
+    match (c["value"].as_f64(), c["ci"].as_array()) {
+        (Some(v), Some(ci)) => format!("{v:.3} <small>[{}, {}]</small>", num(&ci[0]), num(&ci[1])),
+        (Some(v), None) => format!("{v:.3}"),
+        _ => format!(
+            "<span title=\"{}\">n/a</span>",
+            esc(c["reason"].as_str().unwrap_or("undefined"))
+        ),
+    }
+}
+
+/// The page, from the metrics JSON and the curves per observation.
+pub fn page(report: &Json, curves: &std::collections::BTreeMap<String, Curves>) -> String {
+    let mut h = String::from(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>radfm evaluation report</title>
+<style>body{font-family:system-ui,sans-serif;margin:24px;color:#111;max-width:1100px}table{border-collapse:collapse;font-size:13px}
+th,td{border:1px solid #bbb;padding:3px 6px;text-align:right}th:first-child,td:first-child{text-align:left}small{color:#555}
+.plots{display:flex;flex-wrap:wrap;gap:12px}.flag{color:#b30000;font-weight:bold}h2{margin-top:32px}</style></head><body>"#,
+    );
+    h += "<h1>Evaluation report</h1>";
+    let bs = &report["bootstrap"];
+    h += &format!(
+        "<p>{} images of {} patients. 95% confidence intervals: percentile bootstrap over {} resamples of <b>patients</b> (seed {}). Operating point: {}. Validation images (calibration only): {}.</p>",
+        report["n_images"], report["n_patients"], bs["resamples"], bs["seed"], esc(report["operating_point"].as_str().unwrap_or("")),
+        report["n_validation_images"]
+    );
+    let metrics = [
+        "auroc",
+        "auprc",
+        "f1",
+        "sensitivity",
+        "specificity",
+        "ppv",
+        "npv",
+        "brier",
+        "ece",
+    ];
+    h += "<h2>Per observation</h2><table><tr><th>observation</th><th>n</th><th>prevalence</th>";
+    for m in metrics {
+        h += &format!("<th>{m}</th>");
+    }
+    h += "</tr>";
+    if let Some(obs) = report["observations"].as_object() {
+        for (o, m) in obs {
+            h += &format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td>",
+                esc(o),
+                m["n"],
+                num(&m["prevalence"])
+            );
+            for k in metrics {
+                h += &format!("<td>{}</td>", cell(&m[k]));
+            }
+            h += "</tr>";
+        }
+        h += "</table>";
+        for (o, m) in obs {
+            let Some(c) = curves.get(o) else { continue };
+            h += &format!("<h3>{}</h3><div class=\"plots\">", esc(o));
+            h += &roc_svg(o, c, &num(&m["auroc"]["value"]));
+            h += &pr_svg(
+                o,
+                c,
+                &num(&m["auprc"]["value"]),
+                m["prevalence"].as_f64().unwrap_or(0.0),
+            );
+            if !c.reliability.is_empty() {
+                h += &reliability_svg(o, c, &num(&m["ece"]["value"]));
+            }
+            h += "</div>";
+        }
+    }
+    // calibration fits
+    if let Some(cal) = report["calibration"].as_object() {
+        h += "<h2>Calibration</h2>";
+        if let Some(r) = cal.get("reason").and_then(Json::as_str) {
+            h += &format!("<p>{}</p>", esc(r));
+        } else {
+            h += "<table><tr><th>observation</th><th>T</th><th>Platt a, b</th><th>ECE before</th><th>after T</th><th>after Platt</th><th>Brier before</th><th>after T</th><th>after Platt</th></tr>";
+            for (o, c) in cal {
+                h += &format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}, {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(o), num(&c["temperature"]), num(&c["platt"]["a"]), num(&c["platt"]["b"]),
+                    num(&c["before"]["ece"]), num(&c["after_temperature"]["ece"]), num(&c["after_platt"]["ece"]),
+                    num(&c["before"]["brier"]), num(&c["after_temperature"]["brier"]), num(&c["after_platt"]["brier"])
+                );
+            }
+            h += "</table>";
+        }
+    }
+    // subgroups
+    if let Some(gaps) = report["subgroup_gaps"].as_object() {
+        for (g, per) in gaps {
+            h += &format!("<h2>Subgroups: {}</h2>", esc(g));
+            h += "<table><tr><th>observation</th><th>best</th><th>worst</th><th>AUROC gap [95% CI]</th><th></th></tr>";
+            for (o, gp) in per.as_object().into_iter().flatten() {
+                let ci = gp["ci"]
+                    .as_array()
+                    .map_or("-".into(), |c| format!("[{}, {}]", num(&c[0]), num(&c[1])));
+                let flag = if gp["flag"] == true {
+                    "<span class=\"flag\">gap: CI excludes 0</span>"
+                } else {
+                    ""
+                };
+                h += &format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} {ci}</td><td>{flag}</td></tr>",
+                    esc(o),
+                    esc(gp["best"].as_str().unwrap_or("")),
+                    esc(gp["worst"].as_str().unwrap_or("")),
+                    num(&gp["gap"])
+                );
+            }
+            h += "</table><div class=\"plots\">";
+            if let Some(vals) = report["subgroups"][g].as_object() {
+                if let Some(obs) = report["observations"].as_object() {
+                    for o in obs.keys() {
+                        let rows: Vec<(String, f64, Option<(f64, f64)>)> = vals
+                            .iter()
+                            .filter_map(|(v, m)| {
+                                let c = &m[o]["auroc"];
+                                let ci = c["ci"]
+                                    .as_array()
+                                    .and_then(|a| Some((a[0].as_f64()?, a[1].as_f64()?)));
+                                Some((v.clone(), c["value"].as_f64()?, ci))
+                            })
+                            .collect();
+                        if rows.len() >= 2 {
+                            h += &forest_svg(&format!("{o}: AUROC by {g}"), &rows);
+                        }
+                    }
+                }
+            }
+            h += "</div>";
+        }
+    }
+    if let Some(cmp) = report["compare"].as_object() {
+        h += "<h2>Comparison with the second model (DeLong)</h2><table><tr><th>observation</th><th>AUROC A</th><th>AUROC B</th><th>difference</th><th>z</th><th>p</th></tr>";
+        for (o, d) in cmp {
+            h += &format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(o),
+                num(&d["auc_a"]),
+                num(&d["auc_b"]),
+                num(&d["difference"]),
+                num(&d["z"]),
+                num(&d["p"])
+            );
+        }
+        h += "</table>";
+    }
+    h += "<p><small>Made by radfm evaluate. Self-contained: no scripts, no network.</small></p></body></html>\n";
+    h
+}
