@@ -932,6 +932,47 @@ pub fn evaluate(
     Ok(report)
 }
 
+/// Metrics per run (label-efficiency or shift views): for each run, every
+/// observation's metrics with CIs, in the given run order.
+pub fn per_run(runs: &[(String, Vec<Image>)], opts: &Options) -> Json {
+    let mut out = Map::new();
+    for (k, (name, imgs)) in runs.iter().enumerate() {
+        let imgs: Vec<&Image> = imgs.iter().filter(|i| !is_val(i)).collect();
+        let observations: Vec<String> = imgs
+            .iter()
+            .flat_map(|i| {
+                i.scores
+                    .keys()
+                    .filter(|o| i.labels.contains_key(*o))
+                    .cloned()
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let thresholds: BTreeMap<String, Option<f64>> = observations
+            .iter()
+            .map(|o| {
+                let (y, s): (Vec<bool>, Vec<f64>) = imgs
+                    .iter()
+                    .filter_map(|i| Some((*i.labels.get(o)?, *i.scores.get(o)?)))
+                    .unzip();
+                (o.clone(), threshold(&y, &s, opts.operating_point))
+            })
+            .collect();
+        out.insert(
+            name.clone(),
+            Json::Object(evaluate_set(
+                &imgs,
+                &observations,
+                &thresholds,
+                opts,
+                opts.seed + 1000 + k as u64,
+            )),
+        );
+    }
+    json!({"order": runs.iter().map(|r| r.0.clone()).collect::<Vec<_>>(), "metrics": out})
+}
+
 /// Bootstrap CI of AUROC(best group) - AUROC(worst group), resampling patients overall.
 fn gap_ci(
     images: &[Image],

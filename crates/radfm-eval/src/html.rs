@@ -223,6 +223,50 @@ fn forest_svg(title: &str, rows: &[(String, f64, Option<(f64, f64)>)]) -> String
     s + "</svg>"
 }
 
+/// AUROC with CI bars against run (categorical x axis in file order).
+fn run_svg(name: &str, runs: &[&str], pts: &[(usize, f64, Option<(f64, f64)>)]) -> String {
+    let n = runs.len().max(2) as f64;
+    let xr = |k: usize| 0.05 + 0.9 * k as f64 / (n - 1.0);
+    let yr = |v: f64| v.clamp(0.0, 1.0);
+    let mut body = String::new();
+    for (k, v, ci) in pts {
+        if let Some((lo, hi)) = ci {
+            body += &format!(
+                r##"<line x1="{0:.1}" y1="{1:.1}" x2="{0:.1}" y2="{2:.1}" stroke="#333" stroke-width="2"/>"##,
+                x(xr(*k)),
+                y(yr(*lo)),
+                y(yr(*hi))
+            );
+        }
+        body += &format!(
+            r##"<circle cx="{:.1}" cy="{:.1}" r="4" fill="#08519c"><title>{} AUROC {v:.3}</title></circle>"##,
+            x(xr(*k)),
+            y(yr(*v)),
+            esc(runs[*k])
+        );
+    }
+    let line: Vec<(f64, f64)> = pts.iter().map(|(k, v, _)| (xr(*k), yr(*v))).collect();
+    body += &polyline(&line, "#08519c", "");
+    for (k, r) in runs.iter().enumerate() {
+        body += &format!(
+            r#"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">{}</text>"#,
+            x(xr(k)),
+            y(0.0) - 6.0,
+            esc(r)
+        );
+    }
+    frame(
+        &format!("{name}: AUROC by run"),
+        "run",
+        "AUROC",
+        &body,
+        &format!(
+            "AUROC of {name} with 95% CIs for each run: {}",
+            runs.join(", ")
+        ),
+    )
+}
+
 fn num(v: &Json) -> String {
     v.as_f64().map_or("-".into(), |x| format!("{x:.3}"))
 }
@@ -361,6 +405,37 @@ th,td{border:1px solid #bbb;padding:3px 6px;text-align:right}th:first-child,td:f
             }
             h += "</div>";
         }
+    }
+    // metrics against run (label efficiency, shift)
+    if let (Some(order), Some(per)) = (
+        report["runs"]["order"].as_array(),
+        report["runs"]["metrics"].as_object(),
+    ) {
+        h += &format!(
+            "<h2>Metrics against run</h2><p>The tables above describe run <b>{}</b>.</p><div class=\"plots\">",
+            esc(report["main_run"].as_str().unwrap_or(""))
+        );
+        let names: Vec<&str> = order.iter().filter_map(Json::as_str).collect();
+        let obs: std::collections::BTreeSet<&String> = per
+            .values()
+            .filter_map(Json::as_object)
+            .flat_map(|m| m.keys())
+            .collect();
+        for o in obs {
+            let pts: Vec<(usize, f64, Option<(f64, f64)>)> = names
+                .iter()
+                .enumerate()
+                .filter_map(|(k, r)| {
+                    let c = &per[*r][o]["auroc"];
+                    let ci = c["ci"]
+                        .as_array()
+                        .and_then(|a| Some((a[0].as_f64()?, a[1].as_f64()?)));
+                    Some((k, c["value"].as_f64()?, ci))
+                })
+                .collect();
+            h += &run_svg(o, &names, &pts);
+        }
+        h += "</div>";
     }
     if let Some(cmp) = report["compare"].as_object() {
         h += "<h2>Comparison with the second model (DeLong)</h2><table><tr><th>observation</th><th>AUROC A</th><th>AUROC B</th><th>difference</th><th>z</th><th>p</th></tr>";

@@ -138,6 +138,47 @@ fn metrics_json_with_cis_subgroups_and_delong() {
         assert!(c[k]["ece"].is_f64() && c[k]["brier"].is_f64(), "{c}");
     }
 
+    // runs: the same images scored by two probes; metrics per run, the last one is the main report
+    let runs: String = std::fs::read_to_string(&pred)
+        .unwrap()
+        .lines()
+        .flat_map(|l| {
+            ["probe-1%", "probe-100%"].map(|r| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["run"] = r.into();
+                v.to_string() + "\n"
+            })
+        })
+        .collect();
+    let pr = t.path().join("runs.jsonl");
+    std::fs::write(&pr, runs).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_radfm"))
+        .args([
+            "evaluate",
+            "--pred",
+            pr.to_str().unwrap(),
+            "--truth",
+            truth.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--bootstrap",
+            "50",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(
+        m["runs"]["order"],
+        serde_json::json!(["probe-1%", "probe-100%"])
+    );
+    assert_eq!(m["main_run"], "probe-100%");
+    assert!(m["runs"]["metrics"]["probe-1%"]["Edema"]["auroc"]["value"].is_f64());
+    assert!(std::fs::read_to_string(out.join("report.html"))
+        .unwrap()
+        .contains("AUROC by run"));
+
     // ids without truth are an error that names them
     std::fs::write(&pred2, "{\"id\": \"nope\", \"scores\": {\"Edema\": 0.5}}\n").unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_radfm"))

@@ -43,8 +43,37 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
         .filter(|g| !g.is_empty())
         .collect();
     let truth = jsonl(&a.truth)?;
-    let images = join(&jsonl(&a.pred)?, &truth, &groups)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", a.pred.display()))?;
+    let pred = jsonl(&a.pred)?;
+    // prediction lines may carry a "run" (e.g. probe-1%, probe-10%, site-C): group them, in file order
+    let mut runs: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
+    for line in pred {
+        let r = line
+            .get("run")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string();
+        match runs.iter_mut().find(|x| x.0 == r) {
+            Some(x) => x.1.push(line),
+            None => runs.push((r, vec![line])),
+        }
+    }
+    let mut joined = Vec::new();
+    for (r, lines) in &runs {
+        let imgs = join(lines, &truth, &groups).map_err(|e| {
+            anyhow::anyhow!(
+                "{}{}: {e}",
+                a.pred.display(),
+                if r.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (run {r})")
+                }
+            )
+        })?;
+        joined.push((r.clone(), imgs));
+    }
+    // the main report describes the last run (the whole file when there are no runs)
+    let images = joined.last().map(|x| x.1.clone()).unwrap_or_default();
     let other = match &a.compare {
         Some(p) => Some(
             join(&jsonl(p)?, &truth, &groups)
@@ -60,7 +89,11 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
         level: 0.95,
     };
     let t = Instant::now();
-    let report = evaluate(&images, other.as_deref(), &opts)?;
+    let mut report = evaluate(&images, other.as_deref(), &opts)?;
+    if joined.len() > 1 {
+        report["runs"] = radfm_eval::evaluate::per_run(&joined, &opts);
+        report["main_run"] = serde_json::json!(joined.last().map(|x| x.0.clone()));
+    }
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
     let path = a.out.join("metrics.json");
