@@ -399,20 +399,32 @@ impl Sorted {
                 b += ws[k] * (self.scores[k] - y).powi(2);
             }
             let uniform: Vec<f64> = (1..10).map(|j| j as f64 / 10.0).collect();
-            // equal-mass edges: numpy percentiles of the expanded sample, ascending
+            // equal-mass edges: numpy percentiles of the expanded sample, ascending; all
+            // 18 needed positions found in one pass from the lowest score up
             let mut mass = Vec::with_capacity(9);
             {
                 let targets: Vec<f64> = (1..10).map(|j| j as f64 / 10.0 * (tot - 1.0)).collect();
-                let value_at = |pos: f64| -> f64 {
-                    // the element at 0-based position `pos` of the ascending expansion
-                    let mut c = 0.0;
-                    for k in (0..n).rev() {
-                        c += ws[k];
-                        if c > pos {
-                            return self.scores[k];
-                        }
+                let mut positions: Vec<f64> =
+                    targets.iter().flat_map(|t| [t.floor(), t.ceil()]).collect();
+                positions.sort_by(f64::total_cmp);
+                let mut values = Vec::with_capacity(positions.len());
+                let (mut c, mut next) = (0.0, 0);
+                for k in (0..n).rev() {
+                    c += ws[k];
+                    while next < positions.len() && c > positions[next] {
+                        values.push((positions[next], self.scores[k]));
+                        next += 1;
                     }
-                    self.scores[0]
+                }
+                while next < positions.len() {
+                    values.push((positions[next], self.scores[0]));
+                    next += 1;
+                }
+                let value_at = |pos: f64| {
+                    values
+                        .iter()
+                        .find(|v| v.0 == pos)
+                        .map_or(self.scores[0], |v| v.1)
                 };
                 for t in targets {
                     let (lo, hi) = (t.floor(), t.ceil());
@@ -641,7 +653,8 @@ fn evaluate_set(
     thresholds: &BTreeMap<String, Option<f64>>,
     opts: &Options,
     seed: u64,
-) -> Map<String, Json> {
+    micro: bool,
+) -> (Map<String, Json>, Option<Map<String, Json>>) {
     let patients: Vec<&str> = images.iter().map(|i| i.patient.as_str()).collect();
     let groups = by_patient(&patients);
     let mut out = Map::new();
@@ -670,6 +683,28 @@ fn evaluate_set(
         .zip(&sorted)
         .map(|(o, st)| st.metrics(|_| 1, thresholds[o]))
         .collect();
+    // micro average: every (image, observation) pair pooled into one problem;
+    // entry e belongs to image e / nobs
+    let nobs = observations.len();
+    let pooled = micro.then(|| {
+        let (mut idx, mut y, mut s) = (
+            Vec::new(),
+            vec![false; images.len() * nobs],
+            vec![0.0; images.len() * nobs],
+        );
+        for (k, (cidx, cy, cs)) in cols.iter().enumerate() {
+            for &i in cidx {
+                let e = i * nobs + k;
+                idx.push(e);
+                y[e] = cy[i];
+                s[e] = cs[i];
+            }
+        }
+        let (ty, ts): (Vec<bool>, Vec<f64>) = idx.iter().map(|&e| (y[e], s[e])).unzip();
+        let thr = threshold(&ty, &ts, opts.operating_point);
+        (Sorted::new(&idx, &y, &s), thr)
+    });
+    let micro_point = pooled.as_ref().map(|(st, thr)| st.metrics(|_| 1, *thr));
     // bootstrap: resample r draws patients from its own generator (seed, r), so the
     // result does not depend on the thread count; all observations share the draw
     let per_resample: Vec<Vec<[f64; 10]>> = (0..opts.bootstrap)
@@ -682,14 +717,18 @@ fn evaluate_set(
                     pick[i] += 1;
                 }
             }
-            observations
+            let mut v: Vec<[f64; 10]> = observations
                 .iter()
                 .zip(&sorted)
                 .map(|(o, st)| st.metrics(|i| pick[i], thresholds[o]).map(|v| v.or_nan()))
-                .collect()
+                .collect();
+            if let Some((st, thr)) = &pooled {
+                v.push(st.metrics(|e| pick[e / nobs], *thr).map(|v| v.or_nan()));
+            }
+            v
         })
         .collect();
-    let mut samples: Vec<Vec<Vec<f64>>> = (0..observations.len())
+    let mut samples: Vec<Vec<Vec<f64>>> = (0..observations.len() + usize::from(pooled.is_some()))
         .map(|k| {
             (0..10)
                 .map(|j| per_resample.iter().map(|r| r[k][j]).collect())
@@ -719,7 +758,19 @@ fn evaluate_set(
         m.insert("threshold".into(), json!(thresholds[o]));
         out.insert(o.clone(), Json::Object(m));
     }
-    out
+    let micro_map = micro_point.map(|mp| {
+        let k = observations.len();
+        let mut m = Map::new();
+        for (j, name) in METRICS.iter().enumerate() {
+            m.insert(
+                name.to_string(),
+                cell(&mp[j], &mut samples[k][j], opts.bootstrap, opts.level),
+            );
+        }
+        m.insert("threshold".into(), json!(pooled.as_ref().and_then(|p| p.1)));
+        m
+    });
+    (out, micro_map)
 }
 
 fn is_val(i: &Image) -> bool {
@@ -820,7 +871,7 @@ pub fn evaluate(
         })
         .collect();
     let all: Vec<&Image> = images.iter().collect();
-    let overall = evaluate_set(&all, &observations, &thresholds, opts, opts.seed);
+    let (overall, micro) = evaluate_set(&all, &observations, &thresholds, opts, opts.seed, true);
     // macro averages of the point values
     let mut macro_ = Map::new();
     for name in METRICS {
@@ -853,13 +904,17 @@ pub fn evaluate(
                 .collect();
             per.insert(
                 v.to_string(),
-                Json::Object(evaluate_set(
-                    &sub,
-                    &observations,
-                    &thresholds,
-                    opts,
-                    opts.seed + 1 + k as u64,
-                )),
+                Json::Object(
+                    evaluate_set(
+                        &sub,
+                        &observations,
+                        &thresholds,
+                        opts,
+                        opts.seed + 1 + k as u64,
+                        false,
+                    )
+                    .0,
+                ),
             );
         }
         // AUROC gap between the best and the worst subgroup (point estimates), with a joint bootstrap CI
@@ -892,6 +947,7 @@ pub fn evaluate(
         "operating_point": format!("{:?}", opts.operating_point),
         "observations": overall,
         "macro": macro_,
+        "micro": micro,
         "subgroups": subgroups,
         "subgroup_gaps": gaps,
     });
@@ -961,13 +1017,17 @@ pub fn per_run(runs: &[(String, Vec<Image>)], opts: &Options) -> Json {
             .collect();
         out.insert(
             name.clone(),
-            Json::Object(evaluate_set(
-                &imgs,
-                &observations,
-                &thresholds,
-                opts,
-                opts.seed + 1000 + k as u64,
-            )),
+            Json::Object(
+                evaluate_set(
+                    &imgs,
+                    &observations,
+                    &thresholds,
+                    opts,
+                    opts.seed + 1000 + k as u64,
+                    false,
+                )
+                .0,
+            ),
         );
     }
     json!({"order": runs.iter().map(|r| r.0.clone()).collect::<Vec<_>>(), "metrics": out})

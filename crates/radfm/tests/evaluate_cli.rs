@@ -71,6 +71,8 @@ fn metrics_json_with_cis_subgroups_and_delong() {
         assert!(e[k]["value"].is_f64(), "{k}: {}", e[k]);
     }
     assert_eq!(m["n_patients"], 200);
+    // with one observation, the micro average is that observation
+    assert_eq!(m["micro"]["auroc"]["value"], e["auroc"]["value"]);
     assert_eq!(m["bootstrap"]["unit"], "patient");
     // the gap between sites is found, with a CI excluding 0
     let gap = &m["subgroup_gaps"]["site"]["Edema"];
