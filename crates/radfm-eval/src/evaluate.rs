@@ -493,6 +493,40 @@ impl Sorted {
     }
 }
 
+impl Sorted {
+    /// Precision-recall points (recall, precision) with weights, one per tie group.
+    fn pr(&self, w: impl Fn(usize) -> u32) -> Vec<(f64, f64)> {
+        let ws: Vec<f64> = self.order.iter().map(|&i| w(i) as f64).collect();
+        let p: f64 = ws
+            .iter()
+            .zip(&self.labels)
+            .filter(|(_, &l)| l)
+            .map(|(w, _)| w)
+            .sum();
+        let mut pts = Vec::new();
+        if p == 0.0 {
+            return pts;
+        }
+        let (mut tp, mut fp) = (0.0, 0.0);
+        let mut k = 0;
+        while k < self.order.len() {
+            let sc = self.scores[k];
+            while k < self.order.len() && self.scores[k] == sc {
+                if self.labels[k] {
+                    tp += ws[k];
+                } else {
+                    fp += ws[k];
+                }
+                k += 1;
+            }
+            if tp + fp > 0.0 {
+                pts.push((tp / p, tp / (tp + fp)));
+            }
+        }
+        pts
+    }
+}
+
 /// TPR at `f` on a ROC polyline (linear between points; the highest TPR at a vertical step).
 fn tpr_at(pts: &[(f64, f64)], f: f64) -> f64 {
     let mut best = 0.0f64;
@@ -568,6 +602,50 @@ pub fn curves(images: &[Image], opts: &Options) -> BTreeMap<String, crate::html:
                 })
                 .collect()
         };
+        // precision at a fixed recall grid per resample (the highest precision reaching that recall)
+        let rgrid: Vec<f64> = (1..=50).map(|k| k as f64 / 50.0).collect();
+        let precs: Vec<Vec<f64>> = (0..b)
+            .into_par_iter()
+            .map(|r| {
+                let mut rng =
+                    ChaCha8Rng::seed_from_u64(splitmix(opts.seed ^ splitmix(r as u64 + 7)));
+                let mut pick = vec![0u32; images.len()];
+                for _ in 0..groups.len() {
+                    for &i in &groups[rng.gen_range(0..groups.len())] {
+                        pick[i] += 1;
+                    }
+                }
+                let pts = st.pr(|i| pick[i]);
+                // highest precision at recall >= rc: suffix maxima, one pass (recall rises along pts)
+                let mut suffix = vec![0.0f64; pts.len() + 1];
+                for k in (0..pts.len()).rev() {
+                    suffix[k] = suffix[k + 1].max(pts[k].1);
+                }
+                let mut k = 0;
+                rgrid
+                    .iter()
+                    .map(|&rc| {
+                        while k < pts.len() && pts[k].0 < rc - 1e-12 {
+                            k += 1;
+                        }
+                        suffix[k]
+                    })
+                    .collect()
+            })
+            .collect();
+        let pr_band: Vec<(f64, f64, f64)> = if precs.is_empty() {
+            Vec::new()
+        } else {
+            rgrid
+                .iter()
+                .enumerate()
+                .map(|(g, &rc)| {
+                    let mut v: Vec<f64> = precs.iter().map(|t| t[g]).collect();
+                    v.sort_by(f64::total_cmp);
+                    (rc, percentile(&v, 0.025), percentile(&v, 0.975))
+                })
+                .collect()
+        };
         // precision-recall points
         let npos = st.labels.iter().filter(|&&l| l).count() as f64;
         let mut pr = Vec::new();
@@ -607,6 +685,7 @@ pub fn curves(images: &[Image], opts: &Options) -> BTreeMap<String, crate::html:
                 roc,
                 roc_band: band,
                 pr,
+                pr_band,
                 reliability,
             },
         );
@@ -717,18 +796,15 @@ fn evaluate_set(
                     pick[i] += 1;
                 }
             }
-            let mut v: Vec<[f64; 10]> = observations
+            let v: Vec<[f64; 10]> = observations
                 .iter()
                 .zip(&sorted)
                 .map(|(o, st)| st.metrics(|i| pick[i], thresholds[o]).map(|v| v.or_nan()))
                 .collect();
-            if let Some((st, thr)) = &pooled {
-                v.push(st.metrics(|e| pick[e / nobs], *thr).map(|v| v.or_nan()));
-            }
             v
         })
         .collect();
-    let mut samples: Vec<Vec<Vec<f64>>> = (0..observations.len() + usize::from(pooled.is_some()))
+    let mut samples: Vec<Vec<Vec<f64>>> = (0..observations.len())
         .map(|k| {
             (0..10)
                 .map(|j| per_resample.iter().map(|r| r[k][j]).collect())
@@ -758,14 +834,16 @@ fn evaluate_set(
         m.insert("threshold".into(), json!(thresholds[o]));
         out.insert(o.clone(), Json::Object(m));
     }
+    // micro averages are point values (like macro): bootstrapping the pooled
+    // problem would double the cost of the whole evaluation
     let micro_map = micro_point.map(|mp| {
-        let k = observations.len();
         let mut m = Map::new();
         for (j, name) in METRICS.iter().enumerate() {
-            m.insert(
-                name.to_string(),
-                cell(&mp[j], &mut samples[k][j], opts.bootstrap, opts.level),
-            );
+            let cell = match &mp[j] {
+                Value::Defined(v) => json!({"value": v, "ci": null}),
+                Value::Undefined(why) => json!({"value": null, "ci": null, "reason": why}),
+            };
+            m.insert(name.to_string(), cell);
         }
         m.insert("threshold".into(), json!(pooled.as_ref().and_then(|p| p.1)));
         m
@@ -964,6 +1042,7 @@ pub fn evaluate(
         for o in &observations {
             let mut y = Vec::new();
             let (mut a, mut b) = (Vec::new(), Vec::new());
+            let mut pats = Vec::new();
             for im in images {
                 if let (Some(&l), Some(&sa), Some(sb)) = (
                     im.labels.get(o),
@@ -973,15 +1052,42 @@ pub fn evaluate(
                     y.push(l);
                     a.push(sa);
                     b.push(*sb);
+                    pats.push(im.patient.as_str());
                 }
             }
-            cmp.insert(
-                o.clone(),
-                match delong(&y, &a, &b) {
-                    Some(d) => json!(d),
-                    None => json!({"reason": "fewer than two images of each class"}),
-                },
-            );
+            let mut entry = match delong(&y, &a, &b) {
+                Some(d) => json!(d),
+                None => json!({"reason": "fewer than two images of each class"}),
+            };
+            // patient-bootstrap CI of the AUROC difference, A - B
+            if entry.get("difference").is_some() {
+                let idx: Vec<usize> = (0..y.len()).collect();
+                let (sa, sb) = (Sorted::new(&idx, &y, &a), Sorted::new(&idx, &y, &b));
+                let groups = by_patient(&pats);
+                let mut d: Vec<f64> = (0..opts.bootstrap)
+                    .into_par_iter()
+                    .filter_map(|r| {
+                        let mut rng = ChaCha8Rng::seed_from_u64(splitmix(
+                            opts.seed ^ splitmix(r as u64 + 31),
+                        ));
+                        let mut pick = vec![0u32; y.len()];
+                        for _ in 0..groups.len() {
+                            for &i in &groups[rng.gen_range(0..groups.len())] {
+                                pick[i] += 1;
+                            }
+                        }
+                        let ua = sa.metrics(|i| pick[i], None)[0].get()?;
+                        let ub = sb.metrics(|i| pick[i], None)[0].get()?;
+                        Some(ua - ub)
+                    })
+                    .collect();
+                d.sort_by(f64::total_cmp);
+                if d.len() * 2 >= opts.bootstrap && !d.is_empty() {
+                    let lv = (1.0 - opts.level) / 2.0;
+                    entry["difference_ci"] = json!([percentile(&d, lv), percentile(&d, 1.0 - lv)]);
+                }
+            }
+            cmp.insert(o.clone(), entry);
         }
         report["compare"] = Json::Object(cmp);
     }

@@ -13,6 +13,8 @@ pub struct Curves {
     pub roc_band: Vec<(f64, f64, f64)>,
     /// (recall, precision)
     pub pr: Vec<(f64, f64)>,
+    /// on a fixed recall grid: (recall, lower, upper) of the bootstrap precision band
+    pub pr_band: Vec<(f64, f64, f64)>,
     /// reliability: (mean predicted, observed frequency, count) per non-empty bin
     pub reliability: Vec<(f64, f64, usize)>,
 }
@@ -141,7 +143,26 @@ fn roc_svg(name: &str, c: &Curves, auc: &str) -> String {
 }
 
 fn pr_svg(name: &str, c: &Curves, ap: &str, prevalence: f64) -> String {
-    let mut body = polyline(&[(0.0, prevalence), (1.0, prevalence)], "#888", "4 3");
+    let mut body = String::new();
+    if !c.pr_band.is_empty() {
+        let up: Vec<String> = c
+            .pr_band
+            .iter()
+            .map(|(r, _, u)| format!("{:.1},{:.1}", x(*r), y(*u)))
+            .collect();
+        let lo: Vec<String> = c
+            .pr_band
+            .iter()
+            .rev()
+            .map(|(r, l, _)| format!("{:.1},{:.1}", x(*r), y(*l)))
+            .collect();
+        body += &format!(
+            r##"<polygon fill="#fdae6b" fill-opacity="0.55" points="{} {}"/>"##,
+            up.join(" "),
+            lo.join(" ")
+        );
+    }
+    body += &polyline(&[(0.0, prevalence), (1.0, prevalence)], "#888", "4 3");
     body += &polyline(&c.pr, "#a63603", "");
     frame(
         &format!("{name}: PR (AP {ap})"),
@@ -438,14 +459,22 @@ th,td{border:1px solid #bbb;padding:3px 6px;text-align:right}th:first-child,td:f
         h += "</div>";
     }
     if let Some(cmp) = report["compare"].as_object() {
-        h += "<h2>Comparison with the second model (DeLong)</h2><table><tr><th>observation</th><th>AUROC A</th><th>AUROC B</th><th>difference</th><th>z</th><th>p</th></tr>";
+        h += "<h2>Comparison with the second model (DeLong)</h2><table><tr><th>observation</th><th>AUROC A</th><th>AUROC B</th><th>difference [bootstrap 95% CI]</th><th>z</th><th>p</th></tr>";
         for (o, d) in cmp {
             h += &format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(o),
                 num(&d["auc_a"]),
                 num(&d["auc_b"]),
-                num(&d["difference"]),
+                match d["difference_ci"].as_array() {
+                    Some(ci) => format!(
+                        "{} <small>[{}, {}]</small>",
+                        num(&d["difference"]),
+                        num(&ci[0]),
+                        num(&ci[1])
+                    ),
+                    None => num(&d["difference"]),
+                },
                 num(&d["z"]),
                 num(&d["p"])
             );

@@ -91,6 +91,11 @@ fn metrics_json_with_cis_subgroups_and_delong() {
         .contains_key("40-60"));
     // DeLong against a random model
     assert!(m["compare"]["Edema"]["p"].as_f64().unwrap() < 0.05);
+    let dci = m["compare"]["Edema"]["difference_ci"].as_array().unwrap();
+    assert!(
+        dci[0].as_f64().unwrap() > 0.0,
+        "the better model's AUROC difference CI excludes 0: {dci:?}"
+    );
 
     assert!(m["calibration"]["reason"]
         .as_str()
