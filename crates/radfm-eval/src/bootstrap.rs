@@ -29,12 +29,36 @@ pub struct Interval {
     pub resamples: usize,
 }
 
-/// numpy-style linear percentile of sorted values.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+/// numpy's default (linear) percentile of sorted values, `q` in [0, 1].
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     let pos = q * (sorted.len() - 1) as f64;
     let lo = pos.floor() as usize;
     let hi = pos.ceil() as usize;
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// Multiplicity of each of `n` images in one patient resample drawn from `seed`.
+pub fn resample_counts(groups: &[Vec<usize>], n: usize, seed: u64) -> Vec<u32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut pick = vec![0u32; n];
+    for _ in 0..groups.len() {
+        for &i in &groups[rng.gen_range(0..groups.len())] {
+            pick[i] += 1;
+        }
+    }
+    pick
+}
+
+/// The central `level` percentile interval of `values` (NaN ignored), or None when
+/// fewer than half of `resamples` gave a value.
+pub fn interval(mut values: Vec<f64>, resamples: usize, level: f64) -> Option<(f64, f64)> {
+    values.retain(|v| v.is_finite());
+    if values.is_empty() || values.len() * 2 < resamples {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let a = (1.0 - level) / 2.0;
+    Some((percentile(&values, a), percentile(&values, 1.0 - a)))
 }
 
 /// Resample the patients `groups` with replacement `resamples` times (seeded), call
@@ -60,15 +84,12 @@ pub fn percentile_ci(
             vals.push(v);
         }
     }
-    if vals.len() * 2 < resamples || vals.is_empty() {
-        return None;
-    }
-    vals.sort_by(f64::total_cmp);
-    let a = (1.0 - level) / 2.0;
+    let used = vals.len();
+    let (lo, hi) = interval(vals, resamples, level)?;
     Some(Interval {
-        lo: percentile(&vals, a),
-        hi: percentile(&vals, 1.0 - a),
-        used: vals.len(),
+        lo,
+        hi,
+        used,
         resamples,
     })
 }

@@ -11,12 +11,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde_json::{json, Map, Value as Json};
 
-use crate::bootstrap::by_patient;
+use crate::bootstrap::{by_patient, interval, percentile, percentile_ci, resample_counts};
 use crate::delong::delong;
 #[cfg(test)]
 use crate::metrics::Confusion;
@@ -573,56 +571,27 @@ pub fn curves(images: &[Image], opts: &Options) -> BTreeMap<String, crate::html:
         }
         let st = Sorted::new(&idx, &y, &s);
         let roc = st.roc(|_| 1);
-        // the band from up to 200 resamples
+        // ROC and PR bands from the same (up to 200) patient resamples
         let b = opts.bootstrap.min(200);
-        let tprs: Vec<Vec<f64>> = (0..b)
-            .into_par_iter()
-            .map(|r| {
-                let mut rng =
-                    ChaCha8Rng::seed_from_u64(splitmix(opts.seed ^ splitmix(r as u64 + 7)));
-                let mut pick = vec![0u32; images.len()];
-                for _ in 0..groups.len() {
-                    for &i in &groups[rng.gen_range(0..groups.len())] {
-                        pick[i] += 1;
-                    }
-                }
-                let pts = st.roc(|i| pick[i]);
-                grid.iter().map(|&f| tpr_at(&pts, f)).collect()
-            })
-            .collect();
-        let band = if tprs.is_empty() {
-            Vec::new()
-        } else {
-            grid.iter()
-                .enumerate()
-                .map(|(g, &f)| {
-                    let mut v: Vec<f64> = tprs.iter().map(|t| t[g]).collect();
-                    v.sort_by(f64::total_cmp);
-                    (f, percentile(&v, 0.025), percentile(&v, 0.975))
-                })
-                .collect()
-        };
-        // precision at a fixed recall grid per resample (the highest precision reaching that recall)
         let rgrid: Vec<f64> = (1..=50).map(|k| k as f64 / 50.0).collect();
-        let precs: Vec<Vec<f64>> = (0..b)
+        let per: Vec<(Vec<f64>, Vec<f64>)> = (0..b)
             .into_par_iter()
             .map(|r| {
-                let mut rng =
-                    ChaCha8Rng::seed_from_u64(splitmix(opts.seed ^ splitmix(r as u64 + 7)));
-                let mut pick = vec![0u32; images.len()];
-                for _ in 0..groups.len() {
-                    for &i in &groups[rng.gen_range(0..groups.len())] {
-                        pick[i] += 1;
-                    }
-                }
+                let pick = resample_counts(
+                    &groups,
+                    images.len(),
+                    splitmix(opts.seed ^ splitmix(r as u64 + 7)),
+                );
+                let rpts = st.roc(|i| pick[i]);
+                let tpr: Vec<f64> = grid.iter().map(|&f| tpr_at(&rpts, f)).collect();
+                // the highest precision at recall >= rc: suffix maxima, one pass (recall rises along pts)
                 let pts = st.pr(|i| pick[i]);
-                // highest precision at recall >= rc: suffix maxima, one pass (recall rises along pts)
                 let mut suffix = vec![0.0f64; pts.len() + 1];
                 for k in (0..pts.len()).rev() {
                     suffix[k] = suffix[k + 1].max(pts[k].1);
                 }
                 let mut k = 0;
-                rgrid
+                let prec: Vec<f64> = rgrid
                     .iter()
                     .map(|&rc| {
                         while k < pts.len() && pts[k].0 < rc - 1e-12 {
@@ -630,22 +599,26 @@ pub fn curves(images: &[Image], opts: &Options) -> BTreeMap<String, crate::html:
                         }
                         suffix[k]
                     })
-                    .collect()
+                    .collect();
+                (tpr, prec)
             })
             .collect();
-        let pr_band: Vec<(f64, f64, f64)> = if precs.is_empty() {
-            Vec::new()
-        } else {
-            rgrid
-                .iter()
-                .enumerate()
-                .map(|(g, &rc)| {
-                    let mut v: Vec<f64> = precs.iter().map(|t| t[g]).collect();
-                    v.sort_by(f64::total_cmp);
-                    (rc, percentile(&v, 0.025), percentile(&v, 0.975))
-                })
-                .collect()
-        };
+        let band_of =
+            |xs: &[f64], pick: fn(&(Vec<f64>, Vec<f64>)) -> &Vec<f64>| -> Vec<(f64, f64, f64)> {
+                if per.is_empty() {
+                    return Vec::new();
+                }
+                xs.iter()
+                    .enumerate()
+                    .map(|(g, &x)| {
+                        let mut v: Vec<f64> = per.iter().map(|t| pick(t)[g]).collect();
+                        v.sort_by(f64::total_cmp);
+                        (x, percentile(&v, 0.025), percentile(&v, 0.975))
+                    })
+                    .collect()
+            };
+        let band = band_of(&grid, |t| &t.0);
+        let pr_band = band_of(&rgrid, |t| &t.1);
         // precision-recall points
         let npos = st.labels.iter().filter(|&&l| l).count() as f64;
         let mut pr = Vec::new();
@@ -700,27 +673,12 @@ fn splitmix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let pos = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-}
-
-fn cell(v: &Value, samples: &mut [f64], resamples: usize, level: f64) -> Json {
-    match v {
-        Value::Undefined(why) => json!({"value": null, "ci": null, "reason": why}),
-        Value::Defined(x) => {
-            let ok: Vec<f64> = {
-                let mut s: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
-                s.sort_by(f64::total_cmp);
-                s
-            };
-            if ok.len() * 2 < resamples || ok.is_empty() {
-                json!({"value": x, "ci": null, "reason": "undefined in most bootstrap resamples"})
-            } else {
-                let a = (1.0 - level) / 2.0;
-                json!({"value": x, "ci": [percentile(&ok, a), percentile(&ok, 1.0 - a)]})
-            }
+fn cell(v: &Value, samples: &[f64], resamples: usize, level: f64) -> Json {
+    match (v, interval(samples.to_vec(), resamples, level)) {
+        (Value::Undefined(why), _) => json!({"value": null, "ci": null, "reason": why}),
+        (Value::Defined(x), Some((lo, hi))) => json!({"value": x, "ci": [lo, hi]}),
+        (Value::Defined(x), None) => {
+            json!({"value": x, "ci": null, "reason": "undefined in most bootstrap resamples"})
         }
     }
 }
@@ -789,13 +747,7 @@ fn evaluate_set(
     let per_resample: Vec<Vec<[f64; 10]>> = (0..opts.bootstrap)
         .into_par_iter()
         .map(|r| {
-            let mut rng = ChaCha8Rng::seed_from_u64(splitmix(seed ^ splitmix(r as u64)));
-            let mut pick = vec![0u32; images.len()];
-            for _ in 0..groups.len() {
-                for &i in &groups[rng.gen_range(0..groups.len())] {
-                    pick[i] += 1;
-                }
-            }
+            let pick = resample_counts(&groups, images.len(), splitmix(seed ^ splitmix(r as u64)));
             let v: Vec<[f64; 10]> = observations
                 .iter()
                 .zip(&sorted)
@@ -804,7 +756,7 @@ fn evaluate_set(
             v
         })
         .collect();
-    let mut samples: Vec<Vec<Vec<f64>>> = (0..observations.len())
+    let samples: Vec<Vec<Vec<f64>>> = (0..observations.len())
         .map(|k| {
             (0..10)
                 .map(|j| per_resample.iter().map(|r| r[k][j]).collect())
@@ -818,7 +770,7 @@ fn evaluate_set(
         for (j, name) in METRICS.iter().enumerate() {
             m.insert(
                 name.to_string(),
-                cell(&point[k][j], &mut samples[k][j], opts.bootstrap, opts.level),
+                cell(&point[k][j], &samples[k][j], opts.bootstrap, opts.level),
             );
         }
         m.insert("n".into(), json!(idx.len()));
@@ -1064,27 +1016,21 @@ pub fn evaluate(
                 let idx: Vec<usize> = (0..y.len()).collect();
                 let (sa, sb) = (Sorted::new(&idx, &y, &a), Sorted::new(&idx, &y, &b));
                 let groups = by_patient(&pats);
-                let mut d: Vec<f64> = (0..opts.bootstrap)
+                let d: Vec<f64> = (0..opts.bootstrap)
                     .into_par_iter()
                     .filter_map(|r| {
-                        let mut rng = ChaCha8Rng::seed_from_u64(splitmix(
-                            opts.seed ^ splitmix(r as u64 + 31),
-                        ));
-                        let mut pick = vec![0u32; y.len()];
-                        for _ in 0..groups.len() {
-                            for &i in &groups[rng.gen_range(0..groups.len())] {
-                                pick[i] += 1;
-                            }
-                        }
+                        let pick = resample_counts(
+                            &groups,
+                            y.len(),
+                            splitmix(opts.seed ^ splitmix(r as u64 + 31)),
+                        );
                         let ua = sa.metrics(|i| pick[i], None)[0].get()?;
                         let ub = sb.metrics(|i| pick[i], None)[0].get()?;
                         Some(ua - ub)
                     })
                     .collect();
-                d.sort_by(f64::total_cmp);
-                if d.len() * 2 >= opts.bootstrap && !d.is_empty() {
-                    let lv = (1.0 - opts.level) / 2.0;
-                    entry["difference_ci"] = json!([percentile(&d, lv), percentile(&d, 1.0 - lv)]);
+                if let Some((lo, hi)) = interval(d, opts.bootstrap, opts.level) {
+                    entry["difference_ci"] = json!([lo, hi]);
                 }
             }
             cmp.insert(o.clone(), entry);
@@ -1150,8 +1096,6 @@ fn gap_ci(
 ) -> Option<(f64, f64)> {
     let pats: Vec<&str> = images.iter().map(|i| i.patient.as_str()).collect();
     let groups = by_patient(&pats);
-    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x5eed);
-    let mut diffs = Vec::new();
     let auc_of = |idx: &[usize], val: &str| -> Option<f64> {
         let (y, s): (Vec<bool>, Vec<f64>) = idx
             .iter()
@@ -1161,27 +1105,21 @@ fn gap_ci(
             .unzip();
         Ranked::new(&y, &s).auroc().get()
     };
-    let mut idx = Vec::new();
-    for _ in 0..opts.bootstrap {
-        idx.clear();
-        for _ in 0..groups.len() {
-            idx.extend_from_slice(&groups[rng.gen_range(0..groups.len())]);
-        }
-        if let (Some(a), Some(b)) = (auc_of(&idx, best), auc_of(&idx, worst)) {
-            diffs.push(a - b);
-        }
-    }
-    if diffs.len() * 2 < opts.bootstrap || diffs.is_empty() {
-        return None;
-    }
-    diffs.sort_by(f64::total_cmp);
-    let a = (1.0 - opts.level) / 2.0;
-    Some((percentile(&diffs, a), percentile(&diffs, 1.0 - a)))
+    let ci = percentile_ci(
+        &groups,
+        opts.bootstrap,
+        opts.seed ^ 0x5eed,
+        opts.level,
+        |idx| Some(auc_of(idx, best)? - auc_of(idx, worst)?),
+    )?;
+    Some((ci.lo, ci.hi))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
 
     #[test]
     fn sorted_once_equals_resorting_every_resample() {

@@ -318,19 +318,9 @@ th,td{border:1px solid #bbb;padding:3px 6px;text-align:right}th:first-child,td:f
         report["n_images"], report["n_patients"], bs["resamples"], bs["seed"], esc(report["operating_point"].as_str().unwrap_or("")),
         report["n_validation_images"]
     );
-    let metrics = [
-        "auroc",
-        "auprc",
-        "f1",
-        "sensitivity",
-        "specificity",
-        "ppv",
-        "npv",
-        "brier",
-        "ece",
-    ];
+    let metrics = &crate::evaluate::METRICS[..9]; // all but the equal-mass ECE
     h += "<h2>Per observation</h2><table><tr><th>observation</th><th>n</th><th>prevalence</th>";
-    for m in metrics {
+    for m in metrics.iter() {
         h += &format!("<th>{m}</th>");
     }
     h += "</tr>";
@@ -342,7 +332,7 @@ th,td{border:1px solid #bbb;padding:3px 6px;text-align:right}th:first-child,td:f
                 m["n"],
                 num(&m["prevalence"])
             );
-            for k in metrics {
+            for k in metrics.iter() {
                 h += &format!("<td>{}</td>", cell(&m[k]));
             }
             h += "</tr>";

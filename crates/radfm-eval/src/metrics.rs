@@ -3,6 +3,7 @@
 //! Scores are sorted once ([`Ranked`]); AUROC and AUPRC walk the sorted
 //! order, grouping tied scores as scikit-learn's curve functions do.
 
+use crate::bootstrap::percentile;
 use crate::Value;
 
 /// Labels and scores sorted by descending score (stable for ties).
@@ -180,14 +181,6 @@ pub enum Bins {
     Quantile,
 }
 
-/// numpy's default (linear) percentile of sorted values.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let pos = q / 100.0 * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-}
-
 /// Expected calibration error over `n_bins` bins: the count-weighted mean of
 /// |observed frequency - mean probability| over non-empty bins, with the bins
 /// of scikit-learn's `calibration_curve` (a probability equal to an inner edge
@@ -202,7 +195,7 @@ pub fn ece(labels: &[bool], probs: &[f64], n_bins: usize, bins: Bins) -> Value {
             let mut s = probs.to_vec();
             s.sort_by(f64::total_cmp);
             (1..n_bins)
-                .map(|k| percentile(&s, k as f64 * 100.0 / n_bins as f64))
+                .map(|k| percentile(&s, k as f64 / n_bins as f64))
                 .collect()
         }
     };
