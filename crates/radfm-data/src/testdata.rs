@@ -6,25 +6,14 @@
 
 use std::path::Path;
 
-use dicom_core::header::{DataElement, Length};
-use dicom_core::value::{DataSetSequence, Value};
+use dicom_core::header::DataElement;
+use dicom_core::value::Value;
 use dicom_core::{PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
-use dicom_object::mem::InMemElement;
 use dicom_object::meta::FileMetaTableBuilder;
 use dicom_object::InMemDicomObject;
 
-fn s(tag: Tag, vr: VR, v: &str) -> InMemElement {
-    DataElement::new(tag, vr, PrimitiveValue::from(v.to_string()))
-}
-
-fn seq(tag: Tag, items: Vec<InMemDicomObject>) -> InMemElement {
-    DataElement::new(
-        tag,
-        VR::SQ,
-        Value::Sequence(DataSetSequence::new(items, Length::UNDEFINED)),
-    )
-}
+use radfm_dicom::attrs::{seq_element as seq, str_element as s};
 
 /// The PHI tokens injected into variant `i` (all unique, all must vanish).
 pub fn phi_tokens(i: usize) -> Vec<String> {

@@ -7,6 +7,23 @@ use dicom_core::{PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::StandardDataDictionary;
 use dicom_object::InMemDicomObject;
 
+/// A string element, for building data sets.
+pub fn str_element(tag: Tag, vr: VR, v: &str) -> dicom_object::mem::InMemElement {
+    dicom_core::header::DataElement::new(tag, vr, PrimitiveValue::from(v.to_string()))
+}
+
+/// A sequence element of undefined length, for building data sets.
+pub fn seq_element(tag: Tag, items: Vec<InMemDicomObject>) -> dicom_object::mem::InMemElement {
+    dicom_core::header::DataElement::new(
+        tag,
+        VR::SQ,
+        Value::Sequence(dicom_core::value::DataSetSequence::new(
+            items,
+            dicom_core::header::Length::UNDEFINED,
+        )),
+    )
+}
+
 fn dictionary_vr(tag: Tag) -> Option<VR> {
     StandardDataDictionary.by_tag(tag).map(|e| e.vr.relaxed())
 }

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use dicom_core::header::{DataElement, Length};
-use dicom_core::value::{DataSetSequence, PrimitiveValue, Value};
+use dicom_core::header::DataElement;
+use dicom_core::value::PrimitiveValue;
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::mem::InMemElement;
@@ -37,17 +37,7 @@ pub fn uid(seed: u64, parts: &[&str]) -> String {
     format!("2.25.{v}")
 }
 
-fn s(tag: Tag, vr: VR, v: &str) -> InMemElement {
-    DataElement::new(tag, vr, PrimitiveValue::from(v.to_string()))
-}
-
-fn seq(tag: Tag, items: Vec<InMemDicomObject>) -> InMemElement {
-    DataElement::new(
-        tag,
-        VR::SQ,
-        Value::Sequence(DataSetSequence::new(items, Length::UNDEFINED)),
-    )
-}
+use radfm_dicom::attrs::{seq_element as seq, str_element as s};
 
 fn us(tag: Tag, v: u16) -> InMemElement {
     DataElement::new(tag, VR::US, PrimitiveValue::from(v))
