@@ -459,69 +459,47 @@ impl Sorted {
 }
 
 impl Sorted {
-    /// ROC points (fpr, tpr) with weights, one per tie group, from (0, 0).
-    fn roc(&self, w: impl Fn(usize) -> u32) -> Vec<(f64, f64)> {
-        let ws: Vec<f64> = self.order.iter().map(|&i| w(i) as f64).collect();
-        let p: f64 = ws
-            .iter()
-            .zip(&self.labels)
-            .filter(|(_, &l)| l)
-            .map(|(w, _)| w)
-            .sum();
-        let n: f64 = ws.iter().sum::<f64>() - p;
-        let mut pts = vec![(0.0, 0.0)];
-        if p == 0.0 || n == 0.0 {
-            return pts;
-        }
+    /// Weighted (true positives, false positives) after each tie group, and the class totals.
+    fn cumulative(&self, w: impl Fn(usize) -> u32) -> (Vec<(f64, f64)>, f64, f64) {
         let (mut tp, mut fp) = (0.0, 0.0);
+        let mut out = Vec::new();
         let mut k = 0;
         while k < self.order.len() {
             let sc = self.scores[k];
             while k < self.order.len() && self.scores[k] == sc {
+                let wk = w(self.order[k]) as f64;
                 if self.labels[k] {
-                    tp += ws[k];
+                    tp += wk;
                 } else {
-                    fp += ws[k];
+                    fp += wk;
                 }
                 k += 1;
             }
-            pts.push((fp / n, tp / p));
+            out.push((tp, fp));
+        }
+        (out, tp, fp)
+    }
+
+    /// ROC points (fpr, tpr) with weights, one per tie group, from (0, 0).
+    fn roc(&self, w: impl Fn(usize) -> u32) -> Vec<(f64, f64)> {
+        let (c, p, n) = self.cumulative(w);
+        let mut pts = vec![(0.0, 0.0)];
+        if p > 0.0 && n > 0.0 {
+            pts.extend(c.iter().map(|&(tp, fp)| (fp / n, tp / p)));
         }
         pts
     }
-}
 
-impl Sorted {
     /// Precision-recall points (recall, precision) with weights, one per tie group.
     fn pr(&self, w: impl Fn(usize) -> u32) -> Vec<(f64, f64)> {
-        let ws: Vec<f64> = self.order.iter().map(|&i| w(i) as f64).collect();
-        let p: f64 = ws
-            .iter()
-            .zip(&self.labels)
-            .filter(|(_, &l)| l)
-            .map(|(w, _)| w)
-            .sum();
-        let mut pts = Vec::new();
+        let (c, p, _) = self.cumulative(w);
         if p == 0.0 {
-            return pts;
+            return Vec::new();
         }
-        let (mut tp, mut fp) = (0.0, 0.0);
-        let mut k = 0;
-        while k < self.order.len() {
-            let sc = self.scores[k];
-            while k < self.order.len() && self.scores[k] == sc {
-                if self.labels[k] {
-                    tp += ws[k];
-                } else {
-                    fp += ws[k];
-                }
-                k += 1;
-            }
-            if tp + fp > 0.0 {
-                pts.push((tp / p, tp / (tp + fp)));
-            }
-        }
-        pts
+        c.iter()
+            .filter(|(tp, fp)| tp + fp > 0.0)
+            .map(|&(tp, fp)| (tp / p, tp / (tp + fp)))
+            .collect()
     }
 }
 
@@ -619,23 +597,7 @@ pub fn curves(images: &[Image], opts: &Options) -> BTreeMap<String, crate::html:
             };
         let band = band_of(&grid, |t| &t.0);
         let pr_band = band_of(&rgrid, |t| &t.1);
-        // precision-recall points
-        let npos = st.labels.iter().filter(|&&l| l).count() as f64;
-        let mut pr = Vec::new();
-        let (mut tp, mut fp) = (0.0, 0.0);
-        let mut k = 0;
-        while k < st.order.len() && npos > 0.0 {
-            let sc = st.scores[k];
-            while k < st.order.len() && st.scores[k] == sc {
-                if st.labels[k] {
-                    tp += 1.0;
-                } else {
-                    fp += 1.0;
-                }
-                k += 1;
-            }
-            pr.push((tp / npos, tp / (tp + fp)));
-        }
+        let pr = st.pr(|_| 1);
         // reliability (equal-width bins)
         let mut reliability = Vec::new();
         if st.probs {
