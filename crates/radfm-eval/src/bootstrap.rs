@@ -61,6 +61,27 @@ pub fn interval(mut values: Vec<f64>, resamples: usize, level: f64) -> Option<(f
     Some((percentile(&values, a), percentile(&values, 1.0 - a)))
 }
 
+/// The metric on each of `resamples` patient resamples drawn from `seed`
+/// (NaN where it is undefined), in draw order.
+pub fn resample_values(
+    groups: &[Vec<usize>],
+    resamples: usize,
+    seed: u64,
+    mut metric: impl FnMut(&[usize]) -> Option<f64>,
+) -> Vec<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut idx = Vec::new();
+    (0..resamples)
+        .map(|_| {
+            idx.clear();
+            for _ in 0..groups.len() {
+                idx.extend_from_slice(&groups[rng.gen_range(0..groups.len())]);
+            }
+            metric(&idx).filter(|v| v.is_finite()).unwrap_or(f64::NAN)
+        })
+        .collect()
+}
+
 /// Resample the patients `groups` with replacement `resamples` times (seeded), call
 /// `metric` on the image indices of each resample, and return the central
 /// `level` percentile interval of the defined values. `None` when fewer than
@@ -70,21 +91,10 @@ pub fn percentile_ci(
     resamples: usize,
     seed: u64,
     level: f64,
-    mut metric: impl FnMut(&[usize]) -> Option<f64>,
+    metric: impl FnMut(&[usize]) -> Option<f64>,
 ) -> Option<Interval> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut vals = Vec::with_capacity(resamples);
-    let mut idx = Vec::new();
-    for _ in 0..resamples {
-        idx.clear();
-        for _ in 0..groups.len() {
-            idx.extend_from_slice(&groups[rng.gen_range(0..groups.len())]);
-        }
-        if let Some(v) = metric(&idx).filter(|v| v.is_finite()) {
-            vals.push(v);
-        }
-    }
-    let used = vals.len();
+    let vals = resample_values(groups, resamples, seed, metric);
+    let used = vals.iter().filter(|v| v.is_finite()).count();
     let (lo, hi) = interval(vals, resamples, level)?;
     Some(Interval {
         lo,

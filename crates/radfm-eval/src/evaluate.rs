@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use rayon::prelude::*;
 use serde_json::{json, Map, Value as Json};
 
-use crate::bootstrap::{by_patient, interval, percentile, percentile_ci, resample_counts};
+use crate::bootstrap::{by_patient, interval, percentile, resample_counts, resample_values};
 use crate::delong::delong;
 #[cfg(test)]
 use crate::metrics::Confusion;
@@ -909,8 +909,10 @@ pub fn evaluate(
                 ),
             );
         }
-        // AUROC gap between the best and the worst subgroup (point estimates), with a joint bootstrap CI
+        // AUROC gap between the best and the worst subgroup, with a CI that allows for the pair
+        // having been chosen from the data, and Holm's correction across observations
         let mut gobs = Map::new();
+        let mut tests: Vec<(String, f64)> = Vec::new();
         for o in &observations {
             let pts: Vec<(&str, f64)> = values
                 .iter()
@@ -921,13 +923,26 @@ pub fn evaluate(
             }
             let best = pts.iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
             let worst = pts.iter().min_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
-            let ci = gap_ci(images, g, o, best.0, worst.0, opts);
-            let flagged = ci.is_some_and(|(lo, _)| lo > 0.0);
+            let pairs = pts.len() * (pts.len() - 1) / 2;
+            let gap = gap_ci(images, g, o, best.0, worst.0, pairs, opts);
+            if let Some(gp) = &gap {
+                tests.push((o.clone(), gp.p));
+            }
             gobs.insert(
                 o.clone(),
                 json!({"metric": "auroc", "best": best.0, "worst": worst.0, "gap": best.1 - worst.1,
-                       "ci": ci.map(|(a, b)| vec![a, b]), "flag": flagged}),
+                       "ci": gap.as_ref().map(|gp| vec![gp.lo, gp.hi]),
+                       "ci_level": 1.0 - (1.0 - opts.level) / pairs as f64,
+                       "pairs": pairs,
+                       "p": gap.as_ref().map(|gp| gp.p),
+                       "p_holm": Json::Null,
+                       "flag": false}),
             );
+        }
+        for (o, p_holm) in holm(&tests) {
+            let e = gobs.get_mut(&o).unwrap();
+            e["p_holm"] = json!(p_holm);
+            e["flag"] = json!(p_holm < 1.0 - opts.level);
         }
         subgroups.insert(g.clone(), Json::Object(per));
         gaps.insert(g.clone(), Json::Object(gobs));
@@ -1047,15 +1062,31 @@ pub fn per_run(runs: &[(String, Vec<Image>)], opts: &Options) -> Json {
     json!({"order": runs.iter().map(|r| r.0.clone()).collect::<Vec<_>>(), "metrics": out})
 }
 
-/// Bootstrap CI of AUROC(best group) - AUROC(worst group), resampling patients overall.
+/// The best-minus-worst subgroup AUROC gap under the patient bootstrap.
+struct Gap {
+    lo: f64,
+    hi: f64,
+    /// two-sided bootstrap p-value for "no gap", Bonferroni-adjusted over the pairs
+    p: f64,
+}
+
+/// Bootstrap interval of AUROC(best group) - AUROC(worst group), resampling patients overall.
+///
+/// The best and worst groups are picked from the data, so a plain 95% interval of their
+/// difference is too optimistic (with four groups of equal AUROC it excludes 0 far more often
+/// than 5% of the time). The interval is therefore simultaneous over all `pairs` = k(k-1)/2
+/// pairs of groups (Bonferroni: level 1 - alpha / pairs), which keeps its coverage whichever
+/// pair is picked. `p` is the matching p-value: the adjusted interval excludes 0 when
+/// `p` < alpha.
 fn gap_ci(
     images: &[Image],
     g: &str,
     o: &str,
     best: &str,
     worst: &str,
+    pairs: usize,
     opts: &Options,
-) -> Option<(f64, f64)> {
+) -> Option<Gap> {
     let pats: Vec<&str> = images.iter().map(|i| i.patient.as_str()).collect();
     let groups = by_patient(&pats);
     let auc_of = |idx: &[usize], val: &str| -> Option<f64> {
@@ -1067,14 +1098,34 @@ fn gap_ci(
             .unzip();
         Ranked::new(&y, &s).auroc().get()
     };
-    let ci = percentile_ci(
-        &groups,
-        opts.bootstrap,
-        opts.seed ^ 0x5eed,
-        opts.level,
-        |idx| Some(auc_of(idx, best)? - auc_of(idx, worst)?),
-    )?;
-    Some((ci.lo, ci.hi))
+    let diffs = resample_values(&groups, opts.bootstrap, opts.seed ^ 0x5eed, |idx| {
+        Some(auc_of(idx, best)? - auc_of(idx, worst)?)
+    });
+    let defined: Vec<f64> = diffs.iter().copied().filter(|v| v.is_finite()).collect();
+    let level = 1.0 - (1.0 - opts.level) / pairs as f64;
+    let (lo, hi) = interval(diffs, opts.bootstrap, level)?;
+    let n = defined.len() as f64;
+    let at_most_0 = defined.iter().filter(|&&d| d <= 0.0).count() as f64;
+    let at_least_0 = defined.iter().filter(|&&d| d >= 0.0).count() as f64;
+    let p = (2.0 * pairs as f64 * at_most_0.min(at_least_0) / n).min(1.0);
+    Some(Gap { lo, hi, p })
+}
+
+/// Holm's step-down adjustment of (name, p) pairs: returns (name, adjusted p), which
+/// controls the family-wise error rate over all the tests given.
+fn holm(tests: &[(String, f64)]) -> Vec<(String, f64)> {
+    let mut order: Vec<usize> = (0..tests.len()).collect();
+    order.sort_by(|&a, &b| tests[a].1.total_cmp(&tests[b].1));
+    let m = tests.len();
+    let mut running = 0.0f64;
+    order
+        .iter()
+        .enumerate()
+        .map(|(rank, &i)| {
+            running = running.max(((m - rank) as f64 * tests[i].1).min(1.0));
+            (tests[i].0.clone(), running)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -1118,6 +1169,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn holm_step_down() {
+        let t = |v: &[f64]| {
+            let named: Vec<(String, f64)> = v
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| (i.to_string(), p))
+                .collect();
+            let mut out = holm(&named);
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            out.into_iter().map(|x| x.1).collect::<Vec<f64>>()
+        };
+        // hand-worked: sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06,
+        // 0.04, then made monotone: 0.02, 0.03, 0.06, 0.06
+        let got = t(&[0.01, 0.04, 0.03, 0.005]);
+        let want = [0.03, 0.06, 0.06, 0.02];
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-12, "{got:?}");
+        }
+        assert_eq!(t(&[0.5, 0.9]), vec![1.0, 1.0]);
+        assert!(t(&[]).is_empty());
     }
 
     #[test]

@@ -40,6 +40,11 @@ fn y(v: f64) -> f64 {
 
 /// A unit-square plot frame with axes, ticks and labels.
 fn frame(title: &str, xl: &str, yl: &str, body: &str, alt: &str) -> String {
+    framed(title, xl, yl, body, alt, true)
+}
+
+/// [`frame`], with the numeric x tick labels left out when the caller labels a categorical axis.
+fn framed(title: &str, xl: &str, yl: &str, body: &str, alt: &str, x_ticks: bool) -> String {
     let mut s = format!(
         r#"<svg role="img" aria-labelledby="t" width="{W}" height="{H}" viewBox="0 0 {W} {H}" xmlns="http://www.w3.org/2000/svg"><title>{}</title><desc>{}</desc>"#,
         esc(title),
@@ -68,11 +73,13 @@ fn frame(title: &str, xl: &str, yl: &str, body: &str, alt: &str) -> String {
             x(1.0),
             y(t)
         );
-        s += &format!(
-            r#"<text x="{}" y="{}" font-size="11" text-anchor="middle">{t:.2}</text>"#,
-            x(t),
-            y(0.0) + 14.0
-        );
+        if x_ticks {
+            s += &format!(
+                r#"<text x="{}" y="{}" font-size="11" text-anchor="middle">{t:.2}</text>"#,
+                x(t),
+                y(0.0) + 14.0
+            );
+        }
         s += &format!(
             r#"<text x="{}" y="{}" font-size="11" text-anchor="end">{t:.2}</text>"#,
             x(0.0) - 4.0,
@@ -270,13 +277,13 @@ fn run_svg(name: &str, runs: &[&str], pts: &[(usize, f64, Option<(f64, f64)>)]) 
     body += &polyline(&line, "#08519c", "");
     for (k, r) in runs.iter().enumerate() {
         body += &format!(
-            r#"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">{}</text>"#,
+            r#"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle">{}</text>"#,
             x(xr(k)),
-            y(0.0) - 6.0,
+            y(0.0) + 14.0,
             esc(r)
         );
     }
-    frame(
+    framed(
         &format!("{name}: AUROC by run"),
         "run",
         "AUROC",
@@ -285,6 +292,7 @@ fn run_svg(name: &str, runs: &[&str], pts: &[(usize, f64, Option<(f64, f64)>)]) 
             "AUROC of {name} with 95% CIs for each run: {}",
             runs.join(", ")
         ),
+        false,
     )
 }
 
@@ -376,22 +384,31 @@ th,td{border:1px solid #bbb;padding:3px 6px;text-align:right}th:first-child,td:f
     if let Some(gaps) = report["subgroup_gaps"].as_object() {
         for (g, per) in gaps {
             h += &format!("<h2>Subgroups: {}</h2>", esc(g));
-            h += "<table><tr><th>observation</th><th>best</th><th>worst</th><th>AUROC gap [95% CI]</th><th></th></tr>";
+            h += "<p>The best and worst groups are picked from the data, so the gap's CI is \
+                  simultaneous over all pairs of groups (Bonferroni). A gap is flagged when that CI \
+                  excludes 0 and it survives Holm's correction across the observations.</p>";
+            h += "<table><tr><th>observation</th><th>best</th><th>worst</th><th>AUROC gap [CI]</th><th>CI level</th><th>p (Holm)</th><th></th></tr>";
             for (o, gp) in per.as_object().into_iter().flatten() {
                 let ci = gp["ci"]
                     .as_array()
                     .map_or("-".into(), |c| format!("[{}, {}]", num(&c[0]), num(&c[1])));
                 let flag = if gp["flag"] == true {
-                    "<span class=\"flag\">gap: CI excludes 0</span>"
+                    "<span class=\"flag\">gap</span>"
                 } else {
                     ""
                 };
                 h += &format!(
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} {ci}</td><td>{flag}</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} {ci}</td><td>{}</td><td>{}</td><td>{flag}</td></tr>",
                     esc(o),
                     esc(gp["best"].as_str().unwrap_or("")),
                     esc(gp["worst"].as_str().unwrap_or("")),
-                    num(&gp["gap"])
+                    num(&gp["gap"]),
+                    gp["ci_level"].as_f64().map_or("-".into(), |l| format!("{:.1}%", 100.0 * l)),
+                    gp["p_holm"].as_f64().map_or("-".into(), |p| if p < 0.001 {
+                        "&lt;0.001".into()
+                    } else {
+                        format!("{p:.3}")
+                    }),
                 );
             }
             h += "</table><div class=\"plots\">";

@@ -85,6 +85,14 @@ fn metrics_json_with_cis_subgroups_and_delong() {
         (Some("A"), Some("B"), Some(true)),
         "{gap}"
     );
+    // two sites: one pair, so the interval is the plain 95% one
+    assert_eq!(gap["pairs"], 1);
+    assert!((gap["ci_level"].as_f64().unwrap() - 0.95).abs() < 1e-12);
+    assert!(gap["ci"][0].as_f64().unwrap() > 0.0 && gap["p_holm"].as_f64().unwrap() < 0.05);
+    // four age bands: six pairs, so the interval is at 1 - 0.05 / 6
+    let age = &m["subgroup_gaps"]["age_band"]["Edema"];
+    assert_eq!(age["pairs"], 6, "{age}");
+    assert!((age["ci_level"].as_f64().unwrap() - (1.0 - 0.05 / 6.0)).abs() < 1e-12);
     assert!(m["subgroups"]["age_band"]
         .as_object()
         .unwrap()
