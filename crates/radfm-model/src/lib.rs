@@ -15,6 +15,7 @@ pub mod clip;
 pub mod hf;
 pub mod interp;
 pub mod layers;
+pub mod text;
 pub mod tokenizer;
 pub mod vit;
 pub mod weights;

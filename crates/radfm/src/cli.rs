@@ -34,6 +34,62 @@ pub enum Command {
     /// Report text: CheXpert-14 labels, sections, PHI scrubbing, generation metrics.
     #[command(subcommand)]
     Reports(ReportsCommand),
+    /// Image encoders: run a checkpoint (radfm run, HF Dinov2Model, CLIPModel, ViTModel) on an array.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Text encoders: sentence embeddings from a HF BertModel directory.
+    #[command(subcommand)]
+    Text(TextCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelCommand {
+    /// Run the image encoder of DIR on a preprocessed float32 NCHW array and write the output as .npy.
+    Run {
+        /// Checkpoint directory: a radfm run's model/, or a HF Dinov2Model, CLIPModel or ViTModel directory (config.json + *.safetensors).
+        #[arg(long)]
+        model: PathBuf,
+        /// Input .npy, float32 (or float64), shape (N, C, H, W), already normalised as the model expects.
+        #[arg(long)]
+        input: PathBuf,
+        /// Output .npy, float32.
+        #[arg(long)]
+        out: PathBuf,
+        /// last_hidden_state (N, tokens, dim) or pooled (N, dim): the checkpoint's own pooler_output.
+        #[arg(long, default_value = "pooled")]
+        output: String,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Images per forward pass.
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TextCommand {
+    /// Embed one sentence per line of a text file with a BERT-family encoder; writes (N, dim) float32 .npy.
+    Embed {
+        /// HF BertModel directory with tokenizer.json or vocab.txt (e.g. all-MiniLM-L6-v2).
+        #[arg(long)]
+        model: PathBuf,
+        /// UTF-8 text, one sentence per line (row i of the output is line i).
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// mean (over non-padding tokens, as sentence-transformers) or cls.
+        #[arg(long, default_value = "mean")]
+        pooling: String,
+        /// Scale each embedding to unit L2 norm.
+        #[arg(long)]
+        normalize: bool,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Sentences per forward pass.
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -41,3 +41,16 @@ impl radfm_data::ingest::Reporter for Bar {
         self.bar.finish_and_clear();
     }
 }
+
+/// A plain counting bar on stderr for `len` items of `unit`, hidden when
+/// stderr is not a terminal.
+pub fn bar(len: u64, unit: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} {unit}  {{per_sec}}  ETA {{eta}}"
+        ))
+        .expect("valid template"),
+    );
+    pb
+}

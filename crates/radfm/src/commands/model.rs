@@ -1,0 +1,122 @@
+//! `radfm model run` and `radfm text embed`.
+
+use anyhow::{bail, Context};
+use burn::tensor::{Tensor, TensorData};
+use radfm_dicom::npy::{f32_bytes, Npy};
+use radfm_model::text::{Pooling, TextEncoder};
+
+use crate::cli::{ModelCommand, TextCommand};
+
+pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
+    let ModelCommand::Run {
+        model,
+        input,
+        out,
+        output,
+        device,
+        batch,
+    } = cmd;
+    let pooled = match output.as_str() {
+        "pooled" => true,
+        "last_hidden_state" => false,
+        o => bail!("--output {o:?}: expected last_hidden_state or pooled"),
+    };
+    let dev = radfm_model::device(&device)?;
+    let vit = radfm_model::hf::load_image_encoder(&model, &dev)
+        .with_context(|| format!("loading {}", model.display()))?;
+    let f = std::fs::File::open(&input).with_context(|| format!("opening {}", input.display()))?;
+    let x = Npy::read(std::io::BufReader::new(f))
+        .with_context(|| format!("reading {}", input.display()))?;
+    if !matches!(x.descr.as_str(), "<f4" | "<f8") || x.shape.len() != 4 {
+        bail!(
+            "{}: expected a float32 array of shape (N, C, H, W), found dtype {} shape {:?}",
+            input.display(),
+            x.descr,
+            x.shape
+        );
+    }
+    let (n, per) = (x.shape[0], x.shape[1..].iter().product::<usize>());
+    let values: Vec<f32> = x.to_f64().into_iter().map(|v| v as f32).collect();
+    let mut result: Vec<f32> = Vec::new();
+    let mut out_shape: Vec<usize> = Vec::new();
+    let pb = crate::progress::bar(n as u64, "images");
+    for start in (0..n).step_by(batch.max(1)) {
+        let b = batch.max(1).min(n - start);
+        let chunk = values[start * per..(start + b) * per].to_vec();
+        let t = Tensor::<4>::from_data(
+            TensorData::new(chunk, [b, x.shape[1], x.shape[2], x.shape[3]]),
+            &dev,
+        );
+        let o = vit.forward(t)?;
+        let (data, shape): (Vec<f32>, Vec<usize>) = if pooled {
+            (
+                o.pooled
+                    .to_data()
+                    .try_to_vec()
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+                o.pooled.dims().to_vec(),
+            )
+        } else {
+            let s = o.last_hidden_state.dims().to_vec();
+            (
+                o.last_hidden_state
+                    .into_data()
+                    .try_to_vec()
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+                s,
+            )
+        };
+        result.extend(data);
+        out_shape = shape;
+        pb.inc(b as u64);
+    }
+    pb.finish_and_clear();
+    if n == 0 {
+        bail!("{}: no images (N = 0)", input.display());
+    }
+    out_shape[0] = n;
+    radfm_data::fsutil::write_atomic(&out, &f32_bytes(&out_shape, &result))
+        .with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("{n} images -> {} {:?}", out.display(), out_shape);
+    Ok(())
+}
+
+pub fn text(cmd: TextCommand) -> anyhow::Result<()> {
+    let TextCommand::Embed {
+        model,
+        input,
+        out,
+        pooling,
+        normalize,
+        device,
+        batch,
+    } = cmd;
+    let pooling: Pooling = pooling.parse().map_err(anyhow::Error::msg)?;
+    let dev = radfm_model::device(&device)?;
+    let enc =
+        TextEncoder::open(&model, &dev).with_context(|| format!("loading {}", model.display()))?;
+    let text =
+        std::fs::read_to_string(&input).with_context(|| format!("reading {}", input.display()))?;
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.is_empty() {
+        bail!("{}: no sentences", input.display());
+    }
+    let pb = crate::progress::bar(lines.len() as u64, "sentences");
+    let mut rows = Vec::with_capacity(lines.len());
+    for chunk in lines.chunks(batch.max(1) * 8) {
+        rows.extend(enc.embed(chunk, pooling, normalize, batch)?);
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    let d = rows[0].len();
+    let flat: Vec<f32> = rows.into_iter().flatten().collect();
+    radfm_data::fsutil::write_atomic(&out, &f32_bytes(&[lines.len(), d], &flat))
+        .with_context(|| format!("writing {}", out.display()))?;
+    eprintln!(
+        "{} sentences -> {} [{}, {d}]",
+        lines.len(),
+        out.display(),
+        lines.len()
+    );
+    Ok(())
+}
