@@ -15,8 +15,11 @@ pub mod clip;
 pub mod hf;
 pub mod interp;
 pub mod layers;
+pub mod mae;
+pub mod pretrain;
 pub mod text;
 pub mod tokenizer;
+pub mod train;
 pub mod vit;
 pub mod weights;
 

@@ -436,7 +436,7 @@ impl Vit {
 
     /// Position embeddings for a `gh` x `gw` grid: the learned ones as they
     /// are at the trained size (so they train), resampled bicubically otherwise.
-    fn position(&self, gh: usize, gw: usize, device: &Device) -> Tensor<3> {
+    pub fn position(&self, gh: usize, gw: usize, device: &Device) -> Tensor<3> {
         let d = self.config.hidden_size;
         let g = self.config.grid();
         match &self.pos {

@@ -1,0 +1,293 @@
+//! A pretraining run: its directory, the step loop, checkpoints and resume.
+//!
+//! ```text
+//! RUN/config.json             everything resolved
+//! RUN/metrics.jsonl           one line per step: step, loss, lr, grad_norm, images_per_s
+//! RUN/checkpoints/step-NNNNNNNN/{model,optimizer}.safetensors + state.json
+//! RUN/model/                  the encoder, loadable by `radfm model run`
+//! ```
+//!
+//! Every batch and every mask is a function of (seed, step) alone, and the
+//! optimizer state is saved with the weights, so a run resumed from a
+//! checkpoint continues exactly: on CPU its loss curve and final weights equal
+//! those of an uninterrupted run, bit for bit.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::mae::{Mae, MaeConfig};
+use crate::train::{
+    load_params, named_params, save_safetensors, write_atomic, AdamW, AdamWConfig, Schedule,
+};
+use crate::weights::Weights;
+use crate::ModelError;
+
+/// A set of training images, each `channels x size x size` floats.
+pub trait ImageSet: Sync {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Image `i`, row-major `[C, H, W]`, at the run's image size.
+    fn image(&self, i: usize) -> Vec<f32>;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PretrainConfig {
+    pub objective: String,
+    pub mae: MaeConfig,
+    pub batch: usize,
+    pub steps: u64,
+    pub schedule: Schedule,
+    pub adamw: AdamWConfig,
+    pub seed: u64,
+    pub checkpoint_every: u64,
+    pub images: usize,
+}
+
+/// What one step reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepLog {
+    pub step: u64,
+    pub loss: f64,
+    pub lr: f64,
+    pub grad_norm: f64,
+    pub images_per_s: f64,
+}
+
+/// The sample indices of `step`: consecutive slices of a per-epoch permutation
+/// seeded by (seed, epoch).
+pub fn batch_indices(seed: u64, step: u64, batch: usize, n: usize) -> Vec<usize> {
+    let mut out = Vec::with_capacity(batch);
+    let mut cache: Option<(u64, Vec<usize>)> = None;
+    for j in 0..batch as u64 {
+        let g = step * batch as u64 + j;
+        let (epoch, pos) = (g / n as u64, (g % n as u64) as usize);
+        if cache.as_ref().is_none_or(|c| c.0 != epoch) {
+            let mut perm: Vec<usize> = (0..n).collect();
+            perm.shuffle(&mut ChaCha8Rng::seed_from_u64(
+                seed ^ (epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            ));
+            cache = Some((epoch, perm));
+        }
+        out.push(cache.as_ref().unwrap().1[pos]);
+    }
+    out
+}
+
+fn checkpoints(run: &Path) -> PathBuf {
+    run.join("checkpoints")
+}
+
+/// The newest complete checkpoint of a run and its step.
+pub fn latest_checkpoint(run: &Path) -> Option<(u64, PathBuf)> {
+    std::fs::read_dir(checkpoints(run))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let step = name.strip_prefix("step-")?.parse::<u64>().ok()?;
+            e.path()
+                .join("state.json")
+                .exists()
+                .then(|| (step, e.path()))
+        })
+        .max_by_key(|(s, _)| *s)
+}
+
+/// The pretraining loop for the MAE objective.
+pub struct MaeRun {
+    pub config: PretrainConfig,
+    model: Option<Mae>,
+    pub opt: AdamW,
+    pub dir: PathBuf,
+    device: Device,
+}
+
+impl MaeRun {
+    /// A new run in `dir` (which must not hold one), or with `resume`, the
+    /// run found there continued from its newest checkpoint.
+    pub fn open(
+        config: PretrainConfig,
+        dir: &Path,
+        resume: bool,
+        device: &Device,
+    ) -> Result<MaeRun, ModelError> {
+        let ad = device.clone().autodiff();
+        let cfg_path = dir.join("config.json");
+        if resume {
+            let text =
+                std::fs::read_to_string(&cfg_path).map_err(|e| ModelError::io(&cfg_path, e))?;
+            let saved: PretrainConfig = serde_json::from_str(&text)
+                .map_err(|e| ModelError::Format(format!("{}: {e}", cfg_path.display())))?;
+            ad.seed(saved.seed);
+            let mut model = Mae::new(&saved.mae, &ad);
+            let mut opt = AdamW::new(saved.adamw);
+            if let Some((step, ck)) = latest_checkpoint(dir) {
+                let mut w = Weights::open(&ck.join("model.safetensors"))?;
+                model = load_params(model, &mut w, &ad)?;
+                let mut o = Weights::open(&ck.join("optimizer.safetensors"))?;
+                opt.load_state(&mut o, step, device)?;
+            }
+            // the steps asked for now may extend the run
+            let mut cfg = saved;
+            cfg.steps = config.steps;
+            cfg.schedule.total_steps = config.schedule.total_steps;
+            let run = MaeRun {
+                config: cfg,
+                model: Some(model),
+                opt,
+                dir: dir.to_path_buf(),
+                device: ad,
+            };
+            run.truncate_metrics()?;
+            return Ok(run);
+        }
+        if cfg_path.exists() {
+            return Err(ModelError::Config(format!(
+                "{} already holds a run: pass --resume to continue it, or choose another --out",
+                dir.display()
+            )));
+        }
+        ad.seed(config.seed);
+        let model = Mae::new(&config.mae, &ad);
+        std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
+        write_atomic(
+            &cfg_path,
+            serde_json::to_string_pretty(&config)
+                .expect("json")
+                .as_bytes(),
+        )?;
+        Ok(MaeRun {
+            opt: AdamW::new(config.adamw),
+            config,
+            model: Some(model),
+            dir: dir.to_path_buf(),
+            device: ad,
+        })
+    }
+
+    pub fn model(&self) -> &Mae {
+        self.model.as_ref().expect("model present between steps")
+    }
+
+    /// Keep only the metric lines of steps already checkpointed, so that a
+    /// resumed run neither loses nor repeats a step.
+    fn truncate_metrics(&self) -> Result<(), ModelError> {
+        let p = self.dir.join("metrics.jsonl");
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            return Ok(());
+        };
+        let kept: String = text
+            .lines()
+            .filter(|l| serde_json::from_str::<StepLog>(l).is_ok_and(|s| s.step <= self.opt.step))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        write_atomic(&p, kept.as_bytes())
+    }
+
+    /// One optimizer step on the batch of `self.opt.step`.
+    pub fn step(&mut self, data: &dyn ImageSet) -> Result<StepLog, ModelError> {
+        let t0 = Instant::now();
+        let c = &self.config;
+        let e = &c.mae.encoder;
+        let s = e.image_size;
+        let step = self.opt.step;
+        let idx = batch_indices(c.seed, step, c.batch, data.len());
+        let mut flat = Vec::with_capacity(c.batch * e.num_channels * s * s);
+        for &i in &idx {
+            flat.extend(data.image(i));
+        }
+        let x = Tensor::<4>::from_data(
+            TensorData::new(flat, [c.batch, e.num_channels, s, s]),
+            &self.device,
+        );
+        let mut rng = ChaCha8Rng::seed_from_u64(
+            c.seed ^ 0x4D41_45 ^ step.wrapping_mul(0xA24B_AED4_963E_E407),
+        );
+        let model = self.model.take().expect("model present between steps");
+        let out = model.forward(x, &mut rng);
+        let loss: f64 = out.loss.clone().into_scalar::<f32>() as f64;
+        let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+        let lr = c.schedule.at(step);
+        let (model, grad_norm) = self.opt.update(model, &grads, lr);
+        self.model = Some(model);
+        let log = StepLog {
+            step: self.opt.step,
+            loss,
+            lr,
+            grad_norm,
+            images_per_s: c.batch as f64 / t0.elapsed().as_secs_f64(),
+        };
+        let p = self.dir.join("metrics.jsonl");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .map_err(|e| ModelError::io(&p, e))?;
+        writeln!(f, "{}", serde_json::to_string(&log).expect("json"))
+            .map_err(|e| ModelError::io(&p, e))?;
+        if self.opt.step % self.config.checkpoint_every == 0 || self.opt.step == self.config.steps {
+            self.checkpoint()?;
+        }
+        Ok(log)
+    }
+
+    /// Write `checkpoints/step-N/` (complete or not at all) and refresh `model/`.
+    pub fn checkpoint(&self) -> Result<(), ModelError> {
+        let step = self.opt.step;
+        let root = checkpoints(&self.dir);
+        let tmp = root.join(format!(".step-{step:08}.tmp"));
+        let fin = root.join(format!("step-{step:08}"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| ModelError::io(&tmp, e))?;
+        save_safetensors(&tmp.join("model.safetensors"), &named_params(self.model()))?;
+        save_safetensors(&tmp.join("optimizer.safetensors"), &self.opt.state_arrays())?;
+        write_atomic(
+            &tmp.join("state.json"),
+            serde_json::json!({"step": step, "optimizer": "adamw"})
+                .to_string()
+                .as_bytes(),
+        )?;
+        let _ = std::fs::remove_dir_all(&fin);
+        std::fs::rename(&tmp, &fin).map_err(|e| ModelError::io(&fin, e))?;
+        // keep the two newest checkpoints
+        let mut all: Vec<(u64, PathBuf)> = std::fs::read_dir(&root)
+            .map_err(|e| ModelError::io(&root, e))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().to_string();
+                Some((n.strip_prefix("step-")?.parse().ok()?, e.path()))
+            })
+            .collect();
+        all.sort();
+        for (_, p) in all.iter().rev().skip(2) {
+            let _ = std::fs::remove_dir_all(p);
+        }
+        self.export_encoder()
+    }
+
+    /// `RUN/model/`: the encoder's weights and config, for `radfm model run`.
+    pub fn export_encoder(&self) -> Result<(), ModelError> {
+        let dir = self.dir.join("model");
+        std::fs::create_dir_all(&dir).map_err(|e| ModelError::io(&dir, e))?;
+        save_safetensors(
+            &dir.join("model.safetensors"),
+            &named_params(&self.model().encoder),
+        )?;
+        let cfg = serde_json::json!({"model_type": "radfm_vit", "vit": self.config.mae.encoder,
+                                     "step": self.opt.step});
+        write_atomic(
+            &dir.join("config.json"),
+            serde_json::to_string_pretty(&cfg).expect("json").as_bytes(),
+        )
+    }
+}

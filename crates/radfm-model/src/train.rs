@@ -1,0 +1,377 @@
+//! The training engine: AdamW with weight-decay exclusions, a warmup + cosine
+//! schedule, global-norm gradient clipping, and atomic checkpoints of the
+//! model together with the optimizer and schedule state.
+//!
+//! Parameters are addressed by their module path (`blocks.3.attn.query.weight`),
+//! so a checkpoint is a plain safetensors file readable from Python, and the
+//! optimizer state survives a restart without depending on burn's runtime ids.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::weights::Weights;
+use crate::ModelError;
+
+/// Tracks the module path while a visitor or mapper walks a module.
+#[derive(Default)]
+struct PathStack(Vec<String>);
+
+impl PathStack {
+    fn enter(&mut self, name: &str) {
+        self.0.push(name.to_string());
+    }
+    fn exit(&mut self) {
+        self.0.pop();
+    }
+    fn path(&self) -> String {
+        self.0.join(".")
+    }
+}
+
+/// Every float parameter of `module` by path, as host arrays.
+pub fn named_params<M: Module>(module: &M) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+    struct V(PathStack, BTreeMap<String, (Vec<usize>, Vec<f32>)>);
+    impl ModuleVisitor for V {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.0.enter(name);
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.exit();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let t = p.val();
+            let shape = t.dims().to_vec();
+            let v: Vec<f32> = t
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec()
+                .expect("f32 parameter");
+            self.1.insert(self.0.path(), (shape, v));
+        }
+    }
+    let mut v = V(PathStack::default(), BTreeMap::new());
+    module.visit(&mut v);
+    v.1
+}
+
+/// Replace every float parameter of `module` by the array of the same path in `w`.
+pub fn load_params<M: Module>(
+    module: M,
+    w: &mut Weights,
+    device: &Device,
+) -> Result<M, ModelError> {
+    struct L<'a> {
+        path: PathStack,
+        w: &'a mut Weights,
+        device: Device,
+        err: Option<ModelError>,
+    }
+    impl ModuleMapper for L<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.enter(name);
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.exit();
+        }
+        fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let name = self.path.path();
+            let (shape, _) = (p.val().dims(), ());
+            match self.w.tensor::<D>(&name, shape, &self.device) {
+                Ok(t) => {
+                    let t = if p.val().is_require_grad() {
+                        t.require_grad()
+                    } else {
+                        t
+                    };
+                    Param::initialized(p.id, t)
+                }
+                Err(e) => {
+                    self.err.get_or_insert(e);
+                    p
+                }
+            }
+        }
+    }
+    let mut l = L {
+        path: PathStack::default(),
+        w,
+        device: device.clone(),
+        err: None,
+    };
+    let m = module.map(&mut l);
+    match l.err {
+        Some(e) => Err(e),
+        None => Ok(m),
+    }
+}
+
+/// Warmup then cosine decay to `min_lr`, by step (0-based).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub lr: f64,
+    pub min_lr: f64,
+    pub warmup_steps: u64,
+    pub total_steps: u64,
+}
+
+impl Schedule {
+    pub fn at(&self, step: u64) -> f64 {
+        if step < self.warmup_steps {
+            return self.lr * (step + 1) as f64 / self.warmup_steps as f64;
+        }
+        let span = self.total_steps.saturating_sub(self.warmup_steps).max(1);
+        let t = ((step - self.warmup_steps) as f64 / span as f64).min(1.0);
+        self.min_lr + (self.lr - self.min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AdamWConfig {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    /// clip the global gradient norm to this (None: no clipping)
+    pub clip_norm: Option<f64>,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.05,
+            clip_norm: Some(1.0),
+        }
+    }
+}
+
+/// Parameters that get no weight decay: vectors (norm scales, biases, LayerScale)
+/// and embeddings of positions and special tokens.
+pub fn decays(path: &str, rank: usize) -> bool {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    !(rank <= 1
+        || path.contains("pos")
+        || matches!(last, "cls" | "registers" | "mask_token" | "logit_scale"))
+}
+
+/// AdamW (Loshchilov and Hutter), decoupled decay, state keyed by parameter path.
+pub struct AdamW {
+    pub config: AdamWConfig,
+    /// completed optimizer steps
+    pub step: u64,
+    state: BTreeMap<String, (Tensor<1>, Tensor<1>)>,
+}
+
+impl AdamW {
+    pub fn new(config: AdamWConfig) -> AdamW {
+        AdamW {
+            config,
+            step: 0,
+            state: BTreeMap::new(),
+        }
+    }
+
+    /// One update of `module` with `grads` at learning rate `lr`. Returns the
+    /// global gradient norm before clipping.
+    pub fn update<M: Module>(&mut self, module: M, grads: &GradientsParams, lr: f64) -> (M, f64) {
+        // global norm over all gradients
+        struct Norm<'a>(&'a GradientsParams, f64);
+        impl ModuleVisitor for Norm<'_> {
+            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+                if let Some(g) = self.0.get::<D>(p.id) {
+                    self.1 += g.powf_scalar(2.0).sum().into_scalar::<f32>() as f64;
+                }
+            }
+        }
+        let mut n = Norm(grads, 0.0);
+        module.visit(&mut n);
+        let norm = n.1.sqrt();
+        let clip = match self.config.clip_norm {
+            Some(c) if norm > c => c / (norm + 1e-6),
+            _ => 1.0,
+        };
+        self.step += 1;
+        struct Step<'a> {
+            path: PathStack,
+            grads: &'a GradientsParams,
+            opt: &'a mut AdamW,
+            lr: f64,
+            clip: f64,
+        }
+        impl ModuleMapper for Step<'_> {
+            fn enter_module(&mut self, name: &str, _: &str) {
+                self.path.enter(name);
+            }
+            fn exit_module(&mut self, _: &str, _: &str) {
+                self.path.exit();
+            }
+            fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                let Some(g) = self.grads.get::<D>(p.id) else {
+                    return p;
+                };
+                let c = self.opt.config;
+                let path = self.path.path();
+                let x = p.val().inner();
+                let shape = x.dims();
+                let n: usize = shape.iter().product();
+                let g = g.inner().reshape([n]) * self.clip;
+                let (m, v) = match self.opt.state.remove(&path) {
+                    Some(s) => s,
+                    None => {
+                        let dev = g.device();
+                        (Tensor::zeros([n], &dev), Tensor::zeros([n], &dev))
+                    }
+                };
+                let m = m * c.beta1 + g.clone() * (1.0 - c.beta1);
+                let v = v * c.beta2 + g.powf_scalar(2.0) * (1.0 - c.beta2);
+                let t = self.opt.step as i32;
+                let mhat = m.clone() / (1.0 - c.beta1.powi(t));
+                let vhat = v.clone() / (1.0 - c.beta2.powi(t));
+                let mut flat = x.reshape([n]);
+                if c.weight_decay > 0.0 && decays(&path, D) {
+                    flat = flat * (1.0 - self.lr * c.weight_decay);
+                }
+                let flat = flat - mhat / (vhat.sqrt() + c.eps) * self.lr;
+                self.opt.state.insert(path, (m, v));
+                let new = Tensor::from_inner(flat.reshape(shape)).require_grad();
+                Param::initialized(p.id, new)
+            }
+        }
+        let mut s = Step {
+            path: PathStack::default(),
+            grads,
+            opt: self,
+            lr,
+            clip,
+        };
+        (module.map(&mut s), norm)
+    }
+
+    /// The moments as named host arrays (`<path>.exp_avg`, `<path>.exp_avg_sq`).
+    pub fn state_arrays(&self) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+        let mut out = BTreeMap::new();
+        for (k, (m, v)) in &self.state {
+            for (suffix, t) in [("exp_avg", m), ("exp_avg_sq", v)] {
+                let data: Vec<f32> = t
+                    .to_data()
+                    .convert::<f32>()
+                    .try_to_vec()
+                    .expect("f32 state");
+                out.insert(format!("{k}.{suffix}"), (vec![data.len()], data));
+            }
+        }
+        out
+    }
+
+    pub fn load_state(
+        &mut self,
+        w: &mut Weights,
+        step: u64,
+        device: &Device,
+    ) -> Result<(), ModelError> {
+        self.state.clear();
+        let names: Vec<String> = w.names().map(str::to_string).collect();
+        for name in names.iter().filter(|n| n.ends_with(".exp_avg")) {
+            let base = name.trim_end_matches(".exp_avg");
+            let (_, m) = w.raw(name)?;
+            let (_, v) = w.raw(&format!("{base}.exp_avg_sq"))?;
+            let n = m.len();
+            self.state.insert(
+                base.to_string(),
+                (
+                    Tensor::from_data(TensorData::new(m, [n]), device),
+                    Tensor::from_data(TensorData::new(v, [n]), device),
+                ),
+            );
+        }
+        self.step = step;
+        Ok(())
+    }
+}
+
+/// Write named arrays as one safetensors file, atomically (temporary file, fsync, rename).
+pub fn save_safetensors(
+    path: &Path,
+    tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+) -> Result<(), ModelError> {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(k, (s, v))| {
+            (
+                k.clone(),
+                s.clone(),
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
+        .iter()
+        .map(|(k, s, b)| {
+            (
+                k.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .expect("consistent view"),
+            )
+        })
+        .collect();
+    let data = safetensors::serialize(views, &None)
+        .map_err(|e| ModelError::Format(format!("{}: {e}", path.display())))?;
+    write_atomic(path, &data)
+}
+
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let mut f = std::fs::File::create(&tmp).map_err(|e| ModelError::io(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| ModelError::io(&tmp, e))?;
+    f.sync_all().map_err(|e| ModelError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| ModelError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_warms_up_then_decays() {
+        let s = Schedule {
+            lr: 1e-3,
+            min_lr: 1e-5,
+            warmup_steps: 10,
+            total_steps: 110,
+        };
+        assert!((s.at(0) - 1e-4).abs() < 1e-12);
+        assert!((s.at(9) - 1e-3).abs() < 1e-12);
+        assert!((s.at(60) - (1e-5 + (1e-3 - 1e-5) * 0.5)).abs() < 1e-12);
+        assert!((s.at(110) - 1e-5).abs() < 1e-12);
+        assert!((s.at(500) - 1e-5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn decay_exclusions() {
+        let cases = [
+            ("blocks.0.attn.query.weight", 2, true),
+            ("blocks.0.attn.query.bias", 1, false),
+            ("blocks.0.norm1.gamma", 1, false),
+            ("pos", 3, false),
+            ("cls", 3, false),
+            ("decoder.mask_token", 3, false),
+            ("patch.weight", 2, true),
+        ];
+        for (path, rank, want) in cases {
+            assert_eq!(decays(path, rank), want, "{path}");
+        }
+    }
+}
