@@ -40,6 +40,61 @@ pub enum Command {
     /// Text encoders: sentence embeddings from a HF BertModel directory.
     #[command(subcommand)]
     Text(TextCommand),
+    /// Pretrain an image encoder on a dataset (MAE), with checkpoints and exact resume.
+    Pretrain(PretrainArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PretrainArgs {
+    /// Dataset directory written by `radfm ingest` (its shards are read).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// mae (masked autoencoder) or clip (image-report contrastive).
+    #[arg(long, default_value = "mae")]
+    pub objective: String,
+    /// vit-tiny, vit-small or vit-base (patch --patch, sin-cos positions).
+    #[arg(long, default_value = "vit-tiny")]
+    pub model: String,
+    /// Run directory: config.json, metrics.jsonl, checkpoints/, model/.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 64)]
+    pub image_size: usize,
+    #[arg(long, default_value_t = 8)]
+    pub patch: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Optimizer steps (default: 1 epoch when --epochs is not given either).
+    #[arg(long, conflicts_with = "epochs")]
+    pub steps: Option<u64>,
+    #[arg(long)]
+    pub epochs: Option<u64>,
+    /// Peak learning rate (after warmup; cosine decay to 1% of it).
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 0.05)]
+    pub weight_decay: f64,
+    /// Warmup steps (default: 5% of the steps).
+    #[arg(long)]
+    pub warmup: Option<u64>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Checkpoint every N steps (and at the end).
+    #[arg(long, default_value_t = 100)]
+    pub checkpoint_every: u64,
+    /// Continue the run in --out from its newest checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Text tower for --objective clip (a HF BertModel directory).
+    #[arg(long)]
+    pub text_model: Option<PathBuf>,
+    /// Encoder depth override (layers), for small experiments.
+    #[arg(long)]
+    pub depth: Option<usize>,
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -4,6 +4,7 @@ mod dicom;
 mod evaluate;
 mod ingest;
 mod model;
+mod pretrain;
 mod reports;
 mod split;
 mod synth;
@@ -20,5 +21,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reports(c) => reports::run(c),
         Command::Model(c) => model::run(c),
         Command::Text(c) => model::text(c),
+        Command::Pretrain(a) => pretrain::run(a),
     }
 }
