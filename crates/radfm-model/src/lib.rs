@@ -12,6 +12,7 @@
 
 pub mod bert;
 pub mod clip;
+pub mod head;
 pub mod hf;
 pub mod interp;
 pub mod layers;

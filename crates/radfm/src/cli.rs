@@ -42,6 +42,25 @@ pub enum Command {
     Text(TextCommand),
     /// Pretrain an image encoder on a dataset (MAE), with checkpoints and exact resume.
     Pretrain(PretrainArgs),
+    /// Benchmarks (bench/*.py run them beside the Python peer and print the ratio).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Time ViT training steps (image 64, 1 channel, patch 8, dim 192, depth 6, heads 3, MLP 4x,
+    /// batch 32, AdamW, BCE over 14 outputs) and ViT-S/16 inference (batch 16, 224 px). Prints JSON.
+    Vit {
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        #[arg(long, default_value_t = 3)]
+        infer_reps: usize,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -26,7 +26,8 @@ fn dataset(dir: &Path, n: usize) {
         h.set_size(npy.len() as u64);
         h.set_mode(0o644);
         h.set_cksum();
-        tar.append_data(&mut h, format!("{i:09}.npy"), &npy[..]).unwrap();
+        tar.append_data(&mut h, format!("{i:09}.npy"), &npy[..])
+            .unwrap();
     }
     tar.into_inner().unwrap().flush().unwrap();
 }
@@ -38,8 +39,21 @@ fn pretrain(data: &Path, out: &Path, resume: bool) -> Command {
         .arg("--out")
         .arg(out)
         .args([
-            "--steps", "40", "--batch", "8", "--image-size", "32", "--patch", "4", "--depth", "2",
-            "--checkpoint-every", "5", "--seed", "3", "--quiet",
+            "--steps",
+            "40",
+            "--batch",
+            "8",
+            "--image-size",
+            "32",
+            "--patch",
+            "4",
+            "--depth",
+            "2",
+            "--checkpoint-every",
+            "5",
+            "--seed",
+            "3",
+            "--quiet",
         ]);
     if resume {
         c.arg("--resume");
@@ -57,11 +71,17 @@ fn kill_9_then_resume_equals_an_uninterrupted_run() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     // start the same run, kill it once a checkpoint past step 10 exists
-    let mut child = pretrain(&data, &b, false).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = pretrain(&data, &b, false)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let t0 = Instant::now();
     let mut killed_after = None;
     while t0.elapsed() < Duration::from_secs(120) {
-        let lines = std::fs::read_to_string(b.join("metrics.jsonl")).map(|s| s.lines().count()).unwrap_or(0);
+        let lines = std::fs::read_to_string(b.join("metrics.jsonl"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0);
         if lines >= 12 {
             child.kill().unwrap(); // SIGKILL
             killed_after = Some(lines);
@@ -84,15 +104,25 @@ fn kill_9_then_resume_equals_an_uninterrupted_run() {
         m.lines()
             .map(|l| {
                 let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap().to_bits())
+                (
+                    v["step"].as_u64().unwrap(),
+                    v["loss"].as_f64().unwrap().to_bits(),
+                )
             })
             .collect()
     };
     let (la, lb) = (losses(&metrics(&a)), losses(&metrics(&b)));
     assert_eq!(la.len(), 40);
     assert_eq!(la, lb, "loss curves differ (no step lost or repeated)");
-    for f in ["model/model.safetensors", "checkpoints/step-00000040/optimizer.safetensors"] {
-        assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f} differs");
+    for f in [
+        "model/model.safetensors",
+        "checkpoints/step-00000040/optimizer.safetensors",
+    ] {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f} differs"
+        );
     }
     // the exported encoder runs
     let x: Vec<f32> = (0..2 * 32 * 32).map(|i| (i as f32 * 0.01).sin()).collect();

@@ -1,5 +1,6 @@
 //! One subcommand per file.
 
+mod bench;
 mod dicom;
 mod evaluate;
 mod ingest;
@@ -22,5 +23,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Model(c) => model::run(c),
         Command::Text(c) => model::text(c),
         Command::Pretrain(a) => pretrain::run(a),
+        Command::Bench(c) => bench::run(c),
     }
 }
