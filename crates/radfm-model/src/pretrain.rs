@@ -291,3 +291,78 @@ impl MaeRun {
         )
     }
 }
+
+impl MaeRun {
+    /// `RUN/reconstructions.png`: for the first (up to) 6 training images, one row
+    /// each of original | what the encoder saw (masked patches black) |
+    /// reconstruction with the visible patches pasted back, 3x enlarged.
+    pub fn save_reconstructions(&self, data: &dyn ImageSet) -> Result<PathBuf, ModelError> {
+        let e = &self.config.mae.encoder;
+        let (s, p) = (e.image_size, e.patch_size);
+        let g = s / p;
+        let b = data.len().min(6);
+        let images: Vec<Vec<f32>> = (0..b).map(|i| data.image(i)).collect();
+        let flat: Vec<f32> = images.iter().flatten().copied().collect();
+        let x = Tensor::<4>::from_data(TensorData::new(flat, [b, 1, s, s]), &self.device);
+        let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ 0x5EC0);
+        let out = self.model().forward(x, &mut rng);
+        let pred: Vec<f32> = out
+            .pred
+            .into_data()
+            .try_to_vec()
+            .map_err(|e| ModelError::Format(format!("{e:?}")))?;
+        let pd = p * p;
+        let n = g * g;
+        let scale = 3;
+        let (w, h) = (3 * s * scale, b * s * scale);
+        let mut px = vec![0u8; w * h];
+        let to_u8 = |v: f32| ((v * 0.25 + 0.5).clamp(0.0, 1.0) * 255.0).round() as u8;
+        for (k, img) in images.iter().enumerate() {
+            for t in 0..n {
+                let (gy, gx) = (t / g, t % g);
+                let patch: Vec<f32> = (0..pd)
+                    .map(|j| img[(gy * p + j / p) * s + gx * p + j % p])
+                    .collect();
+                let mean = patch.iter().sum::<f32>() / pd as f32;
+                let var = patch.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / (pd as f32 - 1.0);
+                let masked = out.mask[k * n + t];
+                for j in 0..pd {
+                    let (y, xx) = (gy * p + j / p, gx * p + j % p);
+                    let orig = patch[j];
+                    let mut r = pred[(k * n + t) * pd + j];
+                    if self.config.mae.norm_pix_loss {
+                        r = r * (var + 1e-6).sqrt() + mean;
+                    }
+                    let cols = [
+                        to_u8(orig),
+                        if masked { 0 } else { to_u8(orig) },
+                        if masked { to_u8(r) } else { to_u8(orig) },
+                    ];
+                    for (c, v) in cols.iter().enumerate() {
+                        for dy in 0..scale {
+                            for dx in 0..scale {
+                                let yy = (k * s + y) * scale + dy;
+                                let xp = (c * s + xx) * scale + dx;
+                                px[yy * w + xp] = *v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut buf = Vec::new();
+        {
+            let mut enc = png::Encoder::new(&mut buf, w as u32, h as u32);
+            enc.set_color(png::ColorType::Grayscale);
+            enc.set_depth(png::BitDepth::Eight);
+            let mut wr = enc
+                .write_header()
+                .map_err(|e| ModelError::Format(e.to_string()))?;
+            wr.write_image_data(&px)
+                .map_err(|e| ModelError::Format(e.to_string()))?;
+        }
+        let path = self.dir.join("reconstructions.png");
+        write_atomic(&path, &buf)?;
+        Ok(path)
+    }
+}

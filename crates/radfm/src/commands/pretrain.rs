@@ -209,6 +209,8 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
     }
     pb.finish_and_clear();
     run.checkpoint()?;
+    let png = run.save_reconstructions(&data)?;
+    eprintln!("reconstructions of masked images: {}", png.display());
     eprintln!("{} steps -> {}", run.opt.step, a.out.display());
     Ok(())
 }
