@@ -119,6 +119,10 @@ impl Npy {
                 .chunks_exact(4)
                 .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
                 .collect(),
+            "<i8" => d
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")) as f64)
+                .collect(),
             "<f4" => d
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
@@ -135,6 +139,13 @@ impl Npy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn int64_values() {
+        let raw: Vec<u8> = [-3i64, 0, 7].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let n = Npy::read(&to_bytes("<i8", &[3], &raw)[..]).unwrap();
+        assert_eq!(n.to_f64(), vec![-3.0, 0.0, 7.0]);
+    }
 
     #[test]
     fn header_is_64_aligned_and_round_trips() {

@@ -18,14 +18,8 @@ fn fixture(model: &str) -> PathBuf {
 fn npy(model: &str, name: &str) -> (Vec<usize>, Vec<f64>) {
     let p = fixture(model).join(format!("{name}.npy"));
     let n = Npy::read(std::fs::File::open(&p).unwrap()).unwrap();
-    let v = match n.descr.as_str() {
-        "<i8" => n
-            .data
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
-            .collect(),
-        _ => n.to_f64(),
-    };
+    let v = n.to_f64();
+    assert_eq!(v.len(), n.shape.iter().product::<usize>(), "{}: dtype {}", p.display(), n.descr);
     (n.shape, v)
 }
 
