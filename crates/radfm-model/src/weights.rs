@@ -2,17 +2,17 @@
 //! name, with a record of which names were used: a loader that leaves a
 //! tensor of the checkpoint behind is a loader with a bug, and says so.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::ModelError;
 
-/// The tensors of one checkpoint, as f32 host arrays, keyed by name.
+/// The tensors of one checkpoint, as f32 host arrays, keyed by name. Reading a
+/// tensor takes it out, so what is left at the end is what no one read.
 pub struct Weights {
     tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
-    used: BTreeSet<String>,
     source: String,
 }
 
@@ -104,7 +104,6 @@ impl Weights {
         }
         Ok(Weights {
             tensors,
-            used: BTreeSet::new(),
             source: path.display().to_string(),
         })
     }
@@ -113,28 +112,25 @@ impl Weights {
     pub fn from_map(tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>, source: &str) -> Weights {
         Weights {
             tensors,
-            used: BTreeSet::new(),
             source: source.to_string(),
         }
     }
 
+    /// Whether `name` is there and not yet read.
     pub fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
     }
 
-    /// Names present, for prefix detection.
+    /// Names not yet read.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.tensors.keys().map(String::as_str)
     }
 
-    /// The raw array of `name` with its shape.
+    /// Take the raw array of `name` with its shape (each tensor is read once).
     pub fn raw(&mut self, name: &str) -> Result<(Vec<usize>, Vec<f32>), ModelError> {
-        let t = self
-            .tensors
-            .get(name)
-            .ok_or_else(|| ModelError::Missing(self.source.clone(), name.to_string()))?;
-        self.used.insert(name.to_string());
-        Ok(t.clone())
+        self.tensors
+            .remove(name)
+            .ok_or_else(|| ModelError::Missing(self.source.clone(), name.to_string()))
     }
 
     /// `name` as a tensor of rank `D`, reshaped to `shape` (same element count).
@@ -158,7 +154,7 @@ impl Weights {
     pub fn unused(&self, ignore: impl Fn(&str) -> bool) -> Vec<String> {
         self.tensors
             .keys()
-            .filter(|k| !self.used.contains(*k) && !ignore(k))
+            .filter(|k| !ignore(k))
             .cloned()
             .collect()
     }
