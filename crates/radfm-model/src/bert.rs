@@ -40,11 +40,7 @@ impl BertConfig {
                 "only absolute position embeddings are supported".into(),
             ));
         }
-        let us = |k: &str| -> Result<usize, ModelError> {
-            c[k].as_u64()
-                .map(|v| v as usize)
-                .ok_or_else(|| ModelError::Config(format!("config.json: {k} missing")))
-        };
+        let us = |k: &str| crate::hf::cfg_usize(c, "", k, None);
         Ok(BertConfig {
             vocab_size: us("vocab_size")?,
             hidden_size: us("hidden_size")?,

@@ -161,11 +161,7 @@ impl Clip {
     ) -> Result<Clip, ModelError> {
         let vc = VitConfig::from_hf(cfg)?;
         let t = &cfg["text_config"];
-        let us = |k: &str| -> Result<usize, ModelError> {
-            t[k].as_u64()
-                .map(|v| v as usize)
-                .ok_or_else(|| ModelError::Config(format!("config.json: text_config.{k} missing")))
-        };
+        let us = |k: &str| crate::hf::cfg_usize(t, "text_config.", k, None);
         let tc = ClipTextConfig {
             vocab_size: us("vocab_size")?,
             hidden_size: us("hidden_size")?,

@@ -11,6 +11,25 @@ use crate::vit::{Vit, VitConfig};
 use crate::weights::Weights;
 use crate::ModelError;
 
+/// A non-negative integer field `key` of the `config.json` object `c` (whose
+/// path in the file is `section`, "" for the top level), or `default`.
+pub(crate) fn cfg_usize(
+    c: &serde_json::Value,
+    section: &str,
+    key: &str,
+    default: Option<usize>,
+) -> Result<usize, ModelError> {
+    c[key]
+        .as_u64()
+        .map(|v| v as usize)
+        .or(default)
+        .ok_or_else(|| {
+            ModelError::Config(format!(
+                "config.json: {section}{key} missing or not an integer"
+            ))
+        })
+}
+
 /// `DIR/config.json`, parsed.
 pub fn read_config(dir: &Path) -> Result<serde_json::Value, ModelError> {
     let p = dir.join("config.json");

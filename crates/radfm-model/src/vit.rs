@@ -114,12 +114,12 @@ impl VitConfig {
                 )))
             }
         };
-        let us = |k: &str, default: Option<usize>| -> Result<usize, ModelError> {
-            c[k].as_u64()
-                .map(|v| v as usize)
-                .or(default)
-                .ok_or_else(|| ModelError::Config(format!("config.json: {k} missing")))
+        let section = if flavour == Flavour::ClipVision && model_type == "clip" {
+            "vision_config."
+        } else {
+            ""
         };
+        let us = |k: &str, default: Option<usize>| crate::hf::cfg_usize(c, section, k, default);
         let hidden = us("hidden_size", None)?;
         if c["use_swiglu_ffn"].as_bool() == Some(true) {
             return Err(ModelError::Config(

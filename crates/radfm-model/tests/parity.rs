@@ -19,7 +19,13 @@ fn npy(model: &str, name: &str) -> (Vec<usize>, Vec<f64>) {
     let p = fixture(model).join(format!("{name}.npy"));
     let n = Npy::read(std::fs::File::open(&p).unwrap()).unwrap();
     let v = n.to_f64();
-    assert_eq!(v.len(), n.shape.iter().product::<usize>(), "{}: dtype {}", p.display(), n.descr);
+    assert_eq!(
+        v.len(),
+        n.shape.iter().product::<usize>(),
+        "{}: dtype {}",
+        p.display(),
+        n.descr
+    );
     (n.shape, v)
 }
 
