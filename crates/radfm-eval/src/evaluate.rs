@@ -835,17 +835,7 @@ pub fn evaluate(
             "every image is in the validation split; nothing to evaluate".into(),
         ));
     }
-    let mut observations: Vec<String> = images
-        .iter()
-        .flat_map(|i| {
-            i.scores
-                .keys()
-                .filter(|o| i.labels.contains_key(*o))
-                .cloned()
-        })
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let mut observations = scored_observations(images.iter());
     observations.retain(|o| o != "No Finding" || images.iter().any(|i| i.scores.contains_key(o)));
     if observations.is_empty() {
         return Err(EvalError::Input(
@@ -1017,23 +1007,27 @@ pub fn evaluate(
     Ok(report)
 }
 
+/// The observations that some image both scores and labels, sorted.
+fn scored_observations<'a>(images: impl Iterator<Item = &'a Image>) -> Vec<String> {
+    images
+        .flat_map(|i| {
+            i.scores
+                .keys()
+                .filter(|o| i.labels.contains_key(*o))
+                .cloned()
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 /// Metrics per run (label-efficiency or shift views): for each run, every
 /// observation's metrics with CIs, in the given run order.
 pub fn per_run(runs: &[(String, Vec<Image>)], opts: &Options) -> Json {
     let mut out = Map::new();
     for (k, (name, imgs)) in runs.iter().enumerate() {
         let imgs: Vec<&Image> = imgs.iter().filter(|i| !is_val(i)).collect();
-        let observations: Vec<String> = imgs
-            .iter()
-            .flat_map(|i| {
-                i.scores
-                    .keys()
-                    .filter(|o| i.labels.contains_key(*o))
-                    .cloned()
-            })
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let observations = scored_observations(imgs.iter().copied());
         let thresholds: BTreeMap<String, Option<f64>> = observations
             .iter()
             .map(|o| {
