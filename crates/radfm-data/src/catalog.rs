@@ -102,6 +102,18 @@ pub struct SourceRow {
     pub image_key: Option<String>,
 }
 
+/// One image of the catalog with what image-report training needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageReport {
+    pub key: String,
+    pub shard: String,
+    pub study_uid: String,
+    pub patient_key: String,
+    pub split: Option<String>,
+    /// the study's report text, as stored (PHI already replaced at ingest)
+    pub report: Option<String>,
+}
+
 impl Catalog {
     pub fn open(dir: &Path) -> Result<Self, DataError> {
         let path = dir.join(FILE_NAME);
@@ -187,6 +199,31 @@ impl Catalog {
                 status: r.get(3)?,
                 reason: r.get(4)?,
                 image_key: r.get(5)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// Every 2-D image (`kind = 'image'`) with its study's report (`None` when the
+    /// study has none) and its patient's split (`None` before `radfm split`),
+    /// ordered by image key.
+    pub fn image_reports(&self) -> rusqlite::Result<Vec<ImageReport>> {
+        let mut st = self.conn.prepare(
+            "SELECT i.key, i.shard, i.study_uid, i.patient_key, p.split, r.text
+             FROM images i
+             LEFT JOIN patients p ON p.patient_key = i.patient_key
+             LEFT JOIN reports r ON r.study_uid = i.study_uid
+             WHERE i.kind = 'image'
+             ORDER BY i.key",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(ImageReport {
+                key: r.get(0)?,
+                shard: r.get(1)?,
+                study_uid: r.get(2)?,
+                patient_key: r.get(3)?,
+                split: r.get(4)?,
+                report: r.get(5)?,
             })
         })?;
         rows.collect()

@@ -130,6 +130,23 @@ fn no_injected_phi_token_survives_anywhere_in_the_dataset() {
         text.contains("[NAME]") && text.contains("[DATE]") && text.contains("[PHONE]"),
         "{text}"
     );
+    // each image comes with its own study's (scrubbed) report, in key order
+    let pairs = cat.image_reports().unwrap();
+    assert_eq!(pairs.len(), n);
+    assert!(pairs.windows(2).all(|w| w[0].key < w[1].key));
+    for p in &pairs {
+        let stored: String = cat
+            .conn
+            .query_row(
+                "SELECT text FROM reports WHERE study_uid = ?1",
+                [&p.study_uid],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(p.report.as_deref(), Some(stored.as_str()));
+        assert_eq!(p.split, None, "no split assigned yet");
+        assert!(p.shard.starts_with("shard-"));
+    }
 }
 
 #[test]

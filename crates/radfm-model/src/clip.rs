@@ -241,3 +241,229 @@ pub fn clip_loss(logits_per_image: Tensor<2>) -> Tensor<1> {
     };
     (ce(logits_per_image.clone()) + ce(logits_per_image.transpose())) / 2.0
 }
+
+/// The CLIP objective for pretraining an image encoder against a frozen text
+/// tower: the text tower's (pooled, normalised) report embeddings are computed
+/// once, and the image encoder, both projections and the logit scale train.
+/// With a pretrained text tower this is the "locked text" variant of CLIP,
+/// the one that fits a CPU budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClipTrainConfig {
+    pub encoder: VitConfig,
+    /// width of the frozen text features
+    pub text_dim: usize,
+    pub projection_dim: usize,
+    /// the logit scale starts at ln(1 / this) and is capped at ln(100)
+    pub init_temperature: f64,
+    /// the text tower the features came from (recorded, not loaded again)
+    pub text_model: String,
+}
+
+#[derive(Module, Debug)]
+pub struct ClipTrain {
+    pub vision: Vit,
+    pub visual_projection: Linear,
+    pub text_projection: Linear,
+    pub logit_scale: Param<Tensor<1>>,
+    #[module(skip)]
+    pub config: ClipTrainConfig,
+}
+
+/// The most the logit scale may grow to, ln(100), as in CLIP.
+pub const MAX_LOGIT_SCALE: f64 = 4.605_170_185_988_092;
+
+impl ClipTrain {
+    pub fn new(config: &ClipTrainConfig, device: &Device) -> ClipTrain {
+        let d = config.encoder.hidden_size;
+        let p = config.projection_dim;
+        ClipTrain {
+            vision: Vit::new(&config.encoder, device),
+            visual_projection: crate::layers::new_linear(d, p, false, device),
+            text_projection: crate::layers::new_linear(config.text_dim, p, false, device),
+            logit_scale: Param::from_tensor(Tensor::<1>::from_data(
+                TensorData::new(vec![(1.0 / config.init_temperature).ln() as f32], [1]),
+                device,
+            )),
+            config: config.clone(),
+        }
+    }
+
+    /// Normalised image embeddings `[batch, projection_dim]`.
+    pub fn embed_images(&self, x: Tensor<4>) -> Result<Tensor<2>, ModelError> {
+        let out = self.vision.forward(x)?;
+        Ok(l2_normalize(self.visual_projection.forward(out.pooled)))
+    }
+
+    /// Normalised text embeddings from the frozen text features.
+    pub fn embed_texts(&self, features: Tensor<2>) -> Tensor<2> {
+        l2_normalize(self.text_projection.forward(features))
+    }
+
+    /// `[images, texts]` training logits: cosine similarity times the
+    /// (capped) scale, with the encoder's drop-path drawn from `rng`.
+    pub fn logits(
+        &self,
+        x: Tensor<4>,
+        features: Tensor<2>,
+        rng: &mut rand_chacha::ChaCha8Rng,
+    ) -> Result<Tensor<2>, ModelError> {
+        let out = self.vision.forward_train(x, rng)?;
+        let i = l2_normalize(self.visual_projection.forward(out.pooled));
+        let t = self.embed_texts(features);
+        let scale = self
+            .logit_scale
+            .val()
+            .clamp_max(MAX_LOGIT_SCALE)
+            .exp()
+            .unsqueeze::<2>();
+        Ok(i.matmul(t.transpose()) * scale)
+    }
+}
+
+/// Image-to-text retrieval quality: for each query image, where its own
+/// report ranks among all candidate reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retrieval {
+    pub queries: usize,
+    pub candidates: usize,
+    /// (k, recall@k, chance k / candidates)
+    pub recall: Vec<(usize, f64, f64)>,
+    /// median rank of the true report (1 = first)
+    pub median_rank: f64,
+}
+
+/// Recall@k of image-to-text retrieval. `sim[q][c]` scores query `q` against
+/// candidate `c`, and `truth[q]` is the candidate that belongs to `q`.
+/// Ties are broken at random in expectation: a true candidate tied with `t`
+/// others right at the cut-off counts as the fraction of orderings that keep it
+/// inside the top k, so identical reports earn no credit they did not earn.
+pub fn retrieval(sim: &[Vec<f32>], truth: &[usize], ks: &[usize]) -> Retrieval {
+    assert_eq!(sim.len(), truth.len());
+    let candidates = sim.first().map_or(0, Vec::len);
+    let mut recall = vec![0f64; ks.len()];
+    let mut ranks = Vec::with_capacity(sim.len());
+    for (row, &t) in sim.iter().zip(truth) {
+        let s = row[t];
+        let greater = row.iter().filter(|&&v| v > s).count();
+        let tied = row.iter().filter(|&&v| v == s).count() - 1;
+        for (r, &k) in recall.iter_mut().zip(ks) {
+            if greater < k {
+                *r += ((k - greater) as f64 / (tied + 1) as f64).min(1.0);
+            }
+        }
+        ranks.push(greater as f64 + 1.0 + tied as f64 / 2.0);
+    }
+    let q = sim.len().max(1) as f64;
+    ranks.sort_by(|a, b| a.total_cmp(b));
+    let median_rank = match ranks.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => ranks[n / 2],
+        n => (ranks[n / 2 - 1] + ranks[n / 2]) / 2.0,
+    };
+    Retrieval {
+        queries: sim.len(),
+        candidates,
+        recall: ks
+            .iter()
+            .zip(recall)
+            .map(|(&k, r)| (k, r / q, (k as f64 / candidates.max(1) as f64).min(1.0)))
+            .collect(),
+        median_rank,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retrieval_counts_ranks_and_splits_ties() {
+        let sim = vec![
+            vec![0.9, 0.1, 0.2, 0.3], // truth 0 ranks 1
+            vec![0.9, 0.1, 0.2, 0.3], // truth 1 ranks 4
+            vec![0.5, 0.5, 0.5, 0.1], // truth 2 tied with two others: rank 2 in expectation
+        ];
+        let r = retrieval(&sim, &[0, 1, 2], &[1, 2, 4]);
+        assert_eq!((r.queries, r.candidates), (3, 4));
+        let at = |k: usize| r.recall.iter().find(|x| x.0 == k).unwrap().1;
+        // k=1: query 0 hits; query 2 is first in 1 of 3 orderings
+        assert!((at(1) - (1.0 + 1.0 / 3.0) / 3.0).abs() < 1e-12);
+        // k=2: query 0, and query 2 in 2 of 3 orderings
+        assert!((at(2) - (1.0 + 2.0 / 3.0) / 3.0).abs() < 1e-12);
+        assert!((at(4) - 1.0).abs() < 1e-12);
+        assert_eq!(r.recall[0].2, 0.25);
+        assert_eq!(r.median_rank, 2.0);
+    }
+
+    #[test]
+    fn logit_scale_is_capped_and_logits_are_scaled_cosines() {
+        let device = crate::device("cpu").unwrap();
+        let mut enc = VitConfig::preset("vit-tiny", 16, 8, 1).unwrap();
+        enc.num_hidden_layers = 1;
+        let cfg = ClipTrainConfig {
+            encoder: enc,
+            text_dim: 6,
+            projection_dim: 4,
+            init_temperature: 0.001, // ln(1000) > the cap
+            text_model: String::new(),
+        };
+        let m = ClipTrain::new(&cfg, &device);
+        let x = Tensor::<4>::random([3, 1, 16, 16], burn::tensor::Distribution::Default, &device);
+        let f = Tensor::<2>::random([3, 6], burn::tensor::Distribution::Default, &device);
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+        let l: Vec<f32> = m
+            .logits(x, f, &mut rng)
+            .unwrap()
+            .into_data()
+            .to_vec()
+            .unwrap();
+        assert_eq!(l.len(), 9);
+        assert!(l.iter().all(|v| v.abs() <= 100.0 + 1e-3), "{l:?}");
+        assert!(l.iter().any(|v| v.abs() > 1.0));
+    }
+}
+
+#[cfg(test)]
+mod gradient_tests {
+    use super::*;
+
+    /// The loss of `a` (images) against fixed `b` (texts): normalise, scale by 10, InfoNCE.
+    fn loss_of(a: Tensor<2>, b: Tensor<2>) -> Tensor<1> {
+        clip_loss(l2_normalize(a).matmul(l2_normalize(b).transpose()) * 10.0)
+    }
+
+    #[test]
+    fn clip_loss_gradient_matches_finite_differences() {
+        let device = crate::device("cpu").unwrap();
+        let ad = device.clone().autodiff();
+        let (n, d) = (5, 4);
+        let av: Vec<f32> = (0..n * d)
+            .map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0)
+            .collect();
+        let bv: Vec<f32> = (0..n * d)
+            .map(|i| ((i * 23 % 7) as f32 - 3.0) / 2.0)
+            .collect();
+        let t = |v: &[f32], dev: &Device| {
+            Tensor::<2>::from_data(TensorData::new(v.to_vec(), [n, d]), dev)
+        };
+        let a = t(&av, &ad).require_grad();
+        let loss = loss_of(a.clone(), t(&bv, &ad));
+        let grads = loss.backward();
+        let g: Vec<f32> = a.grad(&grads).unwrap().into_data().to_vec().unwrap();
+        let f = |v: &[f32]| -> f64 {
+            loss_of(t(v, &device), t(&bv, &device)).into_scalar::<f32>() as f64
+        };
+        let h = 1e-2f32;
+        for k in 0..n * d {
+            let (mut p, mut m) = (av.clone(), av.clone());
+            p[k] += h;
+            m[k] -= h;
+            let fd = (f(&p) - f(&m)) / (2.0 * h as f64);
+            assert!(
+                (fd - g[k] as f64).abs() < 2e-3 + 0.02 * fd.abs(),
+                "d loss / d a[{k}]: autodiff {} vs finite difference {fd}",
+                g[k]
+            );
+        }
+    }
+}

@@ -56,15 +56,17 @@ fn strict(w: &Weights, dir: &Path, ignore: impl Fn(&str) -> bool) -> Result<(), 
 /// The image encoder of any supported directory.
 pub fn load_image_encoder(dir: &Path, device: &Device) -> Result<Vit, ModelError> {
     let cfg = read_config(dir)?;
-    let mut w = Weights::open(dir)?;
     if cfg["model_type"] == "radfm_vit" {
-        // a radfm run's model/: parameters by module path
+        // a radfm run's model/: the encoder's parameters by module path in
+        // model.safetensors (a CLIP run keeps its projections beside it)
+        let mut w = Weights::open(&dir.join("model.safetensors"))?;
         let config = serde_json::from_value::<VitConfig>(cfg["vit"].clone())
             .map_err(|e| ModelError::Config(format!("{}/config.json: {e}", dir.display())))?;
         let vit = crate::train::load_params(Vit::new(&config, device), &mut w, device)?;
         strict(&w, dir, |_| false)?;
         return Ok(vit);
     }
+    let mut w = Weights::open(dir)?;
     let config = VitConfig::from_hf(&cfg)?;
     let vit = Vit::load(&config, &mut w, device)?;
     strict(&w, dir, |k| {

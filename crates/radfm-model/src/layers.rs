@@ -270,15 +270,35 @@ impl Block {
     }
 
     pub fn forward(&self, x: Tensor<3>, mask: Option<&Tensor<2, Bool>>, causal: bool) -> Tensor<3> {
-        let scale = |t: Tensor<3>, ls: &Option<Param<Tensor<1>>>| match ls {
-            Some(g) => t * g.val().unsqueeze::<3>(),
-            None => t,
+        self.forward_dropped(x, mask, causal, [None, None])
+    }
+
+    /// The block with drop-path (stochastic depth): `drop[0]` and `drop[1]`
+    /// scale the attention and MLP branches per sample, `[batch, 1, 1]` of
+    /// 0 (dropped) or 1 / keep-probability.
+    pub fn forward_dropped(
+        &self,
+        x: Tensor<3>,
+        mask: Option<&Tensor<2, Bool>>,
+        causal: bool,
+        drop: [Option<Tensor<3>>; 2],
+    ) -> Tensor<3> {
+        let [d1, d2] = drop;
+        let scale = |t: Tensor<3>, ls: &Option<Param<Tensor<1>>>, d: Option<Tensor<3>>| {
+            let t = match ls {
+                Some(g) => t * g.val().unsqueeze::<3>(),
+                None => t,
+            };
+            match d {
+                Some(d) => t * d,
+                None => t,
+            }
         };
         let a = self
             .attn
             .forward(self.norm1.forward(x.clone()), mask, causal);
-        let x = x + scale(a, &self.ls1);
+        let x = x + scale(a, &self.ls1, d1);
         let m = self.mlp.forward(self.norm2.forward(x.clone()));
-        x + scale(m, &self.ls2)
+        x + scale(m, &self.ls2, d2)
     }
 }

@@ -10,6 +10,7 @@
 //! Everything runs on burn's pure-Rust Flex backend by default; the `cuda`
 //! feature adds the CubeCL CUDA backend.
 
+pub mod augment;
 pub mod bert;
 pub mod clip;
 pub mod head;

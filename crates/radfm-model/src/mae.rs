@@ -126,7 +126,7 @@ impl Mae {
         let cls = (enc.cls.val() + pos.narrow(1, 0, 1)).expand([b, 1, d]);
         let latent = enc
             .norm
-            .forward(enc.encode(Tensor::cat(vec![cls, visible], 1)));
+            .forward(enc.encode_train(Tensor::cat(vec![cls, visible], 1), rng));
         // decoder
         let z = self.decoder_embed.forward(latent);
         let masked = self.mask_token.val().expand([b, n - keep, dd]);

@@ -16,41 +16,195 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::augment::Augment;
+use crate::clip::{clip_loss, ClipTrain, ClipTrainConfig};
 use crate::mae::{Mae, MaeConfig};
 use crate::train::{
     load_params, named_params, save_safetensors, write_atomic, AdamW, AdamWConfig, Schedule,
 };
+use crate::vit::{Vit, VitConfig};
 use crate::weights::Weights;
 use crate::ModelError;
 
-/// A set of training images, each `channels x size x size` floats.
+/// The training items: each has one or more images (views of a study), each
+/// `channels x size x size` floats, and for CLIP the frozen features of its
+/// report.
 pub trait ImageSet: Sync {
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Image `i`, row-major `[C, H, W]`, at the run's image size.
-    fn image(&self, i: usize) -> Vec<f32>;
+    /// An image of item `i`, row-major `[C, H, W]` at the run's image size;
+    /// `rng` picks among the item's views where it has several.
+    fn image(&self, i: usize, rng: &mut ChaCha8Rng) -> Vec<f32>;
+    /// The text features of item `i` (CLIP); None where the set has no text.
+    fn text(&self, _i: usize) -> Option<&[f32]> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PretrainConfig {
     pub objective: String,
-    pub mae: MaeConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mae: Option<MaeConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip: Option<ClipTrainConfig>,
+    /// None: the images as stored
+    #[serde(default)]
+    pub augment: Option<Augment>,
+    /// the encoder starts from this checkpoint directory (anything
+    /// `radfm model run` loads) instead of a random initialisation
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
     pub batch: usize,
     pub steps: u64,
     pub schedule: Schedule,
     pub adamw: AdamWConfig,
     pub seed: u64,
     pub checkpoint_every: u64,
+    /// training items (images for MAE, studies for CLIP)
     pub images: usize,
+}
+
+impl PretrainConfig {
+    /// The image encoder's configuration, whatever the objective.
+    pub fn encoder(&self) -> &VitConfig {
+        match (&self.mae, &self.clip) {
+            (Some(m), _) => &m.encoder,
+            (None, Some(c)) => &c.encoder,
+            (None, None) => panic!("a pretraining config without an objective section"),
+        }
+    }
+}
+
+/// What a pretraining objective supplies to the run: its model, its loss on a
+/// batch and the image encoder it trains.
+pub trait Objective: Module + Sized {
+    fn build(config: &PretrainConfig, device: &Device) -> Result<Self, ModelError>;
+    /// The loss of a batch of images (and, for CLIP, the matching text features).
+    fn loss(
+        &self,
+        images: Tensor<4>,
+        texts: Option<Tensor<2>>,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Tensor<1>, ModelError>;
+    fn encoder(&self) -> &Vit;
+    /// The model with its encoder replaced.
+    fn with_encoder(self, vit: Vit) -> Self;
+    /// Extra tensors exported beside the encoder in `RUN/model/` (file name and
+    /// tensors), e.g. CLIP's projections.
+    fn export_extra(&self) -> Option<(&'static str, crate::train::Arrays)> {
+        None
+    }
+}
+
+impl Objective for Mae {
+    fn build(config: &PretrainConfig, device: &Device) -> Result<Mae, ModelError> {
+        let c = config
+            .mae
+            .as_ref()
+            .ok_or_else(|| ModelError::Config("the run's config has no \"mae\" section".into()))?;
+        Ok(Mae::new(c, device))
+    }
+    fn loss(
+        &self,
+        images: Tensor<4>,
+        _texts: Option<Tensor<2>>,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Tensor<1>, ModelError> {
+        Ok(self.forward(images, rng).loss)
+    }
+    fn encoder(&self) -> &Vit {
+        &self.encoder
+    }
+    fn with_encoder(mut self, vit: Vit) -> Mae {
+        self.encoder = vit;
+        self
+    }
+}
+
+impl Objective for ClipTrain {
+    fn build(config: &PretrainConfig, device: &Device) -> Result<ClipTrain, ModelError> {
+        let c = config
+            .clip
+            .as_ref()
+            .ok_or_else(|| ModelError::Config("the run's config has no \"clip\" section".into()))?;
+        Ok(ClipTrain::new(c, device))
+    }
+    fn loss(
+        &self,
+        images: Tensor<4>,
+        texts: Option<Tensor<2>>,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Tensor<1>, ModelError> {
+        let texts = texts.ok_or_else(|| {
+            ModelError::Config("the clip objective needs text features for every item".into())
+        })?;
+        Ok(clip_loss(self.logits(images, texts, rng)?))
+    }
+    fn encoder(&self) -> &Vit {
+        &self.vision
+    }
+    fn with_encoder(mut self, vit: Vit) -> ClipTrain {
+        self.vision = vit;
+        self
+    }
+    fn export_extra(&self) -> Option<(&'static str, crate::train::Arrays)> {
+        let all = named_params(self);
+        Some((
+            "clip_head.safetensors",
+            all.into_iter()
+                .filter(|(k, _)| !k.starts_with("vision."))
+                .collect(),
+        ))
+    }
+}
+
+/// A fresh model of the run: seeded, with the encoder from `config.init` when set.
+fn initial<M: Objective>(config: &PretrainConfig, device: &Device) -> Result<M, ModelError> {
+    device.seed(config.seed);
+    let model = M::build(config, device)?;
+    match &config.init {
+        None => Ok(model),
+        Some(dir) => {
+            let mut vit = crate::hf::load_image_encoder(Path::new(dir), device)?;
+            if vit.config.hidden_size != config.encoder().hidden_size
+                || vit.config.num_channels != config.encoder().num_channels
+            {
+                return Err(ModelError::Config(format!(
+                    "{dir}: its encoder does not match the run's config"
+                )));
+            }
+            vit.config = config.encoder().clone();
+            Ok(model.with_encoder(vit))
+        }
+    }
+}
+
+/// A grey image repeated to the encoder's channels (3 for an RGB checkpoint).
+fn to_channels(img: Vec<f32>, channels: usize, size: usize) -> Vec<f32> {
+    if channels > 1 && img.len() == size * size {
+        img.repeat(channels)
+    } else {
+        img
+    }
+}
+
+/// The generator of sample `j` of `step`: view choice and augmentation.
+fn sample_rng(seed: u64, step: u64, j: usize) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed ^ 0x5A4D_504C_45);
+    r.set_stream(step.wrapping_mul(1 << 20).wrapping_add(j as u64));
+    r
 }
 
 /// What one step reports.
@@ -103,16 +257,21 @@ pub fn latest_checkpoint(run: &Path) -> Option<(u64, PathBuf)> {
         .max_by_key(|(s, _)| *s)
 }
 
-/// The pretraining loop for the MAE objective.
-pub struct MaeRun {
+/// A pretraining run of objective `M`.
+pub struct Run<M: Objective> {
     pub config: PretrainConfig,
-    model: Option<Mae>,
+    model: Option<M>,
     pub opt: AdamW,
     pub dir: PathBuf,
     device: Device,
 }
 
-impl MaeRun {
+/// The MAE pretraining loop.
+pub type MaeRun = Run<Mae>;
+/// The CLIP (image-report) pretraining loop.
+pub type ClipRun = Run<ClipTrain>;
+
+impl<M: Objective> Run<M> {
     /// A new run in `dir` (which must not hold one), or with `resume`, the
     /// run found there continued from its newest checkpoint.
     pub fn open(
@@ -120,7 +279,7 @@ impl MaeRun {
         dir: &Path,
         resume: bool,
         device: &Device,
-    ) -> Result<MaeRun, ModelError> {
+    ) -> Result<Run<M>, ModelError> {
         let ad = device.clone().autodiff();
         let cfg_path = dir.join("config.json");
         if resume {
@@ -128,8 +287,15 @@ impl MaeRun {
                 std::fs::read_to_string(&cfg_path).map_err(|e| ModelError::io(&cfg_path, e))?;
             let saved: PretrainConfig = serde_json::from_str(&text)
                 .map_err(|e| ModelError::Format(format!("{}: {e}", cfg_path.display())))?;
-            ad.seed(saved.seed);
-            let mut model = Mae::new(&saved.mae, &ad);
+            if saved.objective != config.objective {
+                return Err(ModelError::Config(format!(
+                    "{} holds a {} run, not {}",
+                    dir.display(),
+                    saved.objective,
+                    config.objective
+                )));
+            }
+            let mut model = initial::<M>(&saved, &ad)?;
             let mut opt = AdamW::new(saved.adamw);
             if let Some((step, ck)) = latest_checkpoint(dir) {
                 let mut w = Weights::open(&ck.join("model.safetensors"))?;
@@ -141,7 +307,7 @@ impl MaeRun {
             let mut cfg = saved;
             cfg.steps = config.steps;
             cfg.schedule.total_steps = config.schedule.total_steps;
-            let run = MaeRun {
+            let run = Run {
                 config: cfg,
                 model: Some(model),
                 opt,
@@ -157,8 +323,7 @@ impl MaeRun {
                 dir.display()
             )));
         }
-        ad.seed(config.seed);
-        let model = Mae::new(&config.mae, &ad);
+        let model = initial::<M>(&config, &ad)?;
         std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
         write_atomic(
             &cfg_path,
@@ -166,7 +331,7 @@ impl MaeRun {
                 .expect("json")
                 .as_bytes(),
         )?;
-        Ok(MaeRun {
+        Ok(Run {
             opt: AdamW::new(config.adamw),
             config,
             model: Some(model),
@@ -175,7 +340,7 @@ impl MaeRun {
         })
     }
 
-    pub fn model(&self) -> &Mae {
+    pub fn model(&self) -> &M {
         self.model.as_ref().expect("model present between steps")
     }
 
@@ -194,29 +359,55 @@ impl MaeRun {
         write_atomic(&p, kept.as_bytes())
     }
 
-    /// One optimizer step on the batch of `self.opt.step`.
-    pub fn step(&mut self, data: &dyn ImageSet) -> Result<StepLog, ModelError> {
-        let t0 = Instant::now();
+    /// The images (augmented) and text features of `step`'s batch, built
+    /// in parallel; every sample is a function of (seed, step, position).
+    fn batch(&self, data: &dyn ImageSet, step: u64) -> (Tensor<4>, Option<Tensor<2>>) {
         let c = &self.config;
-        let e = &c.mae.encoder;
+        let e = c.encoder();
         let s = e.image_size;
-        let step = self.opt.step;
         let idx = batch_indices(c.seed, step, c.batch, data.len());
-        let mut flat = Vec::with_capacity(c.batch * e.num_channels * s * s);
-        for &i in &idx {
-            flat.extend(data.image(i));
-        }
+        let images: Vec<Vec<f32>> = idx
+            .par_iter()
+            .enumerate()
+            .map(|(j, &i)| {
+                let mut rng = sample_rng(c.seed, step, j);
+                let img = to_channels(data.image(i, &mut rng), e.num_channels, s);
+                match &c.augment {
+                    Some(a) => a.apply(&img, e.num_channels, s, &mut rng),
+                    None => img,
+                }
+            })
+            .collect();
+        let flat: Vec<f32> = images.into_iter().flatten().collect();
         let x = Tensor::<4>::from_data(
             TensorData::new(flat, [c.batch, e.num_channels, s, s]),
             &self.device,
         );
+        let texts = idx
+            .iter()
+            .map(|&i| data.text(i))
+            .collect::<Option<Vec<&[f32]>>>()
+            .map(|t| {
+                let d = t[0].len();
+                let flat: Vec<f32> = t.concat();
+                Tensor::<2>::from_data(TensorData::new(flat, [c.batch, d]), &self.device)
+            });
+        (x, texts)
+    }
+
+    /// One optimizer step on the batch of `self.opt.step`.
+    pub fn step(&mut self, data: &dyn ImageSet) -> Result<StepLog, ModelError> {
+        let t0 = Instant::now();
+        let step = self.opt.step;
+        let (x, texts) = self.batch(data, step);
+        let c = &self.config;
         let mut rng = ChaCha8Rng::seed_from_u64(
             c.seed ^ 0x4D41_45 ^ step.wrapping_mul(0xA24B_AED4_963E_E407),
         );
         let model = self.model.take().expect("model present between steps");
-        let out = model.forward(x, &mut rng);
-        let loss: f64 = out.loss.clone().into_scalar::<f32>() as f64;
-        let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+        let loss_t = model.loss(x, texts, &mut rng)?;
+        let loss: f64 = loss_t.clone().into_scalar::<f32>() as f64;
+        let grads = GradientsParams::from_grads(loss_t.backward(), &model);
         let lr = c.schedule.at(step);
         let (model, grad_norm) = self.opt.update(model, &grads, lr);
         self.model = Some(model);
@@ -281,10 +472,18 @@ impl MaeRun {
         std::fs::create_dir_all(&dir).map_err(|e| ModelError::io(&dir, e))?;
         save_safetensors(
             &dir.join("model.safetensors"),
-            &named_params(&self.model().encoder),
+            &named_params(self.model().encoder()),
         )?;
-        let cfg = serde_json::json!({"model_type": "radfm_vit", "vit": self.config.mae.encoder,
-                                     "step": self.opt.step});
+        let mut cfg = serde_json::json!({"model_type": "radfm_vit", "vit": self.config.encoder(),
+                                     "objective": self.config.objective, "step": self.opt.step});
+        if let Some((name, arrays)) = self.model().export_extra() {
+            save_safetensors(&dir.join(name), &arrays)?;
+            cfg["extra"] = serde_json::json!(name);
+            if let Some(c) = &self.config.clip {
+                cfg["clip"] = serde_json::json!({"projection_dim": c.projection_dim,
+                    "text_dim": c.text_dim, "text_model": c.text_model});
+            }
+        }
         write_atomic(
             &dir.join("config.json"),
             serde_json::to_string_pretty(&cfg).expect("json").as_bytes(),
@@ -292,16 +491,18 @@ impl MaeRun {
     }
 }
 
-impl MaeRun {
+impl Run<Mae> {
     /// `RUN/reconstructions.png`: for the first (up to) 6 training images, one row
     /// each of original | what the encoder saw (masked patches black) |
     /// reconstruction with the visible patches pasted back, 3x enlarged.
     pub fn save_reconstructions(&self, data: &dyn ImageSet) -> Result<PathBuf, ModelError> {
-        let e = &self.config.mae.encoder;
+        let e = self.config.encoder();
+        let norm_pix = self.model().config.norm_pix_loss;
         let (s, p) = (e.image_size, e.patch_size);
         let g = s / p;
         let b = data.len().min(6);
-        let images: Vec<Vec<f32>> = (0..b).map(|i| data.image(i)).collect();
+        let mut view = ChaCha8Rng::seed_from_u64(0);
+        let images: Vec<Vec<f32>> = (0..b).map(|i| data.image(i, &mut view)).collect();
         let flat: Vec<f32> = images.iter().flatten().copied().collect();
         let x = Tensor::<4>::from_data(TensorData::new(flat, [b, 1, s, s]), &self.device);
         let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ 0x5EC0);
@@ -330,7 +531,7 @@ impl MaeRun {
                     let (y, xx) = (gy * p + j / p, gx * p + j % p);
                     let orig = patch[j];
                     let mut r = pred[(k * n + t) * pd + j];
-                    if self.config.mae.norm_pix_loss {
+                    if norm_pix {
                         r = r * (var + 1e-6).sqrt() + mean;
                     }
                     let cols = [
@@ -364,5 +565,59 @@ impl MaeRun {
         let path = self.dir.join("reconstructions.png");
         write_atomic(&path, &buf)?;
         Ok(path)
+    }
+}
+
+impl Run<ClipTrain> {
+    /// Image-to-report retrieval with the current weights: each query image
+    /// (`[C, H, W]` at the run's size, with the index of its report) against
+    /// every report's frozen features. No augmentation, no gradients.
+    pub fn retrieval(
+        &self,
+        queries: &[(Vec<f32>, usize)],
+        reports: &[Vec<f32>],
+        ks: &[usize],
+    ) -> Result<crate::clip::Retrieval, ModelError> {
+        let model = self.model().valid();
+        let dev = self.device.clone().inner();
+        let e = self.config.encoder();
+        let s = e.image_size;
+        let to_rows = |t: Tensor<2>| -> Result<Vec<Vec<f32>>, ModelError> {
+            let d = t.dims()[1];
+            let v: Vec<f32> = t
+                .into_data()
+                .try_to_vec()
+                .map_err(|e| ModelError::Format(format!("{e:?}")))?;
+            Ok(v.chunks_exact(d).map(<[f32]>::to_vec).collect())
+        };
+        let mut img = Vec::with_capacity(queries.len());
+        for chunk in queries.chunks(64) {
+            let flat: Vec<f32> = chunk
+                .iter()
+                .flat_map(|q| to_channels(q.0.clone(), e.num_channels, s))
+                .collect();
+            let x = Tensor::<4>::from_data(
+                TensorData::new(flat, [chunk.len(), e.num_channels, s, s]),
+                &dev,
+            );
+            img.extend(to_rows(model.embed_images(x)?)?);
+        }
+        let mut txt = Vec::with_capacity(reports.len());
+        for chunk in reports.chunks(256) {
+            let d = chunk[0].len();
+            let flat: Vec<f32> = chunk.concat();
+            let f = Tensor::<2>::from_data(TensorData::new(flat, [chunk.len(), d]), &dev);
+            txt.extend(to_rows(model.embed_texts(f))?);
+        }
+        let sim: Vec<Vec<f32>> = img
+            .iter()
+            .map(|a| {
+                txt.iter()
+                    .map(|b| a.iter().zip(b).map(|(x, y)| x * y).sum())
+                    .collect()
+            })
+            .collect();
+        let truth: Vec<usize> = queries.iter().map(|q| q.1).collect();
+        Ok(crate::clip::retrieval(&sim, &truth, ks))
     }
 }

@@ -34,7 +34,10 @@ impl PathStack {
 }
 
 /// Every float parameter of `module` by path, as host arrays.
-pub fn named_params<M: Module>(module: &M) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+/// Named host arrays: path -> (shape, values).
+pub type Arrays = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
+pub fn named_params<M: Module>(module: &M) -> Arrays {
     struct V(PathStack, BTreeMap<String, (Vec<usize>, Vec<f32>)>);
     impl ModuleVisitor for V {
         fn enter_module(&mut self, name: &str, _: &str) {

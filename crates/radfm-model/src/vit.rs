@@ -11,6 +11,8 @@
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{activation, Device, Tensor, TensorData};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::interp::bicubic;
@@ -535,8 +537,62 @@ impl Vit {
         t
     }
 
+    /// [`Vit::encode`] for training: with `drop_path_rate` > 0, each block's
+    /// two branches are dropped per sample with probability rising linearly
+    /// from 0 at the first block to the rate at the last (stochastic depth).
+    /// The draws come from `rng`, so a run stays a function of its seed.
+    pub fn encode_train(&self, mut t: Tensor<3>, rng: &mut ChaCha8Rng) -> Tensor<3> {
+        let rate = self.config.drop_path_rate;
+        if rate <= 0.0 {
+            return self.encode(t);
+        }
+        let b = t.dims()[0];
+        let device = t.device();
+        let layers = self.blocks.len();
+        for (i, blk) in self.blocks.iter().enumerate() {
+            let p = if layers > 1 {
+                rate * i as f64 / (layers - 1) as f64
+            } else {
+                rate
+            };
+            let mut mask = || -> Option<Tensor<3>> {
+                (p > 0.0).then(|| {
+                    let keep = 1.0 - p;
+                    let v: Vec<f32> = (0..b)
+                        .map(|_| {
+                            if rng.gen_bool(keep) {
+                                (1.0 / keep) as f32
+                            } else {
+                                0.0
+                            }
+                        })
+                        .collect();
+                    Tensor::<3>::from_data(TensorData::new(v, [b, 1, 1]), &device)
+                })
+            };
+            let drop = [mask(), mask()];
+            t = blk.forward_dropped(t, None, false, drop);
+        }
+        t
+    }
+
     pub fn forward(&self, x: Tensor<4>) -> Result<VitOutput, ModelError> {
         let t = self.encode(self.embed(x)?);
+        Ok(self.finish(t))
+    }
+
+    /// [`Vit::forward`] for training, with drop-path drawn from `rng`.
+    pub fn forward_train(
+        &self,
+        x: Tensor<4>,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<VitOutput, ModelError> {
+        let t = self.encode_train(self.embed(x)?, rng);
+        Ok(self.finish(t))
+    }
+
+    /// The final norm and pooling of encoded tokens.
+    fn finish(&self, t: Tensor<3>) -> VitOutput {
         let [b, _, d] = t.dims();
         let (last, cls) = if self.config.flavour == Flavour::ClipVision {
             // CLIP: last_hidden_state is the raw encoder output; only the class token is normed
@@ -551,9 +607,52 @@ impl Vit {
             Some(p) => activation::tanh(p.forward(cls)),
             None => cls,
         };
-        Ok(VitOutput {
+        VitOutput {
             last_hidden_state: last,
             pooled,
-        })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn tiny(rate: f64, layers: usize) -> Vit {
+        let mut c = VitConfig::preset("vit-tiny", 16, 8, 1).unwrap();
+        c.hidden_size = 16;
+        c.num_attention_heads = 2;
+        c.intermediate_size = 32;
+        c.num_hidden_layers = layers;
+        c.drop_path_rate = rate;
+        Vit::new(&c, &crate::device("cpu").unwrap())
+    }
+
+    fn rows(t: Tensor<3>) -> Vec<Vec<f32>> {
+        let [b, ..] = t.dims();
+        let v: Vec<f32> = t.into_data().to_vec().unwrap();
+        v.chunks_exact(v.len() / b).map(<[f32]>::to_vec).collect()
+    }
+
+    #[test]
+    fn drop_path_off_is_plain_encoding_and_on_drops_whole_samples() {
+        let device = crate::device("cpu").unwrap();
+        let t = Tensor::<3>::random([64, 5, 16], burn::tensor::Distribution::Default, &device);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let off = tiny(0.0, 2);
+        assert_eq!(
+            rows(off.encode_train(t.clone(), &mut rng)),
+            rows(off.encode(t.clone()))
+        );
+        // one block at rate 0.5: both branches dropped (output = input) for about 1/4 of samples
+        let on = tiny(0.5, 1);
+        let (x, y) = (rows(t.clone()), rows(on.encode_train(t.clone(), &mut rng)));
+        let same = x.iter().zip(&y).filter(|(a, b)| a == b).count();
+        assert!((8..=26).contains(&same), "{same} of 64 untouched");
+        // and the draws are the generator's: the same seed drops the same samples
+        let again = rows(on.encode_train(t.clone(), &mut ChaCha8Rng::seed_from_u64(9)));
+        let twice = rows(on.encode_train(t, &mut ChaCha8Rng::seed_from_u64(9)));
+        assert_eq!(again, twice);
     }
 }

@@ -1,22 +1,46 @@
-//! Resume: 40 uninterrupted MAE steps against 20 steps, the run dropped, then
-//! resumed from its checkpoint to 40. On CPU the loss curves and the final
-//! weights must be bitwise identical. (The CLI test kills a real process.)
+//! Resume: 40 uninterrupted steps against 20 steps, the run dropped, then
+//! resumed from its checkpoint to 40, for the MAE and the CLIP objective, with
+//! augmentations on. On CPU the loss curves and the final weights must be
+//! bitwise identical. (The CLI test kills a real process.)
 
 use burn::tensor::Device;
-use radfm_model::mae::MaeConfig;
-use radfm_model::pretrain::{ImageSet, MaeRun, PretrainConfig};
+use radfm_model::augment::Augment;
+use radfm_model::clip::{ClipTrain, ClipTrainConfig};
+use radfm_model::mae::{Mae, MaeConfig};
+use radfm_model::pretrain::{ImageSet, Objective, PretrainConfig, Run};
 use radfm_model::train::{named_params, AdamWConfig, Schedule};
 use radfm_model::vit::VitConfig;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 
-/// Smooth random blobs, 1 x 16 x 16.
-struct Blobs(usize);
+/// Smooth blobs, 1 x 16 x 16, two views per item (the second shifted by a
+/// pixel); the "report" of an item is its blob's position, one-hot coded.
+struct Blobs {
+    n: usize,
+    texts: Vec<Vec<f32>>,
+}
+
+impl Blobs {
+    fn new(n: usize) -> Blobs {
+        let texts = (0..n)
+            .map(|i| {
+                let mut t = vec![0f32; 24];
+                t[i * 7 % 11] = 1.0;
+                t[11 + i * 5 % 13] = 1.0;
+                t
+            })
+            .collect();
+        Blobs { n, texts }
+    }
+}
 
 impl ImageSet for Blobs {
     fn len(&self) -> usize {
-        self.0
+        self.n
     }
-    fn image(&self, i: usize) -> Vec<f32> {
-        let (cx, cy) = ((i * 7 % 11) as f32 + 2.5, (i * 5 % 13) as f32 + 1.5);
+    fn image(&self, i: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+        let shift = rng.gen_range(0..2) as f32;
+        let (cx, cy) = ((i * 7 % 11) as f32 + 2.5 + shift, (i * 5 % 13) as f32 + 1.5);
         (0..256)
             .map(|k| {
                 let (x, y) = ((k % 16) as f32, (k / 16) as f32);
@@ -24,9 +48,12 @@ impl ImageSet for Blobs {
             })
             .collect()
     }
+    fn text(&self, i: usize) -> Option<&[f32]> {
+        Some(&self.texts[i])
+    }
 }
 
-pub fn tiny_config(steps: u64) -> PretrainConfig {
+pub fn tiny_config(objective: &str, steps: u64) -> PretrainConfig {
     let mut enc = VitConfig::preset("vit-tiny", 16, 4, 1).unwrap();
     enc.hidden_size = 32;
     enc.num_hidden_layers = 2;
@@ -36,9 +63,19 @@ pub fn tiny_config(steps: u64) -> PretrainConfig {
     mae.decoder_dim = 32;
     mae.decoder_depth = 1;
     mae.decoder_heads = 2;
+    let clip = ClipTrainConfig {
+        encoder: mae.encoder.clone(),
+        text_dim: 24,
+        projection_dim: 16,
+        init_temperature: 0.07,
+        text_model: "one-hot blob positions".into(),
+    };
     PretrainConfig {
-        objective: "mae".into(),
-        mae,
+        objective: objective.into(),
+        mae: (objective == "mae").then_some(mae),
+        clip: (objective == "clip").then_some(clip),
+        augment: Some(Augment::standard()),
+        init: None,
         batch: 4,
         steps,
         schedule: Schedule {
@@ -54,22 +91,32 @@ pub fn tiny_config(steps: u64) -> PretrainConfig {
     }
 }
 
-#[test]
-fn resumed_run_equals_uninterrupted_run_bitwise() {
+/// Initialisation draws from burn's generator, which is global to the device:
+/// two runs initialising at once in one process would interleave their draws.
+static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn resumed_run_equals_uninterrupted_run_bitwise<M: Objective>(objective: &str) {
+    let _one_at_a_time = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let dev = Device::flex();
-    let data = Blobs(16);
+    let data = Blobs::new(16);
     let t = tempfile::tempdir().unwrap();
     let (a, b) = (t.path().join("a"), t.path().join("b"));
 
-    let mut full = MaeRun::open(tiny_config(40), &a, false, &dev).unwrap();
+    let mut full = Run::<M>::open(tiny_config(objective, 40), &a, false, &dev).unwrap();
     let losses: Vec<f64> = (0..40).map(|_| full.step(&data).unwrap().loss).collect();
 
-    let mut half = MaeRun::open(tiny_config(40), &b, false, &dev).unwrap();
+    let mut half = Run::<M>::open(tiny_config(objective, 40), &b, false, &dev).unwrap();
     for _ in 0..20 {
         half.step(&data).unwrap();
     }
     drop(half);
-    let mut resumed = MaeRun::open(tiny_config(40), &b, true, &dev).unwrap();
+    // the other objective cannot resume this run
+    let other = if objective == "mae" { "clip" } else { "mae" };
+    let err = Run::<M>::open(tiny_config(other, 40), &b, true, &dev)
+        .err()
+        .expect("resuming with another objective must fail");
+    assert!(err.to_string().contains("run, not"), "{err}");
+    let mut resumed = Run::<M>::open(tiny_config(objective, 40), &b, true, &dev).unwrap();
     assert_eq!(resumed.opt.step, 20);
     while resumed.opt.step < 40 {
         resumed.step(&data).unwrap();
@@ -102,6 +149,22 @@ fn resumed_run_equals_uninterrupted_run_bitwise() {
     // and it learned: the last 10 steps' mean loss is below the first 10
     let first: f64 = losses[..10].iter().sum::<f64>() / 10.0;
     let last: f64 = losses[30..].iter().sum::<f64>() / 10.0;
-    eprintln!("MAE loss: first 10 steps {first:.4}, last 10 {last:.4}");
+    eprintln!("{objective} loss: first 10 steps {first:.4}, last 10 {last:.4}");
     assert!(last < first, "loss did not fall: {first} -> {last}");
+    // the exported encoder and, for CLIP, its projections
+    assert!(b.join("model/model.safetensors").exists());
+    assert_eq!(
+        b.join("model/clip_head.safetensors").exists(),
+        objective == "clip"
+    );
+}
+
+#[test]
+fn mae_resumed_run_equals_uninterrupted_run_bitwise() {
+    resumed_run_equals_uninterrupted_run_bitwise::<Mae>("mae");
+}
+
+#[test]
+fn clip_resumed_run_equals_uninterrupted_run_bitwise() {
+    resumed_run_equals_uninterrupted_run_bitwise::<ClipTrain>("clip");
 }

@@ -106,9 +106,27 @@ pub struct PretrainArgs {
     pub resume: bool,
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Text tower for --objective clip (a HF BertModel directory).
+    /// Text tower for --objective clip: a HF BertModel directory with tokenizer.json
+    /// (e.g. all-MiniLM-L6-v2). It stays frozen; its report embeddings are computed once.
     #[arg(long)]
     pub text_model: Option<PathBuf>,
+    /// Augmentations: standard (RandResizedCrop 60-100%, RandRotate 10 deg, RandAdjustContrast,
+    /// RandGaussianNoise; never a flip) or none.
+    #[arg(long, default_value = "standard")]
+    pub augment: String,
+    /// --objective clip: fraction of patients held out for retrieval when the dataset has
+    /// no splits (with splits, train trains and val, or else test, is held out).
+    #[arg(long, default_value_t = 0.2)]
+    pub holdout: f64,
+    /// --objective clip: width of the shared embedding space.
+    #[arg(long, default_value_t = 128)]
+    pub projection_dim: usize,
+    /// Drop-path (stochastic depth) rate of the encoder's last block (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_path: f64,
+    /// Loader threads for reading shards and building batches (default: all cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
     /// Encoder depth override (layers), for small experiments.
     #[arg(long)]
     pub depth: Option<usize>,

@@ -139,3 +139,222 @@ fn kill_9_then_resume_equals_an_uninterrupted_run() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+fn radfm() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_radfm"))
+}
+
+fn ok(c: &mut Command) -> String {
+    let o = c.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{err}");
+    err
+}
+
+/// A tiny text tower: the committed random BertModel fixture with a
+/// 99-entry vocabulary (special tokens, letters and word pieces).
+fn text_model(dir: &Path) {
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../radfm-model/tests/fixtures/bert");
+    std::fs::create_dir_all(dir).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fx.join(f), dir.join(f)).unwrap();
+    }
+    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for c in 'a'..='z' {
+        vocab.push(c.to_string());
+        vocab.push(format!("##{c}"));
+    }
+    for w in [
+        "no",
+        "effusion",
+        "pleural",
+        "pneumothorax",
+        "heart",
+        "size",
+        "normal",
+        "the",
+        "is",
+        "of",
+        "left",
+        "right",
+        "lung",
+        "nodule",
+        "edema",
+        "atelectasis",
+        "cardiomegaly",
+        "consolidation",
+        "mild",
+        "moderate",
+        "there",
+        "with",
+        "and",
+        "or",
+        "clear",
+    ] {
+        vocab.push(w.to_string());
+    }
+    vocab.truncate(99);
+    std::fs::write(dir.join("vocab.txt"), vocab.join("\n") + "\n").unwrap();
+}
+
+fn clip(data: &Path, text: &Path, out: &Path, steps: &str, resume: bool) -> Command {
+    let mut c = radfm();
+    c.args(["pretrain", "--objective", "clip", "--data"])
+        .arg(data)
+        .arg("--text-model")
+        .arg(text)
+        .arg("--out")
+        .arg(out)
+        .args([
+            "--steps",
+            steps,
+            "--batch",
+            "8",
+            "--image-size",
+            "32",
+            "--patch",
+            "8",
+            "--depth",
+            "1",
+            "--projection-dim",
+            "16",
+            "--holdout",
+            "0.3",
+            "--checkpoint-every",
+            "4",
+            "--seed",
+            "2",
+            "--quiet",
+        ]);
+    if resume {
+        c.arg("--resume");
+    }
+    c
+}
+
+#[test]
+fn clip_pretraining_on_an_ingested_archive_resumes_exactly_and_reports_retrieval() {
+    let t = tempfile::tempdir().unwrap();
+    let (archive, data, text) = (
+        t.path().join("ar"),
+        t.path().join("ds"),
+        t.path().join("tx"),
+    );
+    ok(radfm()
+        .args([
+            "synth",
+            "--patients",
+            "14",
+            "--size",
+            "64",
+            "--seed",
+            "4",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&archive));
+    ok(radfm()
+        .arg("ingest")
+        .arg(archive.join("dicom"))
+        .arg("--reports")
+        .arg(archive.join("reports.jsonl"))
+        .args(["--size", "64", "--quiet", "--out"])
+        .arg(&data));
+    text_model(&text);
+
+    // without a text tower there is nothing to contrast against
+    let o = radfm()
+        .args(["pretrain", "--objective", "clip", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(t.path().join("none"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--text-model"));
+
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    let err = ok(&mut clip(&data, &text, &a, "30", false));
+    assert!(err.contains("held out"), "{err}");
+    // the report embeddings were cached in the dataset and are reused
+    let cached = || std::fs::read_dir(data.join(".cache")).unwrap().count();
+    assert_eq!(cached(), 1);
+    // the same run, killed once a few steps are logged, then resumed
+    let mut child = clip(&data, &text, &b, "30", false)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(120) {
+        let lines = std::fs::read_to_string(b.join("metrics.jsonl"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0);
+        if lines >= 6 || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.wait().unwrap();
+    ok(&mut clip(&data, &text, &b, "30", true));
+    assert_eq!(cached(), 1);
+
+    let metrics = |d: &Path| std::fs::read_to_string(d.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics(&a).lines().count(), 30);
+    let loss = |m: &str| -> Vec<u64> {
+        m.lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
+                    .as_f64()
+                    .unwrap()
+                    .to_bits()
+            })
+            .collect()
+    };
+    assert_eq!(loss(&metrics(&a)), loss(&metrics(&b)));
+    for f in ["model/model.safetensors", "model/clip_head.safetensors"] {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f} differs"
+        );
+    }
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["objective"], "clip");
+    assert_eq!(cfg["clip"]["text_dim"], 32);
+    assert!(cfg["augment"]["rotate_degrees"].as_f64().unwrap() > 0.0);
+
+    // retrieval on the held-out patients: every held-out image queries every held-out report
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("retrieval.json")).unwrap()).unwrap();
+    let (q, c) = (
+        r["queries"].as_u64().unwrap(),
+        r["candidates"].as_u64().unwrap(),
+    );
+    assert!(q >= c && c >= 2, "{r}");
+    for row in r["recall"].as_array().unwrap() {
+        let (k, rec, chance) = (
+            row[0].as_u64().unwrap(),
+            row[1].as_f64().unwrap(),
+            row[2].as_f64().unwrap(),
+        );
+        assert!((0.0..=1.0).contains(&rec));
+        assert!((chance - (k as f64 / c as f64).min(1.0)).abs() < 1e-12);
+    }
+    // the exported encoder is an ordinary radfm ViT
+    let x: Vec<f32> = (0..32 * 32).map(|i| (i as f32 * 0.01).cos()).collect();
+    let xin = t.path().join("x.npy");
+    std::fs::write(&xin, radfm_dicom::npy::f32_bytes(&[1, 1, 32, 32], &x)).unwrap();
+    ok(radfm()
+        .args(["model", "run", "--model"])
+        .arg(a.join("model"))
+        .arg("--input")
+        .arg(&xin)
+        .arg("--out")
+        .arg(t.path().join("y.npy")));
+}

@@ -1,32 +1,77 @@
 //! `radfm pretrain`: read a dataset's shards into memory at the training
-//! resolution, then run the objective with checkpoints and exact resume.
+//! resolution (shards in parallel), then run the objective with checkpoints
+//! and exact resume.
+//!
+//! - `mae`: every image is a training item.
+//! - `clip`: every study with a report is an item; its views are its images
+//!   and its text is FINDINGS plus IMPRESSION of the report, scrubbed, embedded
+//!   once by the frozen `--text-model`. Patients are held out for an
+//!   image-to-report retrieval check at the end (`RUN/retrieval.json`).
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use radfm_dicom::npy::Npy;
-use radfm_model::mae::MaeConfig;
-use radfm_model::pretrain::{ImageSet, MaeRun, PretrainConfig};
+use radfm_model::augment::Augment;
+use radfm_model::clip::{ClipTrain, ClipTrainConfig};
+use radfm_model::mae::{Mae, MaeConfig};
+use radfm_model::pretrain::{ImageSet, Objective, PretrainConfig, Run};
+use radfm_model::text::{Pooling, TextEncoder};
 use radfm_model::train::{AdamWConfig, Schedule};
 use radfm_model::vit::VitConfig;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use crate::cli::PretrainArgs;
 
-/// Images held in memory, normalised to mean 0.5 / sd 0.25 of the display range.
-struct InMemory {
+/// Images held in memory by shard member key, normalised to mean 0.5 / sd 0.25
+/// of the display range, `size x size`.
+struct Images {
     size: usize,
-    images: Vec<f32>,
+    keys: Vec<String>,
+    pixels: Vec<f32>,
 }
 
-impl ImageSet for InMemory {
-    fn len(&self) -> usize {
-        self.images.len() / (self.size * self.size)
-    }
-    fn image(&self, i: usize) -> Vec<f32> {
+impl Images {
+    fn get(&self, i: usize) -> &[f32] {
         let n = self.size * self.size;
-        self.images[i * n..(i + 1) * n].to_vec()
+        &self.pixels[i * n..(i + 1) * n]
+    }
+}
+
+/// MAE items: one per image.
+struct AllImages(Images);
+
+impl ImageSet for AllImages {
+    fn len(&self) -> usize {
+        self.0.keys.len()
+    }
+    fn image(&self, i: usize, _rng: &mut ChaCha8Rng) -> Vec<f32> {
+        self.0.get(i).to_vec()
+    }
+}
+
+/// CLIP items: a study's views (indices into the images) and its report.
+struct Studies<'a> {
+    images: &'a Images,
+    views: Vec<Vec<usize>>,
+    texts: Vec<Vec<f32>>,
+}
+
+impl ImageSet for Studies<'_> {
+    fn len(&self) -> usize {
+        self.views.len()
+    }
+    fn image(&self, i: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+        let v = &self.views[i];
+        self.images.get(v[rng.gen_range(0..v.len())]).to_vec()
+    }
+    fn text(&self, i: usize) -> Option<&[f32]> {
+        Some(&self.texts[i])
     }
 }
 
@@ -55,8 +100,57 @@ fn resize(plane: &[f32], rows: usize, cols: usize, size: usize) -> Vec<f32> {
     out
 }
 
-/// Every image of the dataset's shards (first frame, channels averaged), resized.
-fn load_images(dataset: &Path, size: usize) -> anyhow::Result<InMemory> {
+/// One shard's images (first frame, channels averaged, resized), by key.
+fn read_shard(shard: &Path, size: usize) -> anyhow::Result<(Vec<(String, Vec<f32>)>, usize)> {
+    let f = std::fs::File::open(shard).with_context(|| format!("opening {}", shard.display()))?;
+    let mut tar = tar::Archive::new(f);
+    let mut out = Vec::new();
+    let mut skipped = 0;
+    for entry in tar
+        .entries()
+        .with_context(|| format!("reading {}", shard.display()))?
+    {
+        let mut entry = entry.with_context(|| format!("reading {}", shard.display()))?;
+        let name = entry.path()?.to_string_lossy().to_string();
+        let Some(key) = name.strip_suffix(".npy") else {
+            continue;
+        };
+        let mut buf = Vec::new();
+        entry
+            .read_to_end(&mut buf)
+            .with_context(|| format!("{}: {name}", shard.display()))?;
+        let npy = match Npy::read(&buf[..]) {
+            Ok(n) if n.shape.len() == 4 => n,
+            _ => {
+                tracing::warn!(
+                    "{}: {name}: not a (frames, rows, cols, channels) array, skipped",
+                    shard.display()
+                );
+                skipped += 1;
+                continue;
+            }
+        };
+        let (rows, cols, ch) = (npy.shape[1], npy.shape[2], npy.shape[3]);
+        let v = npy.to_f64();
+        let scale = if npy.descr == "<u2" {
+            1.0 / 65535.0
+        } else {
+            1.0
+        };
+        let plane: Vec<f32> = (0..rows * cols)
+            .map(|p| ((0..ch).map(|c| v[p * ch + c]).sum::<f64>() / ch as f64 * scale) as f32)
+            .collect();
+        let img = resize(&plane, rows, cols, size)
+            .into_iter()
+            .map(|x| (x - 0.5) / 0.25)
+            .collect();
+        out.push((key.to_string(), img));
+    }
+    Ok((out, skipped))
+}
+
+/// Every image of the dataset's shards, read in parallel, ordered by key.
+fn load_images(dataset: &Path, size: usize, quiet: bool) -> anyhow::Result<Images> {
     let dir = dataset.join("shards");
     let mut shards: Vec<_> = std::fs::read_dir(&dir)
         .with_context(|| {
@@ -74,115 +168,419 @@ fn load_images(dataset: &Path, size: usize) -> anyhow::Result<InMemory> {
         })
         .collect();
     shards.sort();
-    let mut images = Vec::new();
-    let mut skipped = 0usize;
-    for shard in &shards {
-        let f =
-            std::fs::File::open(shard).with_context(|| format!("opening {}", shard.display()))?;
-        let mut tar = tar::Archive::new(f);
-        for entry in tar
-            .entries()
-            .with_context(|| format!("reading {}", shard.display()))?
-        {
-            let mut entry = entry?;
-            let name = entry.path()?.to_string_lossy().to_string();
-            if !name.ends_with(".npy") {
-                continue;
-            }
-            let mut buf = Vec::new();
-            entry.read_to_end(&mut buf)?;
-            let npy = match Npy::read(&buf[..]) {
-                Ok(n) if n.shape.len() == 4 => n,
-                _ => {
-                    tracing::warn!(
-                        "{}: {name}: not a (frames, rows, cols, channels) array, skipped",
-                        shard.display()
-                    );
-                    skipped += 1;
-                    continue;
-                }
-            };
-            let (rows, cols, ch) = (npy.shape[1], npy.shape[2], npy.shape[3]);
-            let v = npy.to_f64();
-            let scale = if npy.descr == "<u2" {
-                1.0 / 65535.0
-            } else {
-                1.0
-            };
-            let plane: Vec<f32> = (0..rows * cols)
-                .map(|p| ((0..ch).map(|c| v[p * ch + c]).sum::<f64>() / ch as f64 * scale) as f32)
-                .collect();
-            images.extend(
-                resize(&plane, rows, cols, size)
-                    .into_iter()
-                    .map(|x| (x - 0.5) / 0.25),
-            );
-        }
-    }
+    let pb = if quiet {
+        ProgressBar::hidden()
+    } else {
+        crate::progress::bar(shards.len() as u64, "shards")
+    };
+    let parts: Vec<(Vec<(String, Vec<f32>)>, usize)> = shards
+        .par_iter()
+        .map(|s| {
+            let r = read_shard(s, size);
+            pb.inc(1);
+            r
+        })
+        .collect::<anyhow::Result<_>>()?;
+    pb.finish_and_clear();
+    let skipped: usize = parts.iter().map(|p| p.1).sum();
+    let mut all: Vec<(String, Vec<f32>)> = parts.into_iter().flat_map(|p| p.0).collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
     if skipped > 0 {
         eprintln!("{skipped} shard members skipped (see warnings)");
     }
-    if images.is_empty() {
+    if all.is_empty() {
         bail!("{}: the dataset has no images", dataset.display());
     }
-    Ok(InMemory { size, images })
+    let mut keys = Vec::with_capacity(all.len());
+    let mut pixels = Vec::with_capacity(all.len() * size * size);
+    for (k, v) in all {
+        keys.push(k);
+        pixels.extend(v);
+    }
+    Ok(Images { size, keys, pixels })
+}
+
+/// A stable pseudo-random number in [0, 1) from a patient key (FNV-1a), so the
+/// held-out patients do not depend on the training seed.
+fn unit_hash(key: &str) -> f64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The text a study contributes: FINDINGS plus IMPRESSION (the whole report
+/// when it has neither), scrubbed again for anything ingest let through.
+fn report_text(report: &str) -> String {
+    let sections = radfm_report::sections::split(report);
+    let mut text = radfm_report::sections::select(&sections, &["findings", "impression"]);
+    if text.trim().is_empty() {
+        text = report.to_string();
+    }
+    radfm_report::scrub::scrub(&text, &Default::default()).0
+}
+
+/// CLIP's training and held-out studies: (views, report text) each.
+struct ClipData {
+    train: Vec<(Vec<usize>, String)>,
+    held_out: Vec<(Vec<usize>, String)>,
+    held_out_name: String,
+}
+
+fn clip_data(dataset: &Path, images: &Images, holdout: f64) -> anyhow::Result<ClipData> {
+    if !(0.0..1.0).contains(&holdout) {
+        bail!("--holdout {holdout}: expected a fraction in [0, 1)");
+    }
+    let catalog = radfm_data::catalog::Catalog::open(dataset)?;
+    let rows = catalog
+        .image_reports()
+        .with_context(|| format!("{}: reading the catalog", dataset.display()))?;
+    let index: HashMap<&str, usize> = images
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
+    let with_splits = rows.iter().any(|r| r.split.is_some());
+    let held_split = if rows.iter().any(|r| r.split.as_deref() == Some("val")) {
+        "val"
+    } else {
+        "test"
+    };
+    // study -> (patient's split role, views, report)
+    let mut studies: BTreeMap<String, (Option<bool>, Vec<usize>, String)> = BTreeMap::new();
+    let (mut no_report, mut not_in_shards) = (0usize, 0usize);
+    for r in &rows {
+        let Some(report) = &r.report else {
+            no_report += 1;
+            continue;
+        };
+        let Some(&i) = index.get(r.key.as_str()) else {
+            not_in_shards += 1;
+            continue;
+        };
+        let role = if with_splits {
+            match r.split.as_deref() {
+                Some("train") => Some(false),
+                Some(s) if s == held_split => Some(true),
+                _ => None,
+            }
+        } else {
+            Some(unit_hash(&r.patient_key) < holdout)
+        };
+        let e = studies
+            .entry(r.study_uid.clone())
+            .or_insert_with(|| (role, Vec::new(), report.clone()));
+        e.1.push(i);
+    }
+    if no_report > 0 {
+        eprintln!("{no_report} images have no report and are left out");
+    }
+    if not_in_shards > 0 {
+        eprintln!("{not_in_shards} catalogued images were not found in the shards");
+    }
+    let mut d = ClipData {
+        train: Vec::new(),
+        held_out: Vec::new(),
+        held_out_name: if with_splits {
+            format!("split {held_split}")
+        } else {
+            format!("{:.0}% of patients by key hash", holdout * 100.0)
+        },
+    };
+    for (_, (role, views, report)) in studies {
+        match role {
+            Some(false) => d.train.push((views, report_text(&report))),
+            Some(true) => d.held_out.push((views, report_text(&report))),
+            None => {}
+        }
+    }
+    if d.train.is_empty() {
+        bail!(
+            "{}: no study with a report in the training patients (was ingest given --reports?)",
+            dataset.display()
+        );
+    }
+    Ok(d)
+}
+
+/// FNV-1a over byte strings, each followed by a separator.
+fn fnv(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for &b in p.iter().chain(&[0xff]) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// The frozen text tower's (mean-pooled, normalised) embeddings of `texts`.
+/// They are cached in `DATASET/.cache/`, keyed by the text model (its config
+/// and weight files' sizes) and every text, so resumed and repeated runs on
+/// the same dataset skip the text tower.
+fn embed_reports(
+    dataset: &Path,
+    text_dir: &Path,
+    dev: &burn::tensor::Device,
+    texts: &[&str],
+    quiet: bool,
+) -> anyhow::Result<(Vec<Vec<f32>>, usize)> {
+    let cfg = std::fs::read(text_dir.join("config.json"))
+        .with_context(|| format!("--text-model {}: no config.json", text_dir.display()))?;
+    let mut sizes = Vec::new();
+    for f in ["model.safetensors", "tokenizer.json", "vocab.txt"] {
+        let n = std::fs::metadata(text_dir.join(f)).map_or(0, |m| m.len());
+        sizes.extend(n.to_le_bytes());
+    }
+    let mut parts: Vec<&[u8]> = vec![b"radfm report embeddings v1 mean normalized", &cfg, &sizes];
+    parts.extend(texts.iter().map(|t| t.as_bytes()));
+    let cache = dataset
+        .join(".cache")
+        .join(format!("report-embeddings-{:016x}.npy", fnv(&parts)));
+    if let Ok(bytes) = std::fs::read(&cache) {
+        if let Ok(n) = Npy::read(&bytes[..]) {
+            if n.shape.len() == 2 && n.shape[0] == texts.len() {
+                let d = n.shape[1];
+                let v: Vec<f32> = n.to_f64().into_iter().map(|x| x as f32).collect();
+                return Ok((v.chunks_exact(d).map(<[f32]>::to_vec).collect(), d));
+            }
+        }
+        eprintln!("{}: unreadable cache, recomputing", cache.display());
+    }
+    let enc = TextEncoder::open(text_dir, dev)
+        .with_context(|| format!("--text-model {}", text_dir.display()))?;
+    let d = enc.bert.config.hidden_size;
+    let pb = if quiet {
+        ProgressBar::hidden()
+    } else {
+        crate::progress::bar(texts.len() as u64, "reports")
+    };
+    // batches of similar length waste little on padding
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| texts[i].len());
+    let mut out = vec![Vec::new(); texts.len()];
+    for chunk in order.chunks(64) {
+        let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
+        for (&i, e) in chunk
+            .iter()
+            .zip(enc.embed(&batch, Pooling::Mean, true, 64)?)
+        {
+            out[i] = e;
+        }
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    let flat: Vec<f32> = out.concat();
+    if let Some(dir) = cache.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    radfm_model::train::write_atomic(
+        &cache,
+        &radfm_dicom::npy::f32_bytes(&[texts.len(), d], &flat),
+    )?;
+    Ok((out, d))
 }
 
 pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
-    if a.objective != "mae" {
-        bail!(
-            "--objective {}: only mae is implemented so far (clip pretraining is tracked in the models issue)",
-            a.objective
-        );
+    if !matches!(a.objective.as_str(), "mae" | "clip") {
+        bail!("--objective {}: expected mae or clip", a.objective);
+    }
+    let augment = Augment::named(&a.augment)
+        .with_context(|| format!("--augment {}: expected standard or none", a.augment))?;
+    let text_model = match (a.objective.as_str(), &a.text_model) {
+        ("clip", None) => bail!(
+            "--objective clip needs --text-model DIR (a BertModel directory with tokenizer.json, e.g. all-MiniLM-L6-v2)"
+        ),
+        ("clip", Some(d)) => Some(d.clone()),
+        _ => None,
+    };
+    if let Some(j) = a.jobs {
+        if j == 0 {
+            bail!("--jobs must be at least 1");
+        }
+        // only the first call sets the global pool; later ones are harmless
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(j)
+            .build_global();
     }
     let dev = radfm_model::device(&a.device)?;
-    let t0 = std::time::Instant::now();
-    let data = load_images(&a.data, a.image_size)?;
-    eprintln!(
-        "{} images at {}x{} px loaded in {:.1} s",
-        data.len(),
-        a.image_size,
-        a.image_size,
-        t0.elapsed().as_secs_f64()
-    );
-    let mut enc = VitConfig::preset(&a.model, a.image_size, a.patch, 1).with_context(|| {
-        format!(
-            "--model {}: expected vit-tiny, vit-small or vit-base",
-            a.model
-        )
-    })?;
-    if a.image_size % a.patch != 0 {
-        bail!(
+    // a preset, or a checkpoint directory whose encoder the run starts from
+    let init = Path::new(&a.model).is_dir().then(|| a.model.clone());
+    let mut enc = match &init {
+        Some(dir) => {
+            let vit = radfm_model::hf::load_image_encoder(Path::new(dir), &dev)
+                .with_context(|| format!("--model {dir}"))?;
+            let c = vit.config.clone();
+            if (c.image_size, c.patch_size) != (a.image_size, a.patch) {
+                eprintln!(
+                    "--model {dir}: training at its own {} px with patch {} (--image-size and --patch are ignored)",
+                    c.image_size, c.patch_size
+                );
+            }
+            c
+        }
+        None if a.image_size % a.patch != 0 => bail!(
             "--image-size {} is not a multiple of --patch {}",
             a.image_size,
             a.patch
-        );
-    }
+        ),
+        None => VitConfig::preset(&a.model, a.image_size, a.patch, 1).with_context(|| {
+            format!(
+                "--model {}: expected vit-tiny, vit-small, vit-base or a checkpoint directory",
+                a.model
+            )
+        })?,
+    };
+    let image_size = enc.image_size;
     if let Some(d) = a.depth {
+        if init.is_some() && d != enc.num_hidden_layers {
+            bail!("--depth cannot change the depth of a --model checkpoint");
+        }
         enc.num_hidden_layers = d;
     }
-    let per_epoch = data.len().div_ceil(a.batch) as u64;
-    let steps = a.steps.unwrap_or(a.epochs.unwrap_or(1) * per_epoch);
-    let config = PretrainConfig {
-        objective: a.objective.clone(),
-        mae: MaeConfig::new(enc),
-        batch: a.batch,
-        steps,
-        schedule: Schedule {
-            lr: a.lr,
-            min_lr: a.lr * 0.01,
-            warmup_steps: a.warmup.unwrap_or((steps / 20).max(1)),
-            total_steps: steps,
-        },
-        adamw: AdamWConfig {
-            weight_decay: a.weight_decay,
-            ..AdamWConfig::default()
-        },
-        seed: a.seed,
-        checkpoint_every: a.checkpoint_every.max(1),
-        images: data.len(),
+    if !(0.0..1.0).contains(&a.drop_path) {
+        bail!("--drop-path {}: expected a rate in [0, 1)", a.drop_path);
+    }
+    enc.drop_path_rate = a.drop_path;
+    let t0 = std::time::Instant::now();
+    let images = load_images(&a.data, image_size, a.quiet)?;
+    eprintln!(
+        "{} images at {}x{} px loaded in {:.1} s",
+        images.keys.len(),
+        image_size,
+        image_size,
+        t0.elapsed().as_secs_f64()
+    );
+    let schedule = |items: usize| -> (u64, Schedule) {
+        let per_epoch = items.div_ceil(a.batch) as u64;
+        let steps = a.steps.unwrap_or(a.epochs.unwrap_or(1) * per_epoch);
+        (
+            steps,
+            Schedule {
+                lr: a.lr,
+                min_lr: a.lr * 0.01,
+                warmup_steps: a.warmup.unwrap_or((steps / 20).max(1)),
+                total_steps: steps,
+            },
+        )
     };
-    let mut run = MaeRun::open(config, &a.out, a.resume, &dev)?;
+    let base = |items: usize| -> PretrainConfig {
+        let (steps, schedule) = schedule(items);
+        PretrainConfig {
+            objective: a.objective.clone(),
+            mae: None,
+            clip: None,
+            augment: augment.clone(),
+            init: init.clone(),
+            batch: a.batch,
+            steps,
+            schedule,
+            adamw: AdamWConfig {
+                weight_decay: a.weight_decay,
+                ..AdamWConfig::default()
+            },
+            seed: a.seed,
+            checkpoint_every: a.checkpoint_every.max(1),
+            images: items,
+        }
+    };
+
+    if let Some(text_dir) = text_model {
+        let d = clip_data(&a.data, &images, a.holdout)?;
+        eprintln!(
+            "{} training studies, {} held out ({}); embedding their reports with {}",
+            d.train.len(),
+            d.held_out.len(),
+            d.held_out_name,
+            text_dir.display()
+        );
+        let t1 = std::time::Instant::now();
+        let texts: Vec<&str> = d
+            .train
+            .iter()
+            .chain(&d.held_out)
+            .map(|s| s.1.as_str())
+            .collect();
+        let (mut feats, text_dim) = embed_reports(&a.data, &text_dir, &dev, &texts, a.quiet)?;
+        let held_feats = feats.split_off(d.train.len());
+        eprintln!(
+            "{} report embeddings ready in {:.1} s",
+            texts.len(),
+            t1.elapsed().as_secs_f64()
+        );
+        let mut config = base(d.train.len());
+        config.clip = Some(ClipTrainConfig {
+            encoder: enc,
+            text_dim,
+            projection_dim: a.projection_dim,
+            init_temperature: 0.07,
+            text_model: text_dir.display().to_string(),
+        });
+        let train = Studies {
+            images: &images,
+            views: d.train.iter().map(|s| s.0.clone()).collect(),
+            texts: feats,
+        };
+        let run = train_loop::<ClipTrain>(config, &a, &dev, &train)?;
+        if d.held_out.is_empty() {
+            eprintln!("no held-out studies: retrieval not measured");
+        } else {
+            let queries: Vec<(Vec<f32>, usize)> = d
+                .held_out
+                .iter()
+                .enumerate()
+                .flat_map(|(s, (views, _))| views.iter().map(move |&v| (s, v)))
+                .map(|(s, v)| (images.get(v).to_vec(), s))
+                .collect();
+            let r = run.retrieval(&queries, &held_feats, &[1, 5, 10])?;
+            let path = a.out.join("retrieval.json");
+            let mut v = serde_json::to_value(&r)?;
+            v["held_out"] = serde_json::json!(d.held_out_name);
+            v["step"] = serde_json::json!(run.opt.step);
+            radfm_model::train::write_atomic(&path, serde_json::to_string_pretty(&v)?.as_bytes())?;
+            for (k, rec, chance) in &r.recall {
+                eprintln!(
+                    "held-out image-to-report recall@{k}: {rec:.3} (chance {chance:.3}, {:.1}x)",
+                    rec / chance
+                );
+            }
+            eprintln!(
+                "{} query images against {} reports, median rank {:.1}: {}",
+                r.queries,
+                r.candidates,
+                r.median_rank,
+                path.display()
+            );
+        }
+    } else {
+        let data = AllImages(images);
+        let mut config = base(data.len());
+        config.mae = Some(MaeConfig::new(enc));
+        let run = train_loop::<Mae>(config, &a, &dev, &data)?;
+        let png = run.save_reconstructions(&data)?;
+        eprintln!("reconstructions of masked images: {}", png.display());
+    }
+    eprintln!(
+        "done in {:.1} s -> {}",
+        t0.elapsed().as_secs_f64(),
+        a.out.display()
+    );
+    Ok(())
+}
+
+/// Open (or resume) the run and step it to the end, with a progress bar.
+fn train_loop<M: Objective>(
+    config: PretrainConfig,
+    a: &PretrainArgs,
+    dev: &burn::tensor::Device,
+    data: &dyn ImageSet,
+) -> anyhow::Result<Run<M>> {
+    let steps = config.steps;
+    let mut run = Run::<M>::open(config, &a.out, a.resume, dev)?;
     let start = run.opt.step;
     if a.resume {
         eprintln!("resuming {} at step {start} of {steps}", a.out.display());
@@ -200,7 +598,7 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
     );
     pb.set_position(start);
     while run.opt.step < steps {
-        let log = run.step(&data)?;
+        let log = run.step(data)?;
         pb.set_position(log.step);
         pb.set_message(format!(
             "loss {:.4}  lr {:.2e}  {:.1} img/s",
@@ -209,8 +607,6 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
     }
     pb.finish_and_clear();
     run.checkpoint()?;
-    let png = run.save_reconstructions(&data)?;
-    eprintln!("reconstructions of masked images: {}", png.display());
     eprintln!("{} steps -> {}", run.opt.step, a.out.display());
-    Ok(())
+    Ok(run)
 }
