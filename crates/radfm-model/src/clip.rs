@@ -415,7 +415,7 @@ mod tests {
             .logits(x, f, &mut rng)
             .unwrap()
             .into_data()
-            .to_vec()
+            .try_to_vec::<f32>()
             .unwrap();
         assert_eq!(l.len(), 9);
         assert!(l.iter().all(|v| v.abs() <= 100.0 + 1e-3), "{l:?}");
@@ -449,7 +449,7 @@ mod gradient_tests {
         let a = t(&av, &ad).require_grad();
         let loss = loss_of(a.clone(), t(&bv, &ad));
         let grads = loss.backward();
-        let g: Vec<f32> = a.grad(&grads).unwrap().into_data().to_vec().unwrap();
+        let g: Vec<f32> = a.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
         let f = |v: &[f32]| -> f64 {
             loss_of(t(v, &device), t(&bv, &device)).into_scalar::<f32>() as f64
         };

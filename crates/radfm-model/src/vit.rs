@@ -631,7 +631,7 @@ mod tests {
 
     fn rows(t: Tensor<3>) -> Vec<Vec<f32>> {
         let [b, ..] = t.dims();
-        let v: Vec<f32> = t.into_data().to_vec().unwrap();
+        let v: Vec<f32> = t.into_data().try_to_vec::<f32>().unwrap();
         v.chunks_exact(v.len() / b).map(<[f32]>::to_vec).collect()
     }
 
