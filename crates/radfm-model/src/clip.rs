@@ -449,7 +449,12 @@ mod gradient_tests {
         let a = t(&av, &ad).require_grad();
         let loss = loss_of(a.clone(), t(&bv, &ad));
         let grads = loss.backward();
-        let g: Vec<f32> = a.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        let g: Vec<f32> = a
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         let f = |v: &[f32]| -> f64 {
             loss_of(t(v, &device), t(&bv, &device)).into_scalar::<f32>() as f64
         };

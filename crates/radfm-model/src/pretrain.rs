@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -66,6 +66,10 @@ pub struct PretrainConfig {
     /// `radfm model run` loads) instead of a random initialisation
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<String>,
+    /// micro-batches of `batch` per optimizer step (gradient accumulation); for
+    /// CLIP the negatives of an image are those of its own micro-batch
+    #[serde(default = "one")]
+    pub accumulate: usize,
     pub batch: usize,
     pub steps: u64,
     pub schedule: Schedule,
@@ -74,6 +78,10 @@ pub struct PretrainConfig {
     pub checkpoint_every: u64,
     /// training items (images for MAE, studies for CLIP)
     pub images: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl PretrainConfig {
@@ -399,15 +407,38 @@ impl<M: Objective> Run<M> {
     pub fn step(&mut self, data: &dyn ImageSet) -> Result<StepLog, ModelError> {
         let t0 = Instant::now();
         let step = self.opt.step;
-        let (x, texts) = self.batch(data, step);
-        let c = &self.config;
-        let mut rng = ChaCha8Rng::seed_from_u64(
-            c.seed ^ 0x4D41_45 ^ step.wrapping_mul(0xA24B_AED4_963E_E407),
-        );
+        let accumulate = self.config.accumulate.max(1);
         let model = self.model.take().expect("model present between steps");
-        let loss_t = model.loss(x, texts, &mut rng)?;
-        let loss: f64 = loss_t.clone().into_scalar::<f32>() as f64;
-        let grads = GradientsParams::from_grads(loss_t.backward(), &model);
+        // micro-batch k of step s is the batch of "micro-step" s * accumulate + k:
+        // with accumulation the samples are those of one batch `accumulate` times larger
+        let mut acc = GradientsAccumulator::<M>::new();
+        let mut loss = 0.0;
+        for k in 0..accumulate {
+            let micro = step * accumulate as u64 + k as u64;
+            let (x, texts) = self.batch(data, micro);
+            let mut rng = ChaCha8Rng::seed_from_u64(
+                self.config.seed ^ 0x4D41_45 ^ micro.wrapping_mul(0xA24B_AED4_963E_E407),
+            );
+            let loss_t = match model.loss(x, texts, &mut rng) {
+                Ok(l) => l,
+                Err(e) => {
+                    self.model = Some(model);
+                    return Err(e);
+                }
+            };
+            loss += loss_t.clone().into_scalar::<f32>() as f64 / accumulate as f64;
+            let loss_t = if accumulate > 1 {
+                loss_t / accumulate as f64
+            } else {
+                loss_t
+            };
+            acc.accumulate(
+                &model,
+                GradientsParams::from_grads(loss_t.backward(), &model),
+            );
+        }
+        let grads = acc.grads();
+        let c = &self.config;
         let lr = c.schedule.at(step);
         let (model, grad_norm) = self.opt.update(model, &grads, lr);
         self.model = Some(model);
@@ -416,7 +447,7 @@ impl<M: Objective> Run<M> {
             loss,
             lr,
             grad_norm,
-            images_per_s: c.batch as f64 / t0.elapsed().as_secs_f64(),
+            images_per_s: (c.batch * accumulate) as f64 / t0.elapsed().as_secs_f64(),
         };
         let p = self.dir.join("metrics.jsonl");
         let mut f = std::fs::OpenOptions::new()

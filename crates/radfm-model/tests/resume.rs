@@ -76,6 +76,8 @@ pub fn tiny_config(objective: &str, steps: u64) -> PretrainConfig {
         clip: (objective == "clip").then_some(clip),
         augment: Some(Augment::standard()),
         init: None,
+        // the CLIP run also accumulates gradients over two micro-batches
+        accumulate: if objective == "clip" { 2 } else { 1 },
         batch: 4,
         steps,
         schedule: Schedule {

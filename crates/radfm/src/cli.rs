@@ -121,6 +121,9 @@ pub struct PretrainArgs {
     /// --objective clip: width of the shared embedding space.
     #[arg(long, default_value_t = 128)]
     pub projection_dim: usize,
+    /// Micro-batches of --batch per optimizer step (gradient accumulation).
+    #[arg(long, default_value_t = 1)]
+    pub accumulate: usize,
     /// Drop-path (stochastic depth) rate of the encoder's last block (0 = off).
     #[arg(long, default_value_t = 0.0)]
     pub drop_path: f64,

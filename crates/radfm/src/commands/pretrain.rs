@@ -442,6 +442,9 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
         }
         enc.num_hidden_layers = d;
     }
+    if a.accumulate == 0 || a.batch == 0 {
+        bail!("--batch and --accumulate must be at least 1");
+    }
     if !(0.0..1.0).contains(&a.drop_path) {
         bail!("--drop-path {}: expected a rate in [0, 1)", a.drop_path);
     }
@@ -456,7 +459,7 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
         t0.elapsed().as_secs_f64()
     );
     let schedule = |items: usize| -> (u64, Schedule) {
-        let per_epoch = items.div_ceil(a.batch) as u64;
+        let per_epoch = items.div_ceil(a.batch * a.accumulate) as u64;
         let steps = a.steps.unwrap_or(a.epochs.unwrap_or(1) * per_epoch);
         (
             steps,
@@ -476,6 +479,7 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
             clip: None,
             augment: augment.clone(),
             init: init.clone(),
+            accumulate: a.accumulate,
             batch: a.batch,
             steps,
             schedule,
