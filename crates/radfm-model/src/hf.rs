@@ -53,21 +53,36 @@ fn strict(w: &Weights, dir: &Path, ignore: impl Fn(&str) -> bool) -> Result<(), 
     }
 }
 
+/// The image encoder's configuration of a supported directory, from its
+/// `config.json` alone, and whether it is a radfm run's `model/`.
+fn encoder_config(dir: &Path, cfg: &serde_json::Value) -> Result<(VitConfig, bool), ModelError> {
+    if cfg["model_type"] == "radfm_vit" {
+        let config = serde_json::from_value::<VitConfig>(cfg["vit"].clone())
+            .map_err(|e| ModelError::Config(format!("{}/config.json: {e}", dir.display())))?;
+        Ok((config, true))
+    } else {
+        Ok((VitConfig::from_hf(cfg)?, false))
+    }
+}
+
+/// The image encoder's configuration of any supported directory, without
+/// reading its weights.
+pub fn image_encoder_config(dir: &Path) -> Result<VitConfig, ModelError> {
+    Ok(encoder_config(dir, &read_config(dir)?)?.0)
+}
+
 /// The image encoder of any supported directory.
 pub fn load_image_encoder(dir: &Path, device: &Device) -> Result<Vit, ModelError> {
-    let cfg = read_config(dir)?;
-    if cfg["model_type"] == "radfm_vit" {
+    let (config, ours) = encoder_config(dir, &read_config(dir)?)?;
+    if ours {
         // a radfm run's model/: the encoder's parameters by module path in
         // model.safetensors (a CLIP run keeps its projections beside it)
         let mut w = Weights::open(&dir.join("model.safetensors"))?;
-        let config = serde_json::from_value::<VitConfig>(cfg["vit"].clone())
-            .map_err(|e| ModelError::Config(format!("{}/config.json: {e}", dir.display())))?;
         let vit = crate::train::load_params(Vit::new(&config, device), &mut w, device)?;
         strict(&w, dir, |_| false)?;
         return Ok(vit);
     }
     let mut w = Weights::open(dir)?;
-    let config = VitConfig::from_hf(&cfg)?;
     let vit = Vit::load(&config, &mut w, device)?;
     strict(&w, dir, |k| {
         // the unused parts of a checkpoint: DINOv2's mask token (for iBOT), CLIP's

@@ -116,13 +116,15 @@ pub trait Objective: Module + Sized {
     }
 }
 
+/// An objective's section of the run's config, or an error naming it.
+fn section<'a, T>(s: &'a Option<T>, name: &str) -> Result<&'a T, ModelError> {
+    s.as_ref()
+        .ok_or_else(|| ModelError::Config(format!("the run's config has no \"{name}\" section")))
+}
+
 impl Objective for Mae {
     fn build(config: &PretrainConfig, device: &Device) -> Result<Mae, ModelError> {
-        let c = config
-            .mae
-            .as_ref()
-            .ok_or_else(|| ModelError::Config("the run's config has no \"mae\" section".into()))?;
-        Ok(Mae::new(c, device))
+        Ok(Mae::new(section(&config.mae, "mae")?, device))
     }
     fn loss(
         &self,
@@ -143,11 +145,7 @@ impl Objective for Mae {
 
 impl Objective for ClipTrain {
     fn build(config: &PretrainConfig, device: &Device) -> Result<ClipTrain, ModelError> {
-        let c = config
-            .clip
-            .as_ref()
-            .ok_or_else(|| ModelError::Config("the run's config has no \"clip\" section".into()))?;
-        Ok(ClipTrain::new(c, device))
+        Ok(ClipTrain::new(section(&config.clip, "clip")?, device))
     }
     fn loss(
         &self,

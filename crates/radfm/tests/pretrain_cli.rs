@@ -61,6 +61,49 @@ fn pretrain(data: &Path, out: &Path, resume: bool) -> Command {
     c
 }
 
+/// Spawn `c` and SIGKILL it once its run logs `lines` steps; the number of
+/// logged steps at the kill, or None when it finished first.
+fn kill_once_logged(c: &mut Command, run: &Path, lines: usize) -> Option<usize> {
+    let mut child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let mut killed_after = None;
+    while t0.elapsed() < Duration::from_secs(120) {
+        let logged = std::fs::read_to_string(run.join("metrics.jsonl"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0);
+        if logged >= lines {
+            child.kill().unwrap(); // SIGKILL
+            killed_after = Some(logged);
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.wait().unwrap();
+    killed_after
+}
+
+/// A run's logged (step, loss bits), in order.
+fn loss_curve(run: &Path) -> Vec<(u64, u64)> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["step"].as_u64().unwrap(),
+                v["loss"].as_f64().unwrap().to_bits(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn kill_9_then_resume_equals_an_uninterrupted_run() {
     let t = tempfile::tempdir().unwrap();
@@ -71,47 +114,14 @@ fn kill_9_then_resume_equals_an_uninterrupted_run() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     // start the same run, kill it once a checkpoint past step 10 exists
-    let mut child = pretrain(&data, &b, false)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    let mut killed_after = None;
-    while t0.elapsed() < Duration::from_secs(120) {
-        let lines = std::fs::read_to_string(b.join("metrics.jsonl"))
-            .map(|s| s.lines().count())
-            .unwrap_or(0);
-        if lines >= 12 {
-            child.kill().unwrap(); // SIGKILL
-            killed_after = Some(lines);
-            break;
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.wait().unwrap();
+    let killed_after = kill_once_logged(&mut pretrain(&data, &b, false), &b, 12);
     let killed_after = killed_after.expect("the run finished before it could be killed");
     eprintln!("killed after {killed_after} logged steps");
     assert!(killed_after < 40, "killed after the last step");
     let o = pretrain(&data, &b, true).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    let metrics = |d: &Path| std::fs::read_to_string(d.join("metrics.jsonl")).unwrap();
-    let losses = |m: &str| -> Vec<(u64, u64)> {
-        m.lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                (
-                    v["step"].as_u64().unwrap(),
-                    v["loss"].as_f64().unwrap().to_bits(),
-                )
-            })
-            .collect()
-    };
-    let (la, lb) = (losses(&metrics(&a)), losses(&metrics(&b)));
+    let (la, lb) = (loss_curve(&a), loss_curve(&b));
     assert_eq!(la.len(), 40);
     assert_eq!(la, lb, "loss curves differ (no step lost or repeated)");
     for f in [
@@ -282,40 +292,13 @@ fn clip_pretraining_on_an_ingested_archive_resumes_exactly_and_reports_retrieval
     // the report embeddings were cached in the dataset and are reused
     let cached = || std::fs::read_dir(data.join(".cache")).unwrap().count();
     assert_eq!(cached(), 1);
-    // the same run, killed once a few steps are logged, then resumed
-    let mut child = clip(&data, &text, &b, "30", false)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(120) {
-        let lines = std::fs::read_to_string(b.join("metrics.jsonl"))
-            .map(|s| s.lines().count())
-            .unwrap_or(0);
-        if lines >= 6 || child.try_wait().unwrap().is_some() {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    child.wait().unwrap();
+    // the same run, killed once a few steps are logged (if it is still running), then resumed
+    kill_once_logged(&mut clip(&data, &text, &b, "30", false), &b, 6);
     ok(&mut clip(&data, &text, &b, "30", true));
     assert_eq!(cached(), 1);
 
-    let metrics = |d: &Path| std::fs::read_to_string(d.join("metrics.jsonl")).unwrap();
-    assert_eq!(metrics(&a).lines().count(), 30);
-    let loss = |m: &str| -> Vec<u64> {
-        m.lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
-                    .as_f64()
-                    .unwrap()
-                    .to_bits()
-            })
-            .collect()
-    };
-    assert_eq!(loss(&metrics(&a)), loss(&metrics(&b)));
+    assert_eq!(loss_curve(&a).len(), 30);
+    assert_eq!(loss_curve(&a), loss_curve(&b));
     for f in ["model/model.safetensors", "model/clip_head.safetensors"] {
         assert_eq!(
             std::fs::read(a.join(f)).unwrap(),

@@ -203,12 +203,18 @@ fn load_images(dataset: &Path, size: usize, quiet: bool) -> anyhow::Result<Image
 /// A stable pseudo-random number in [0, 1) from a patient key (FNV-1a), so the
 /// held-out patients do not depend on the training seed.
 fn unit_hash(key: &str) -> f64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.bytes() {
+    (fnv1a(FNV_OFFSET, key.as_bytes()) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a: `h` continued over `bytes`.
+fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
         h ^= b as u64;
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    (h >> 11) as f64 / (1u64 << 53) as f64
+    h
 }
 
 /// The text a study contributes: FINDINGS plus IMPRESSION (the whole report
@@ -308,14 +314,9 @@ fn clip_data(dataset: &Path, images: &Images, holdout: f64) -> anyhow::Result<Cl
 
 /// FNV-1a over byte strings, each followed by a separator.
 fn fnv(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for &b in p.iter().chain(&[0xff]) {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h
+    parts
+        .iter()
+        .fold(FNV_OFFSET, |h, p| fnv1a(fnv1a(h, p), &[0xff]))
 }
 
 /// The frozen text tower's (mean-pooled, normalised) embeddings of `texts`.
@@ -412,9 +413,9 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
     let init = Path::new(&a.model).is_dir().then(|| a.model.clone());
     let mut enc = match &init {
         Some(dir) => {
-            let vit = radfm_model::hf::load_image_encoder(Path::new(dir), &dev)
+            // the weights are read when the run starts (and checked there)
+            let c = radfm_model::hf::image_encoder_config(Path::new(dir))
                 .with_context(|| format!("--model {dir}"))?;
-            let c = vit.config.clone();
             if (c.image_size, c.patch_size) != (a.image_size, a.patch) {
                 eprintln!(
                     "--model {dir}: training at its own {} px with patch {} (--image-size and --patch are ignored)",
