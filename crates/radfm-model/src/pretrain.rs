@@ -29,7 +29,8 @@ use crate::augment::Augment;
 use crate::clip::{clip_loss, ClipTrain, ClipTrainConfig};
 use crate::mae::{Mae, MaeConfig};
 use crate::train::{
-    load_params, named_params, save_safetensors, write_atomic, AdamW, AdamWConfig, Schedule,
+    load_params, named_params, parallel_grads, save_safetensors, split_rows, write_atomic, AdamW,
+    AdamWConfig, Schedule,
 };
 use crate::vit::{Vit, VitConfig};
 use crate::weights::Weights;
@@ -70,6 +71,13 @@ pub struct PretrainConfig {
     /// CLIP the negatives of an image are those of its own micro-batch
     #[serde(default = "one")]
     pub accumulate: usize,
+    /// each micro-batch is cut into this many parts whose gradients are
+    /// computed at once on replicas of the model (data parallel over the
+    /// cores); only for objectives whose loss is a mean over samples (MAE).
+    /// The parts draw their masks from their own streams, so the count is part
+    /// of the run's identity, fixed at its start
+    #[serde(default = "one")]
+    pub parts: usize,
     pub batch: usize,
     pub steps: u64,
     pub schedule: Schedule,
@@ -107,6 +115,10 @@ pub trait Objective: Module + Sized {
         rng: &mut ChaCha8Rng,
     ) -> Result<Tensor<1>, ModelError>;
     fn encoder(&self) -> &Vit;
+    /// Whether the batch loss is the mean of per-sample losses, so that parts
+    /// of a batch can be computed apart and their gradients added (false for
+    /// contrastive losses, where every sample is another's negative).
+    fn per_sample_loss() -> bool;
     /// The model with its encoder replaced.
     fn with_encoder(self, vit: Vit) -> Self;
     /// Extra tensors exported beside the encoder in `RUN/model/` (file name and
@@ -137,6 +149,9 @@ impl Objective for Mae {
     fn encoder(&self) -> &Vit {
         &self.encoder
     }
+    fn per_sample_loss() -> bool {
+        true
+    }
     fn with_encoder(mut self, vit: Vit) -> Mae {
         self.encoder = vit;
         self
@@ -161,6 +176,9 @@ impl Objective for ClipTrain {
     fn encoder(&self) -> &Vit {
         &self.vision
     }
+    fn per_sample_loss() -> bool {
+        false
+    }
     fn with_encoder(mut self, vit: Vit) -> ClipTrain {
         self.vision = vit;
         self
@@ -174,6 +192,18 @@ impl Objective for ClipTrain {
                 .collect(),
         ))
     }
+}
+
+/// Parts only for an objective whose loss is a mean over samples.
+fn check_parts<M: Objective>(config: &PretrainConfig) -> Result<(), ModelError> {
+    if config.parts > 1 && !M::per_sample_loss() {
+        return Err(ModelError::Config(format!(
+            "the {} objective cannot split a batch into parts: its loss couples every \
+             sample of the batch (use parts 1)",
+            config.objective
+        )));
+    }
+    Ok(())
 }
 
 /// A fresh model of the run: seeded, with the encoder from `config.init` when set.
@@ -301,6 +331,7 @@ impl<M: Objective> Run<M> {
                     config.objective
                 )));
             }
+            check_parts::<M>(&saved)?;
             let mut model = initial::<M>(&saved, &ad)?;
             let mut opt = AdamW::new(saved.adamw);
             if let Some((step, ck)) = latest_checkpoint(dir) {
@@ -329,6 +360,7 @@ impl<M: Objective> Run<M> {
                 dir.display()
             )));
         }
+        check_parts::<M>(&config)?;
         let model = initial::<M>(&config, &ad)?;
         std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
         write_atomic(
@@ -414,26 +446,54 @@ impl<M: Objective> Run<M> {
         for k in 0..accumulate {
             let micro = step * accumulate as u64 + k as u64;
             let (x, texts) = self.batch(data, micro);
-            let mut rng = ChaCha8Rng::seed_from_u64(
-                self.config.seed ^ 0x4D41_45 ^ micro.wrapping_mul(0xA24B_AED4_963E_E407),
-            );
-            let loss_t = match model.loss(x, texts, &mut rng) {
-                Ok(l) => l,
-                Err(e) => {
-                    self.model = Some(model);
-                    return Err(e);
+            let stream = self.config.seed ^ 0x4D41_45 ^ micro.wrapping_mul(0xA24B_AED4_963E_E407);
+            let (grads, loss_k) = if self.config.parts > 1 {
+                let rows = x.dims()[0];
+                let parts: Vec<_> = split_rows(rows, self.config.parts)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        let texts = texts.clone().map(|t| t.slice(r.clone()));
+                        (i as u64, r.len(), x.clone().slice(r), texts)
+                    })
+                    .collect();
+                let found = parallel_grads(&model, parts, |m, (i, len, x, texts)| {
+                    let mut rng = ChaCha8Rng::seed_from_u64(
+                        stream ^ (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    );
+                    // each part's loss weighted by its share: the sum is the batch mean
+                    let share = len as f64 / rows as f64 / accumulate as f64;
+                    Ok(m.loss(x, texts, &mut rng)? * share)
+                });
+                match found {
+                    Ok((g, losses)) => (g, losses.iter().sum::<f64>()),
+                    Err(e) => {
+                        self.model = Some(model);
+                        return Err(e);
+                    }
                 }
-            };
-            loss += loss_t.clone().into_scalar::<f32>() as f64 / accumulate as f64;
-            let loss_t = if accumulate > 1 {
-                loss_t / accumulate as f64
             } else {
-                loss_t
+                let mut rng = ChaCha8Rng::seed_from_u64(stream);
+                let loss_t = match model.loss(x, texts, &mut rng) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        self.model = Some(model);
+                        return Err(e);
+                    }
+                };
+                let value = loss_t.clone().into_scalar::<f32>() as f64 / accumulate as f64;
+                let loss_t = if accumulate > 1 {
+                    loss_t / accumulate as f64
+                } else {
+                    loss_t
+                };
+                (
+                    GradientsParams::from_grads(loss_t.backward(), &model),
+                    value,
+                )
             };
-            acc.accumulate(
-                &model,
-                GradientsParams::from_grads(loss_t.backward(), &model),
-            );
+            loss += loss_k;
+            acc.accumulate(&model, grads);
         }
         let grads = acc.grads();
         let c = &self.config;

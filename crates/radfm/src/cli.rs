@@ -60,6 +60,10 @@ pub enum BenchCommand {
         infer_reps: usize,
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Split each training batch into this many parts, computed at once on
+        /// replicas of the model (data parallel); 0 picks `pretrain`'s default
+        #[arg(long, default_value_t = 0)]
+        parts: usize,
     },
 }
 
@@ -124,6 +128,12 @@ pub struct PretrainArgs {
     /// Micro-batches of --batch per optimizer step (gradient accumulation).
     #[arg(long, default_value_t = 1)]
     pub accumulate: usize,
+    /// --objective mae: cut each batch into N parts computed at once on replicas of the
+    /// model (data parallel over the cores). Default: two per core, at most 8, at least 8
+    /// images a part. The count is saved in config.json: each part draws its own masks.
+    /// CLIP takes 1 only (its loss couples the whole batch).
+    #[arg(long)]
+    pub parts: Option<usize>,
     /// Drop-path (stochastic depth) rate of the encoder's last block (0 = off).
     #[arg(long, default_value_t = 0.0)]
     pub drop_path: f64,

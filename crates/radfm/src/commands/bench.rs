@@ -3,10 +3,9 @@
 
 use std::time::Instant;
 
-use burn::optim::GradientsParams;
 use burn::tensor::{Distribution, Tensor, TensorData};
 use radfm_model::head::{bce_with_logits, Classifier};
-use radfm_model::train::{AdamW, AdamWConfig};
+use radfm_model::train::{default_parts, parallel_grads, split_rows, AdamW, AdamWConfig};
 use radfm_model::vit::{PosEmbed, Vit, VitConfig};
 
 use crate::cli::BenchCommand;
@@ -17,6 +16,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         warmup,
         infer_reps,
         device,
+        parts,
     } = cmd;
     let dev = radfm_model::device(&device)?;
     let ad = dev.clone().autodiff();
@@ -35,8 +35,14 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     let mut times = Vec::new();
     for i in 0..warmup + steps {
         let t0 = Instant::now();
-        let loss = bce_with_logits(model.forward(x.clone()), y.clone());
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let chunks: Vec<_> = split_rows(b, if parts == 0 { default_parts(b) } else { parts })
+            .into_iter()
+            .map(|r| (x.clone().slice(r.clone()), y.clone().slice(r)))
+            .collect();
+        let (grads, _) = parallel_grads(&model, chunks, |m, (x, y)| {
+            let share = x.dims()[0] as f64 / b as f64;
+            Ok(bce_with_logits(m.forward(x), y) * share)
+        })?;
         let (m, _) = opt.update(model, &grads, 1e-4);
         model = m;
         // wait for the step to finish
@@ -54,7 +60,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     let vit = Vit::new(&s, &dev);
     let x = Tensor::<4>::random([16, 3, 224, 224], Distribution::Normal(0.0, 1.0), &dev);
     let mut inf = Vec::new();
-    for i in 0..infer_reps + 1 {
+    for i in 0..infer_reps.max(1) + 1 {
         let t0 = Instant::now();
         let o = vit.forward(x.clone())?;
         let _ = o.pooled.into_data();

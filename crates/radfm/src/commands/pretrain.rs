@@ -20,7 +20,7 @@ use radfm_model::clip::{ClipTrain, ClipTrainConfig};
 use radfm_model::mae::{Mae, MaeConfig};
 use radfm_model::pretrain::{ImageSet, Objective, PretrainConfig, Run};
 use radfm_model::text::{Pooling, TextEncoder};
-use radfm_model::train::{AdamWConfig, Schedule};
+use radfm_model::train::{default_parts, AdamWConfig, Schedule};
 use radfm_model::vit::VitConfig;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -446,6 +446,12 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
     if a.accumulate == 0 || a.batch == 0 {
         bail!("--batch and --accumulate must be at least 1");
     }
+    let parts = match (a.parts, a.objective.as_str()) {
+        (Some(0), _) => bail!("--parts must be at least 1"),
+        (Some(p), _) => p,
+        (None, "clip") => 1,
+        (None, _) => default_parts(a.batch),
+    };
     if !(0.0..1.0).contains(&a.drop_path) {
         bail!("--drop-path {}: expected a rate in [0, 1)", a.drop_path);
     }
@@ -481,6 +487,7 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
             augment: augment.clone(),
             init: init.clone(),
             accumulate: a.accumulate,
+            parts,
             batch: a.batch,
             steps,
             schedule,
