@@ -9,7 +9,9 @@ after 2 warmup steps). Inference: ViT-S/16 (dim 384, depth 12, heads 6),
 batch 16, 224 px, 3 channels (median of 3 after 1 warmup). Both sides use the
 same architecture: pre-norm blocks, exact GELU, learned position embeddings
 for the training model and sin-cos (fixed) ones for ViT-S, class-token
-pooling with a final LayerNorm. PyTorch runs with --threads intra-op threads.
+pooling with a final LayerNorm. PyTorch runs with --threads intra-op threads;
+radfm cuts each batch into data-parallel parts (its `pretrain` default: two
+per core, at least 8 images a part), each on its own thread.
 """
 import argparse
 import json
@@ -102,7 +104,8 @@ def main():
                          capture_output=True, text=True).stdout
     ours = json.loads(out.strip().splitlines()[-1])
     t_train, t_inf = torch_times(a.steps, 2)
-    print(f"torch {torch.__version__}, {a.threads} threads")
+    print(f"torch {torch.__version__}, {a.threads} threads; radfm data-parallel parts: "
+          f"{ours['parts']} (train), {ours['infer_parts']} (inference)")
     print(f"train step (ViT dim 192 depth 6, batch 32, 64 px): radfm {ours['train_step_s']*1e3:.1f} ms, "
           f"PyTorch {t_train*1e3:.1f} ms, ratio {ours['train_step_s']/t_train:.2f}x")
     print(f"inference (ViT-S/16, batch 16, 224 px):            radfm {ours['infer_s']*1e3:.1f} ms, "

@@ -581,6 +581,39 @@ impl Vit {
         Ok(self.finish(t))
     }
 
+    /// [`Vit::forward`] with the batch cut into `parts` (see
+    /// [`crate::train::split_rows`]) encoded at once on their own threads, then
+    /// joined in order. Each sample's output does not depend on the cut.
+    pub fn forward_parts(&self, x: Tensor<4>, parts: usize) -> Result<VitOutput, ModelError> {
+        let ranges = crate::train::split_rows(x.dims()[0], parts);
+        if ranges.len() < 2 {
+            return self.forward(x);
+        }
+        let outs: Vec<Result<VitOutput, ModelError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = ranges
+                .into_iter()
+                .map(|r| {
+                    let (vit, x) = (self.clone(), x.clone().slice(r));
+                    s.spawn(move || vit.forward(x))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("an encoder worker panicked"))
+                .collect()
+        });
+        let (mut hidden, mut pooled) = (Vec::new(), Vec::new());
+        for o in outs {
+            let o = o?;
+            hidden.push(o.last_hidden_state);
+            pooled.push(o.pooled);
+        }
+        Ok(VitOutput {
+            last_hidden_state: Tensor::cat(hidden, 0),
+            pooled: Tensor::cat(pooled, 0),
+        })
+    }
+
     /// [`Vit::forward`] for training, with drop-path drawn from `rng`.
     pub fn forward_train(
         &self,
@@ -633,6 +666,29 @@ mod tests {
         let [b, ..] = t.dims();
         let v: Vec<f32> = t.into_data().try_to_vec::<f32>().unwrap();
         v.chunks_exact(v.len() / b).map(<[f32]>::to_vec).collect()
+    }
+
+    #[test]
+    fn forward_in_parts_equals_one_forward() {
+        let device = crate::device("cpu").unwrap();
+        let vit = tiny(0.0, 2);
+        let x = Tensor::<4>::random([5, 1, 16, 16], burn::tensor::Distribution::Default, &device);
+        let whole = vit.forward(x.clone()).unwrap();
+        let split = vit.forward_parts(x, 3).unwrap();
+        assert_eq!(split.last_hidden_state.dims(), [5, 5, 16]);
+        let flat = |t: Tensor<3>| rows(t).concat();
+        let (a, b) = (flat(whole.last_hidden_state), flat(split.last_hidden_state));
+        let worst = a
+            .iter()
+            .zip(&b)
+            .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+        assert!(worst < 1e-5, "parts differ from one pass by {worst}");
+        let (p, q) = (
+            whole.pooled.into_data().try_to_vec::<f32>().unwrap(),
+            split.pooled.into_data().try_to_vec::<f32>().unwrap(),
+        );
+        assert_eq!(p.len(), 5 * 16);
+        assert!(p.iter().zip(&q).all(|(p, q)| (p - q).abs() < 1e-5));
     }
 
     #[test]

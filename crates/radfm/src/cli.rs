@@ -60,8 +60,8 @@ pub enum BenchCommand {
         infer_reps: usize,
         #[arg(long, default_value = "cpu")]
         device: String,
-        /// Split each training batch into this many parts, computed at once on
-        /// replicas of the model (data parallel); 0 picks `pretrain`'s default
+        /// Split each batch (training and inference) into this many parts, computed at
+        /// once on replicas of the model (data parallel); 0 picks `pretrain`'s default
         #[arg(long, default_value_t = 0)]
         parts: usize,
     },

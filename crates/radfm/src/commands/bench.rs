@@ -32,10 +32,12 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         .map(|i| f32::from(u8::from(i % 3 == 0)))
         .collect();
     let y = Tensor::<2>::from_data(TensorData::new(y, [b, 14]), &ad);
+    let requested = parts;
+    let parts = if parts == 0 { default_parts(b) } else { parts };
     let mut times = Vec::new();
     for i in 0..warmup + steps {
         let t0 = Instant::now();
-        let chunks: Vec<_> = split_rows(b, if parts == 0 { default_parts(b) } else { parts })
+        let chunks: Vec<_> = split_rows(b, parts)
             .into_iter()
             .map(|r| (x.clone().slice(r.clone()), y.clone().slice(r)))
             .collect();
@@ -59,10 +61,15 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     dev.seed(0);
     let vit = Vit::new(&s, &dev);
     let x = Tensor::<4>::random([16, 3, 224, 224], Distribution::Normal(0.0, 1.0), &dev);
+    let infer_parts = if requested == 0 {
+        default_parts(16)
+    } else {
+        requested
+    };
     let mut inf = Vec::new();
     for i in 0..infer_reps.max(1) + 1 {
         let t0 = Instant::now();
-        let o = vit.forward(x.clone())?;
+        let o = vit.forward_parts(x.clone(), infer_parts)?;
         let _ = o.pooled.into_data();
         if i > 0 {
             inf.push(t0.elapsed().as_secs_f64());
@@ -72,7 +79,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     let infer = inf[inf.len() / 2];
     println!(
         "{}",
-        serde_json::json!({"train_step_s": train, "train_steps": steps, "infer_s": infer, "infer_reps": infer_reps,
+        serde_json::json!({"train_step_s": train, "train_steps": steps, "infer_s": infer, "infer_reps": infer_reps, "parts": parts, "infer_parts": infer_parts,
                            "device": device})
     );
     Ok(())

@@ -4,6 +4,7 @@ use anyhow::{bail, Context};
 use burn::tensor::{Tensor, TensorData};
 use radfm_dicom::npy::{f32_bytes, Npy};
 use radfm_model::text::{Pooling, TextEncoder};
+use radfm_model::train::default_parts;
 
 use crate::cli::{ModelCommand, TextCommand};
 
@@ -47,7 +48,9 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
             TensorData::new(chunk, [b, x.shape[1], x.shape[2], x.shape[3]]),
             &dev,
         );
-        let o = vit.forward(t)?;
+        // on the CPU, parts of the batch run on their own threads
+        let parts = if device == "cpu" { default_parts(b) } else { 1 };
+        let o = vit.forward_parts(t, parts)?;
         let (data, shape): (Vec<f32>, Vec<usize>) = if pooled {
             (
                 o.pooled
