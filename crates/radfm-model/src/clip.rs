@@ -307,8 +307,24 @@ impl ClipTrain {
         features: Tensor<2>,
         rng: &mut rand_chacha::ChaCha8Rng,
     ) -> Result<Tensor<2>, ModelError> {
+        let images = self.embed_images_train(x, rng)?;
+        Ok(self.logits_of(images, features))
+    }
+
+    /// [`ClipTrain::embed_images`] for training, with the encoder's drop-path
+    /// drawn from `rng`.
+    pub fn embed_images_train(
+        &self,
+        x: Tensor<4>,
+        rng: &mut rand_chacha::ChaCha8Rng,
+    ) -> Result<Tensor<2>, ModelError> {
         let out = self.vision.forward_train(x, rng)?;
-        let i = l2_normalize(self.visual_projection.forward(out.pooled));
+        Ok(l2_normalize(self.visual_projection.forward(out.pooled)))
+    }
+
+    /// `[images, texts]` logits from normalised image embeddings and text
+    /// features: cosine similarity times the (capped) scale.
+    pub fn logits_of(&self, images: Tensor<2>, features: Tensor<2>) -> Tensor<2> {
         let t = self.embed_texts(features);
         let scale = self
             .logit_scale
@@ -316,7 +332,7 @@ impl ClipTrain {
             .clamp_max(MAX_LOGIT_SCALE)
             .exp()
             .unsqueeze::<2>();
-        Ok(i.matmul(t.transpose()) * scale)
+        images.matmul(t.transpose()) * scale
     }
 }
 
@@ -470,5 +486,87 @@ mod gradient_tests {
                 g[k]
             );
         }
+    }
+
+    /// The data-parallel CLIP step (features of each part on its own replica,
+    /// loss on the joined batch, gradients pushed back per part) gives the
+    /// gradient of one whole-batch pass, and the same loss.
+    #[test]
+    fn coupled_parts_give_the_whole_batch_gradient() {
+        use crate::train::{parallel_grads_coupled, split_rows};
+        use burn::module::{Module, ModuleVisitor, Param};
+        use burn::optim::GradientsParams;
+        use rand::SeedableRng;
+        let device = crate::device("cpu").unwrap();
+        let ad = device.clone().autodiff();
+        let mut enc = crate::vit::VitConfig::preset("vit-tiny", 16, 8, 1).unwrap();
+        enc.hidden_size = 16;
+        enc.num_attention_heads = 2;
+        enc.intermediate_size = 32;
+        enc.num_hidden_layers = 2;
+        let cfg = ClipTrainConfig {
+            encoder: enc,
+            text_dim: 6,
+            projection_dim: 8,
+            init_temperature: 0.07,
+            text_model: "test".into(),
+        };
+        ad.seed(5);
+        let model = ClipTrain::new(&cfg, &ad);
+        let b = 7;
+        let xv: Vec<f32> = (0..b * 256)
+            .map(|i| ((i * 13 % 29) as f32 - 14.0) / 9.0)
+            .collect();
+        let tv: Vec<f32> = (0..b * 6)
+            .map(|i| ((i * 7 % 5) as f32 - 2.0) / 2.0)
+            .collect();
+        let x = Tensor::<4>::from_data(TensorData::new(xv, [b, 1, 16, 16]), &ad);
+        let texts = Tensor::<2>::from_data(TensorData::new(tv, [b, 6]), &ad);
+        let grads_of = |g: &GradientsParams| {
+            struct Collect<'a>(&'a GradientsParams, Vec<f32>);
+            impl ModuleVisitor for Collect<'_> {
+                fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+                    let g = self
+                        .0
+                        .get::<D>(p.id)
+                        .expect("every parameter has a gradient");
+                    self.1.extend(g.into_data().try_to_vec::<f32>().unwrap());
+                }
+            }
+            let mut c = Collect(g, Vec::new());
+            model.visit(&mut c);
+            c.1
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let whole = clip_loss(model.logits(x.clone(), texts.clone(), &mut rng).unwrap());
+        let whole_value = whole.clone().into_scalar::<f32>() as f64;
+        let whole = grads_of(&GradientsParams::from_grads(whole.backward(), &model));
+        let parts: Vec<Tensor<4>> = split_rows(b, 3)
+            .into_iter()
+            .map(|r| x.clone().slice(r))
+            .collect();
+        let (g, value) = parallel_grads_coupled(
+            &model,
+            parts,
+            |m, x| m.embed_images_train(x, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0)),
+            |m, f| Ok(clip_loss(m.logits_of(f, texts.clone()))),
+        )
+        .unwrap();
+        let split = grads_of(&g);
+        assert!(
+            (value - whole_value).abs() < 1e-6,
+            "{value} vs {whole_value}"
+        );
+        assert_eq!(whole.len(), split.len());
+        let top = whole.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = whole
+            .iter()
+            .zip(&split)
+            .fold(0f32, |m, (a, c)| m.max((a - c).abs()));
+        assert!(top > 1e-3, "the test needs a gradient to compare");
+        assert!(
+            worst < 1e-5 * top.max(1.0),
+            "parts differ by {worst} (largest gradient {top})"
+        );
     }
 }

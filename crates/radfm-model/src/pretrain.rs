@@ -29,8 +29,8 @@ use crate::augment::Augment;
 use crate::clip::{clip_loss, ClipTrain, ClipTrainConfig};
 use crate::mae::{Mae, MaeConfig};
 use crate::train::{
-    load_params, named_params, parallel_grads, save_safetensors, split_rows, write_atomic, AdamW,
-    AdamWConfig, Schedule,
+    load_params, named_params, parallel_grads, parallel_grads_coupled, save_safetensors,
+    split_rows, write_atomic, AdamW, AdamWConfig, Schedule,
 };
 use crate::vit::{Vit, VitConfig};
 use crate::weights::Weights;
@@ -73,9 +73,9 @@ pub struct PretrainConfig {
     pub accumulate: usize,
     /// each micro-batch is cut into this many parts whose gradients are
     /// computed at once on replicas of the model (data parallel over the
-    /// cores); only for objectives whose loss is a mean over samples (MAE).
-    /// The parts draw their masks from their own streams, so the count is part
-    /// of the run's identity, fixed at its start
+    /// cores). A coupled loss (CLIP) still sees the whole batch. The parts draw
+    /// masks and drop-path from their own streams, so the count is part of
+    /// the run's identity, fixed at its start
     #[serde(default = "one")]
     pub parts: usize,
     pub batch: usize,
@@ -116,9 +116,30 @@ pub trait Objective: Module + Sized {
     ) -> Result<Tensor<1>, ModelError>;
     fn encoder(&self) -> &Vit;
     /// Whether the batch loss is the mean of per-sample losses, so that parts
-    /// of a batch can be computed apart and their gradients added (false for
-    /// contrastive losses, where every sample is another's negative).
+    /// of a batch can be computed apart and their gradients added. When false
+    /// (contrastive losses, where every sample is another's negative), parts
+    /// go through [`Objective::embed_part`] and [`Objective::coupled_loss`].
     fn per_sample_loss() -> bool;
+    /// A coupled objective's per-sample features of a part of the batch.
+    fn embed_part(
+        &self,
+        _images: Tensor<4>,
+        _rng: &mut ChaCha8Rng,
+    ) -> Result<Tensor<2>, ModelError> {
+        Err(ModelError::Config(
+            "this objective's loss is per sample: it has no coupled features".into(),
+        ))
+    }
+    /// A coupled objective's batch loss from the joined features of its parts.
+    fn coupled_loss(
+        &self,
+        _features: Tensor<2>,
+        _texts: Option<Tensor<2>>,
+    ) -> Result<Tensor<1>, ModelError> {
+        Err(ModelError::Config(
+            "this objective's loss is per sample: it has no coupled loss".into(),
+        ))
+    }
     /// The model with its encoder replaced.
     fn with_encoder(self, vit: Vit) -> Self;
     /// Extra tensors exported beside the encoder in `RUN/model/` (file name and
@@ -179,6 +200,19 @@ impl Objective for ClipTrain {
     fn per_sample_loss() -> bool {
         false
     }
+    fn embed_part(&self, images: Tensor<4>, rng: &mut ChaCha8Rng) -> Result<Tensor<2>, ModelError> {
+        self.embed_images_train(images, rng)
+    }
+    fn coupled_loss(
+        &self,
+        features: Tensor<2>,
+        texts: Option<Tensor<2>>,
+    ) -> Result<Tensor<1>, ModelError> {
+        let texts = texts.ok_or_else(|| {
+            ModelError::Config("the clip objective needs text features for every item".into())
+        })?;
+        Ok(clip_loss(self.logits_of(features, texts)))
+    }
     fn with_encoder(mut self, vit: Vit) -> ClipTrain {
         self.vision = vit;
         self
@@ -192,18 +226,6 @@ impl Objective for ClipTrain {
                 .collect(),
         ))
     }
-}
-
-/// Parts only for an objective whose loss is a mean over samples.
-fn check_parts<M: Objective>(config: &PretrainConfig) -> Result<(), ModelError> {
-    if config.parts > 1 && !M::per_sample_loss() {
-        return Err(ModelError::Config(format!(
-            "the {} objective cannot split a batch into parts: its loss couples every \
-             sample of the batch (use parts 1)",
-            config.objective
-        )));
-    }
-    Ok(())
 }
 
 /// A fresh model of the run: seeded, with the encoder from `config.init` when set.
@@ -331,7 +353,6 @@ impl<M: Objective> Run<M> {
                     config.objective
                 )));
             }
-            check_parts::<M>(&saved)?;
             let mut model = initial::<M>(&saved, &ad)?;
             let mut opt = AdamW::new(saved.adamw);
             if let Some((step, ck)) = latest_checkpoint(dir) {
@@ -360,7 +381,6 @@ impl<M: Objective> Run<M> {
                 dir.display()
             )));
         }
-        check_parts::<M>(&config)?;
         let model = initial::<M>(&config, &ad)?;
         std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
         write_atomic(
@@ -457,16 +477,27 @@ impl<M: Objective> Run<M> {
                         (i as u64, r.len(), x.clone().slice(r), texts)
                     })
                     .collect();
-                let found = parallel_grads(&model, parts, |m, (i, len, x, texts)| {
-                    let mut rng = ChaCha8Rng::seed_from_u64(
-                        stream ^ (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                    );
-                    // each part's loss weighted by its share: the sum is the batch mean
-                    let share = len as f64 / rows as f64 / accumulate as f64;
-                    Ok(m.loss(x, texts, &mut rng)? * share)
-                });
+                let stream_of = |i: u64| {
+                    ChaCha8Rng::seed_from_u64(stream ^ (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                };
+                let found = if M::per_sample_loss() {
+                    parallel_grads(&model, parts, |m, (i, len, x, texts)| {
+                        // each part's loss weighted by its share: the sum is the batch mean
+                        let share = len as f64 / rows as f64 / accumulate as f64;
+                        Ok(m.loss(x, texts, &mut stream_of(i))? * share)
+                    })
+                    .map(|(g, losses)| (g, losses.iter().sum::<f64>()))
+                } else {
+                    let texts = texts.clone();
+                    parallel_grads_coupled(
+                        &model,
+                        parts,
+                        |m, (i, _, x, _)| m.embed_part(x, &mut stream_of(i)),
+                        |m, features| Ok(m.coupled_loss(features, texts)? / accumulate as f64),
+                    )
+                };
                 match found {
-                    Ok((g, losses)) => (g, losses.iter().sum::<f64>()),
+                    Ok(found) => found,
                     Err(e) => {
                         self.model = Some(model);
                         return Err(e);

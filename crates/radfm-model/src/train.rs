@@ -222,21 +222,8 @@ where
         Ok((GradientsParams::from_grads(l.backward(), &rep), value))
     };
     // the replicas are made here: a module is Send but not Sync
-    let mut work = parts.into_iter().map(|p| (replica(model), p));
-    let Some((rep0, first)) = work.next() else {
-        return Ok((GradientsParams::new(), Vec::new()));
-    };
-    let results: Vec<Result<(GradientsParams, f64), ModelError>> = std::thread::scope(|s| {
-        let one = &one;
-        let handles: Vec<_> = work.map(|(r, p)| s.spawn(move || one(r, p))).collect();
-        let mut out = vec![one(rep0, first)];
-        out.extend(
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a gradient worker panicked")),
-        );
-        out
-    });
+    let work: Vec<(M, I)> = parts.into_iter().map(|p| (replica(model), p)).collect();
+    let results = on_threads(work, |(rep, part)| one(rep, part));
     let mut acc = GradientsAccumulator::<M>::new();
     let mut losses = Vec::with_capacity(results.len());
     for r in results {
@@ -245,6 +232,95 @@ where
         losses.push(v);
     }
     Ok((acc.grads(), losses))
+}
+
+/// Data-parallel gradients for a loss that couples the whole batch (CLIP's
+/// InfoNCE, where every sample is the others' negative). `embed(replica,
+/// part)` maps each part to per-sample features at once, on its own replica
+/// and thread; `head(model, features)` takes the joined `[batch, dim]`
+/// features (a leaf of their own) to the batch loss. The loss's gradient with
+/// respect to each part's features is then pushed back through that part's
+/// graph, again all parts at once. The sum, head first and then parts in
+/// order, is the gradient of `head(model, embed(model, batch))`.
+/// Returns it with the loss value.
+pub fn parallel_grads_coupled<M, I, E, H>(
+    model: &M,
+    parts: Vec<I>,
+    embed: E,
+    head: H,
+) -> Result<(GradientsParams, f64), ModelError>
+where
+    M: Module + Send,
+    I: Send,
+    E: Fn(&M, I) -> Result<Tensor<2>, ModelError> + Sync,
+    H: FnOnce(&M, Tensor<2>) -> Result<Tensor<1>, ModelError>,
+{
+    let embed_one = |rep: M, part: I| embed(&rep, part).map(|e| (rep, e));
+    let work: Vec<(M, I)> = parts.into_iter().map(|p| (replica(model), p)).collect();
+    let embedded = on_threads(work, |(rep, part)| embed_one(rep, part));
+    let (mut reps, mut feats) = (Vec::new(), Vec::new());
+    for r in embedded {
+        let (rep, e) = r?;
+        reps.push(rep);
+        feats.push(e);
+    }
+    if feats.is_empty() {
+        return Ok((GradientsParams::new(), 0.0));
+    }
+    let rows: Vec<usize> = feats.iter().map(|e| e.dims()[0]).collect();
+    let joined = Tensor::from_inner(Tensor::cat(
+        feats.iter().map(|e| e.clone().inner()).collect(),
+        0,
+    ))
+    .require_grad();
+    let loss = head(model, joined.clone())?;
+    let value = loss.clone().into_scalar::<f32>() as f64;
+    let g = loss.backward();
+    let d_joined = joined
+        .grad(&g)
+        .ok_or_else(|| ModelError::Config("the batch loss does not use the features".into()))?;
+    let head_grads = GradientsParams::from_grads(g, model);
+    let mut start = 0;
+    let work: Vec<(M, Tensor<2>, Tensor<2>)> = reps
+        .into_iter()
+        .zip(feats)
+        .zip(&rows)
+        .map(|((rep, e), &n)| {
+            let d = d_joined.clone().slice(start..start + n);
+            start += n;
+            (rep, e, d)
+        })
+        .collect();
+    let part_grads = on_threads(work, |(rep, e, d)| {
+        let surrogate = (e * Tensor::from_inner(d)).sum();
+        GradientsParams::from_grads(surrogate.backward(), &rep)
+    });
+    let mut acc = GradientsAccumulator::<M>::new();
+    acc.accumulate(model, head_grads);
+    for g in part_grads {
+        acc.accumulate(model, g);
+    }
+    Ok((acc.grads(), value))
+}
+
+/// `f` over `items`, each on its own scoped thread (the first on this one),
+/// results in item order.
+fn on_threads<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let mut items = items.into_iter();
+    let Some(first) = items.next() else {
+        return Vec::new();
+    };
+    std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = items.map(|t| s.spawn(move || f(t))).collect();
+        let mut out = vec![f(first)];
+        out.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a data-parallel worker panicked")),
+        );
+        out
+    })
 }
 
 /// Parameters that get no weight decay: vectors (norm scales, biases, LayerScale)

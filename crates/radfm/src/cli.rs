@@ -128,10 +128,10 @@ pub struct PretrainArgs {
     /// Micro-batches of --batch per optimizer step (gradient accumulation).
     #[arg(long, default_value_t = 1)]
     pub accumulate: usize,
-    /// --objective mae: cut each batch into N parts computed at once on replicas of the
-    /// model (data parallel over the cores). Default: two per core, at most 8, at least 8
-    /// images a part. The count is saved in config.json: each part draws its own masks.
-    /// CLIP takes 1 only (its loss couples the whole batch).
+    /// Cut each batch into N parts computed at once on replicas of the model (data
+    /// parallel over the cores; CLIP's loss still sees the whole batch). Default: two per
+    /// core, at most 8, at least 8 images a part. The count is saved in config.json, since
+    /// each part draws its own masks and drop-path.
     #[arg(long)]
     pub parts: Option<usize>,
     /// Drop-path (stochastic depth) rate of the encoder's last block (0 = off).

@@ -446,11 +446,10 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
     if a.accumulate == 0 || a.batch == 0 {
         bail!("--batch and --accumulate must be at least 1");
     }
-    let parts = match (a.parts, a.objective.as_str()) {
-        (Some(0), _) => bail!("--parts must be at least 1"),
-        (Some(p), _) => p,
-        (None, "clip") => 1,
-        (None, _) => default_parts(a.batch),
+    let parts = match a.parts {
+        Some(0) => bail!("--parts must be at least 1"),
+        Some(p) => p,
+        None => default_parts(a.batch),
     };
     if !(0.0..1.0).contains(&a.drop_path) {
         bail!("--drop-path {}: expected a rate in [0, 1)", a.drop_path);
