@@ -66,32 +66,71 @@ impl TextEncoder {
         normalize: bool,
         batch: usize,
     ) -> Result<Vec<Vec<f32>>, ModelError> {
+        // batches run on their own threads, one per core at a time: burn's CPU
+        // backend keeps most of a forward pass on the calling thread
+        let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
+        let chunks: Vec<&[&str]> = texts.chunks(batch.max(1)).collect();
+        let d = self.bert.config.hidden_size;
         let mut out = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(batch.max(1)) {
-            let b = self.tokenizer.batch(chunk, self.max_len);
-            let ids =
-                Tensor::<2, Int>::from_data(TensorData::new(b.ids, [b.batch, b.len]), &self.device);
-            let mask = Tensor::<2, Int>::from_data(
-                TensorData::new(b.mask, [b.batch, b.len]),
-                &self.device,
-            );
-            let o = self.bert.forward(ids, mask.clone(), None)?;
-            let d = self.bert.config.hidden_size;
-            let pooled = match pooling {
-                Pooling::Mean => mean_pool(o.last_hidden_state, mask),
-                Pooling::Cls => o.last_hidden_state.narrow(1, 0, 1).reshape([b.batch, d]),
-            };
-            let pooled = if normalize {
-                l2_normalize(pooled)
-            } else {
-                pooled
-            };
-            let v: Vec<f32> = pooled
-                .into_data()
-                .try_to_vec()
-                .map_err(|e| ModelError::Format(format!("{e:?}")))?;
-            out.extend(v.chunks_exact(d).map(<[f32]>::to_vec));
+        for group in chunks.chunks(threads) {
+            let work: Vec<_> = group
+                .iter()
+                .map(|chunk| {
+                    let b = self.tokenizer.batch(chunk, self.max_len);
+                    let ids = Tensor::<2, Int>::from_data(
+                        TensorData::new(b.ids, [b.batch, b.len]),
+                        &self.device,
+                    );
+                    let mask = Tensor::<2, Int>::from_data(
+                        TensorData::new(b.mask, [b.batch, b.len]),
+                        &self.device,
+                    );
+                    (self.bert.clone(), ids, mask)
+                })
+                .collect();
+            let results: Vec<Result<Vec<f32>, ModelError>> = std::thread::scope(|s| {
+                let handles: Vec<_> = work
+                    .into_iter()
+                    .map(|(bert, ids, mask)| {
+                        s.spawn(move || encode(&bert, ids, mask, pooling, normalize))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a text encoder worker panicked"))
+                    .collect()
+            });
+            for r in results {
+                out.extend(r?.chunks_exact(d).map(<[f32]>::to_vec));
+            }
         }
         Ok(out)
     }
+}
+
+/// One tokenised batch through `bert`, pooled and optionally normalised, as
+/// `[batch * hidden]` floats.
+fn encode(
+    bert: &Bert,
+    ids: Tensor<2, Int>,
+    mask: Tensor<2, Int>,
+    pooling: Pooling,
+    normalize: bool,
+) -> Result<Vec<f32>, ModelError> {
+    let [b, _] = ids.dims();
+    let o = bert.forward(ids, mask.clone(), None)?;
+    let d = bert.config.hidden_size;
+    let pooled = match pooling {
+        Pooling::Mean => mean_pool(o.last_hidden_state, mask),
+        Pooling::Cls => o.last_hidden_state.narrow(1, 0, 1).reshape([b, d]),
+    };
+    let pooled = if normalize {
+        l2_normalize(pooled)
+    } else {
+        pooled
+    };
+    pooled
+        .into_data()
+        .try_to_vec()
+        .map_err(|e| ModelError::Format(format!("{e:?}")))
 }

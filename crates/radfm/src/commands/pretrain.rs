@@ -364,7 +364,9 @@ fn embed_reports(
     let mut order: Vec<usize> = (0..texts.len()).collect();
     order.sort_by_key(|&i| texts[i].len());
     let mut out = vec![Vec::new(); texts.len()];
-    for chunk in order.chunks(64) {
+    // several batches of 64 per call: they are encoded at once, one per core
+    let cores = std::thread::available_parallelism().map_or(1, |p| p.get());
+    for chunk in order.chunks(64 * cores) {
         let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
         for (&i, e) in chunk
             .iter()
