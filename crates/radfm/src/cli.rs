@@ -129,9 +129,9 @@ pub struct PretrainArgs {
     #[arg(long, default_value_t = 1)]
     pub accumulate: usize,
     /// Cut each batch into N parts computed at once on replicas of the model (data
-    /// parallel over the cores; CLIP's loss still sees the whole batch). Default: two per
-    /// core, at most 8, at least 8 images a part. The count is saved in config.json, since
-    /// each part draws its own masks and drop-path.
+    /// parallel over the cores; CLIP's loss still sees the whole batch). Default on the CPU:
+    /// two per core, at most 8, at least 8 images a part; 1 on a GPU. The count is saved in
+    /// config.json, since each part draws its own masks and drop-path.
     #[arg(long)]
     pub parts: Option<usize>,
     /// Drop-path (stochastic depth) rate of the encoder's last block (0 = off).

@@ -451,7 +451,9 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
     let parts = match a.parts {
         Some(0) => bail!("--parts must be at least 1"),
         Some(p) => p,
-        None => default_parts(a.batch),
+        // the parts share the CPU's cores; a GPU runs one batch at a time anyway
+        None if a.device == "cpu" => default_parts(a.batch),
+        None => 1,
     };
     if !(0.0..1.0).contains(&a.drop_path) {
         bail!("--drop-path {}: expected a rate in [0, 1)", a.drop_path);
