@@ -599,6 +599,12 @@ fn train_loop<M: Objective>(
     let start = run.opt.step;
     if a.resume {
         eprintln!("resuming {} at step {start} of {steps}", a.out.display());
+        if a.parts.is_some_and(|p| p != run.config.parts) {
+            eprintln!(
+                "note: --parts is ignored on resume; the run keeps its {} part(s)",
+                run.config.parts
+            );
+        }
     }
     let pb = if a.quiet {
         ProgressBar::hidden()
