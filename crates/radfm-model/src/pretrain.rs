@@ -275,24 +275,41 @@ pub struct StepLog {
     pub images_per_s: f64,
 }
 
-/// The sample indices of `step`: consecutive slices of a per-epoch permutation
-/// seeded by (seed, epoch).
-pub fn batch_indices(seed: u64, step: u64, batch: usize, n: usize) -> Vec<usize> {
-    let mut out = Vec::with_capacity(batch);
-    let mut cache: Option<(u64, Vec<usize>)> = None;
-    for j in 0..batch as u64 {
-        let g = step * batch as u64 + j;
-        let (epoch, pos) = (g / n as u64, (g % n as u64) as usize);
-        if cache.as_ref().is_none_or(|c| c.0 != epoch) {
-            let mut perm: Vec<usize> = (0..n).collect();
-            perm.shuffle(&mut ChaCha8Rng::seed_from_u64(
-                seed ^ (epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-            ));
-            cache = Some((epoch, perm));
-        }
-        out.push(cache.as_ref().unwrap().1[pos]);
+/// The sample order of a run: consecutive slices of a per-epoch permutation
+/// seeded by (seed, epoch). The permutation of the current epoch is kept, so a
+/// step costs O(batch), not O(items).
+#[derive(Debug, Default)]
+pub struct EpochOrder {
+    epoch: Option<(u64, Vec<usize>)>,
+}
+
+impl EpochOrder {
+    /// The sample indices of `step` for a dataset of `n` items.
+    pub fn indices(&mut self, seed: u64, step: u64, batch: usize, n: usize) -> Vec<usize> {
+        (0..batch as u64)
+            .map(|j| {
+                let g = step * batch as u64 + j;
+                let (epoch, pos) = (g / n as u64, (g % n as u64) as usize);
+                match &self.epoch {
+                    Some((e, perm)) if *e == epoch && perm.len() == n => perm[pos],
+                    _ => {
+                        let mut perm: Vec<usize> = (0..n).collect();
+                        perm.shuffle(&mut ChaCha8Rng::seed_from_u64(
+                            seed ^ (epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                        ));
+                        let i = perm[pos];
+                        self.epoch = Some((epoch, perm));
+                        i
+                    }
+                }
+            })
+            .collect()
     }
-    out
+}
+
+/// The sample indices of `step` (see [`EpochOrder`]), computed afresh.
+pub fn batch_indices(seed: u64, step: u64, batch: usize, n: usize) -> Vec<usize> {
+    EpochOrder::default().indices(seed, step, batch, n)
 }
 
 fn checkpoints(run: &Path) -> PathBuf {
@@ -322,6 +339,7 @@ pub struct Run<M: Objective> {
     pub opt: AdamW,
     pub dir: PathBuf,
     device: Device,
+    order: EpochOrder,
 }
 
 /// The MAE pretraining loop.
@@ -371,6 +389,7 @@ impl<M: Objective> Run<M> {
                 opt,
                 dir: dir.to_path_buf(),
                 device: ad,
+                order: EpochOrder::default(),
             };
             run.truncate_metrics()?;
             return Ok(run);
@@ -395,6 +414,7 @@ impl<M: Objective> Run<M> {
             model: Some(model),
             dir: dir.to_path_buf(),
             device: ad,
+            order: EpochOrder::default(),
         })
     }
 
@@ -419,11 +439,13 @@ impl<M: Objective> Run<M> {
 
     /// The images (augmented) and text features of `step`'s batch, built
     /// in parallel; every sample is a function of (seed, step, position).
-    fn batch(&self, data: &dyn ImageSet, step: u64) -> (Tensor<4>, Option<Tensor<2>>) {
+    fn batch(&mut self, data: &dyn ImageSet, step: u64) -> (Tensor<4>, Option<Tensor<2>>) {
+        let idx = self
+            .order
+            .indices(self.config.seed, step, self.config.batch, data.len());
         let c = &self.config;
         let e = c.encoder();
         let s = e.image_size;
-        let idx = batch_indices(c.seed, step, c.batch, data.len());
         let images: Vec<Vec<f32>> = idx
             .par_iter()
             .enumerate()
@@ -739,5 +761,32 @@ impl Run<ClipTrain> {
             .collect();
         let truth: Vec<usize> = queries.iter().map(|q| q.1).collect();
         Ok(crate::clip::retrieval(&sim, &truth, ks))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_order_is_a_permutation_per_epoch_and_equals_a_fresh_draw() {
+        let (seed, n, batch) = (3, 10, 4);
+        let mut order = EpochOrder::default();
+        let mut seen: Vec<usize> = Vec::new();
+        // 10 steps of 4 over 10 items: four whole epochs, batches crossing epoch ends
+        for step in 0..10 {
+            let kept = order.indices(seed, step, batch, n);
+            assert_eq!(kept, batch_indices(seed, step, batch, n), "step {step}");
+            seen.extend(kept);
+        }
+        for (e, epoch) in seen.chunks(n).enumerate() {
+            let mut sorted = epoch.to_vec();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..n).collect::<Vec<_>>(), "epoch {e}");
+        }
+        assert_ne!(seen[..n], seen[n..2 * n], "each epoch has its own order");
+        // a dataset of another size is not served from the kept permutation,
+        // even in the kept epoch (3)
+        assert_eq!(order.indices(seed, 3, 3, 3), batch_indices(seed, 3, 3, 3));
     }
 }
