@@ -494,7 +494,6 @@ mod gradient_tests {
     #[test]
     fn coupled_parts_give_the_whole_batch_gradient() {
         use crate::train::{parallel_grads_coupled, split_rows};
-        use burn::module::{Module, ModuleVisitor, Param};
         use burn::optim::GradientsParams;
         use rand::SeedableRng;
         let device = crate::device("cpu").unwrap();
@@ -522,21 +521,7 @@ mod gradient_tests {
             .collect();
         let x = Tensor::<4>::from_data(TensorData::new(xv, [b, 1, 16, 16]), &ad);
         let texts = Tensor::<2>::from_data(TensorData::new(tv, [b, 6]), &ad);
-        let grads_of = |g: &GradientsParams| {
-            struct Collect<'a>(&'a GradientsParams, Vec<f32>);
-            impl ModuleVisitor for Collect<'_> {
-                fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-                    let g = self
-                        .0
-                        .get::<D>(p.id)
-                        .expect("every parameter has a gradient");
-                    self.1.extend(g.into_data().try_to_vec::<f32>().unwrap());
-                }
-            }
-            let mut c = Collect(g, Vec::new());
-            model.visit(&mut c);
-            c.1
-        };
+        let grads_of = |g: &GradientsParams| crate::train::param_grads(&model, g).concat();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
         let whole = clip_loss(model.logits(x.clone(), texts.clone(), &mut rng).unwrap());
         let whole_value = whole.clone().into_scalar::<f32>() as f64;

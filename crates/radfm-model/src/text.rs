@@ -66,8 +66,7 @@ impl TextEncoder {
         normalize: bool,
         batch: usize,
     ) -> Result<Vec<Vec<f32>>, ModelError> {
-        // batches run on their own threads, one per core at a time: burn's CPU
-        // backend keeps most of a forward pass on the calling thread
+        // batches run on their own threads, one per core at a time
         let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
         let chunks: Vec<&[&str]> = texts.chunks(batch.max(1)).collect();
         let d = self.bert.config.hidden_size;
@@ -88,17 +87,8 @@ impl TextEncoder {
                     (self.bert.clone(), ids, mask)
                 })
                 .collect();
-            let results: Vec<Result<Vec<f32>, ModelError>> = std::thread::scope(|s| {
-                let handles: Vec<_> = work
-                    .into_iter()
-                    .map(|(bert, ids, mask)| {
-                        s.spawn(move || encode(&bert, ids, mask, pooling, normalize))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("a text encoder worker panicked"))
-                    .collect()
+            let results = crate::train::on_threads(work, |(bert, ids, mask)| {
+                encode(&bert, ids, mask, pooling, normalize)
             });
             for r in results {
                 out.extend(r?.chunks_exact(d).map(<[f32]>::to_vec));

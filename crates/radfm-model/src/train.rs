@@ -304,8 +304,9 @@ where
 }
 
 /// `f` over `items`, each on its own scoped thread (the first on this one),
-/// results in item order.
-fn on_threads<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+/// results in item order. The crate's one fan-out for CPU data parallelism:
+/// burn's CPU backend keeps most of a pass on the thread that calls it.
+pub(crate) fn on_threads<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
     let mut items = items.into_iter();
     let Some(first) = items.next() else {
         return Vec::new();
@@ -511,6 +512,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
     std::fs::rename(&tmp, path).map_err(|e| ModelError::io(path, e))
 }
 
+/// Every parameter's gradient in `grads`, in visiting order (tests compare
+/// gradient sets computed in different ways).
+#[cfg(test)]
+pub(crate) fn param_grads<M: Module>(module: &M, grads: &GradientsParams) -> Vec<Vec<f32>> {
+    struct Collect<'a>(&'a GradientsParams, Vec<Vec<f32>>);
+    impl ModuleVisitor for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let g = self
+                .0
+                .get::<D>(p.id)
+                .expect("every parameter has a gradient");
+            self.1.push(g.into_data().try_to_vec::<f32>().unwrap());
+        }
+    }
+    let mut c = Collect(grads, Vec::new());
+    module.visit(&mut c);
+    c.1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,23 +557,6 @@ mod tests {
         }
         assert!((1..=8).contains(&default_parts(64)));
         assert_eq!(default_parts(8), 1);
-    }
-
-    /// Every gradient of a small classifier, in visiting order.
-    fn all_grads(model: &crate::head::Classifier, g: &GradientsParams) -> Vec<Vec<f32>> {
-        struct Collect<'a>(&'a GradientsParams, Vec<Vec<f32>>);
-        impl ModuleVisitor for Collect<'_> {
-            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-                let g = self
-                    .0
-                    .get::<D>(p.id)
-                    .expect("every parameter has a gradient");
-                self.1.push(g.into_data().try_to_vec::<f32>().unwrap());
-            }
-        }
-        let mut c = Collect(g, Vec::new());
-        model.visit(&mut c);
-        c.1
     }
 
     #[test]
@@ -589,7 +592,7 @@ mod tests {
                 Ok(bce_with_logits(m.forward(x), y) * share)
             })
             .unwrap();
-            (all_grads(&model, &g), losses.iter().sum::<f64>())
+            (param_grads(&model, &g), losses.iter().sum::<f64>())
         };
         let (whole, loss1) = run(1);
         let (split, loss3) = run(3);

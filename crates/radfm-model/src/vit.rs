@@ -589,19 +589,11 @@ impl Vit {
         if ranges.len() < 2 {
             return self.forward(x);
         }
-        let outs: Vec<Result<VitOutput, ModelError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = ranges
-                .into_iter()
-                .map(|r| {
-                    let (vit, x) = (self.clone(), x.clone().slice(r));
-                    s.spawn(move || vit.forward(x))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("an encoder worker panicked"))
-                .collect()
-        });
+        let work: Vec<(Vit, Tensor<4>)> = ranges
+            .into_iter()
+            .map(|r| (self.clone(), x.clone().slice(r)))
+            .collect();
+        let outs = crate::train::on_threads(work, |(vit, x)| vit.forward(x));
         let (mut hidden, mut pooled) = (Vec::new(), Vec::new());
         for o in outs {
             let o = o?;
