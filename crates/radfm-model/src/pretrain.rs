@@ -495,7 +495,11 @@ impl<M: Objective> Run<M> {
                     .into_iter()
                     .enumerate()
                     .map(|(i, r)| {
-                        let texts = texts.clone().map(|t| t.slice(r.clone()));
+                        // a coupled loss reads the whole batch's texts, not the part's
+                        let texts = match M::per_sample_loss() {
+                            true => texts.clone().map(|t| t.slice(r.clone())),
+                            false => None,
+                        };
                         (i as u64, r.len(), x.clone().slice(r), texts)
                     })
                     .collect();
