@@ -11,7 +11,7 @@
 //! positive; macro-F1 averages observations with gold support >= 20.
 
 use crate::input::Report;
-use crate::labeler::{Labeler, Labels, Status, OBSERVATIONS};
+use crate::labeler::{LabelOptions, Labeler, Labels, Status, OBSERVATIONS};
 use crate::metrics::Prf;
 
 /// The sections the gold labels describe.
@@ -128,9 +128,10 @@ fn tally(c: &mut (u64, u64, u64), predicted: bool, gold: bool) {
     }
 }
 
-/// Score `labeler` on IU reports against `map`.
+/// Score `labeler`, labelling with `opts`, on IU reports against `map`.
 pub fn score<'a>(
     labeler: &Labeler,
+    opts: LabelOptions,
     reports: impl IntoIterator<Item = &'a Report>,
     map: &GoldMap,
 ) -> GoldScore {
@@ -145,7 +146,7 @@ pub fn score<'a>(
             continue;
         };
         scored += 1;
-        let labels: Labels = labeler.label(&text);
+        let labels: Labels = labeler.label_with(&text, opts);
         for k in 0..14 {
             let p = labels.status[k].is_some_and(Status::is_positive_or_uncertain);
             tally(&mut counts[k], p, gold[k]);

@@ -97,6 +97,52 @@ pub enum NoFindingRule {
     Chexpert,
 }
 
+/// Which hedged mentions set an observation's label.
+///
+/// Radiologists grade their certainty with a small vocabulary: "consistent
+/// with" (almost certain), "probably", "likely", "suspicious for" (more likely
+/// than not), "possibly", "may represent", "could be" (a possibility among
+/// others), "cannot exclude" (unlikely but not ruled out). Expert coders, such
+/// as the MeSH coders of the IU/Open-i collection, code the first two grades
+/// and leave the possibilities out; the CheXpert labeler calls every hedge
+/// uncertain. Both kinds of mention are kept in the evidence either way (the
+/// weak ones with `weak: true`); this decides the label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Hedges {
+    /// Only hedges that make the finding at least probable (`[uncertain ...]`
+    /// triggers) label it uncertain. A finding only raised as a possibility
+    /// (`[possible ...]` triggers) does not set its label, but it does keep
+    /// No Finding from being positive.
+    #[default]
+    Probable,
+    /// Every hedge labels the finding uncertain, as the CheXpert labeler does.
+    All,
+}
+
+impl Hedges {
+    /// The policy's name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hedges::Probable => "probable",
+            Hedges::All => "all",
+        }
+    }
+
+    /// The policy named `name` (`probable` or `all`).
+    pub fn from_name(name: &str) -> Option<Hedges> {
+        [Hedges::Probable, Hedges::All]
+            .into_iter()
+            .find(|h| h.as_str() == name)
+    }
+}
+
+/// How [`Labeler::label_with`] turns mentions into labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LabelOptions {
+    pub no_finding: NoFindingRule,
+    pub hedges: Hedges,
+}
+
 const NO_FINDING: usize = 0;
 const SUPPORT_DEVICES: usize = 13;
 
@@ -168,6 +214,9 @@ enum Trigger {
     UncPre,
     UncPost,
     UncBoth,
+    /// weak hedges: "possible", "may represent", "cannot exclude"
+    PossPre,
+    PossPost,
     Suggest,
     Hypothetical,
     Pseudo,
@@ -179,6 +228,9 @@ enum Trigger {
 pub struct Evidence {
     pub observation: &'static str,
     pub status: Status,
+    /// an uncertain mention raised only as a possibility (a `[possible ...]`
+    /// trigger: "may represent", "cannot exclude"); see [`Hedges`]
+    pub weak: bool,
     /// byte offsets into the labelled text
     pub start: usize,
     pub end: usize,
@@ -310,6 +362,8 @@ impl Labeler {
                 Some("uncertain pre") => Trigger::UncPre,
                 Some("uncertain post") => Trigger::UncPost,
                 Some("uncertain both") => Trigger::UncBoth,
+                Some("possible pre") => Trigger::PossPre,
+                Some("possible post") => Trigger::PossPost,
                 Some("suggest") => Trigger::Suggest,
                 Some("hypothetical") => Trigger::Hypothetical,
                 Some("pseudo") => Trigger::Pseudo,
@@ -336,11 +390,11 @@ impl Labeler {
 
     /// Label one report text (default [`NoFindingRule`]).
     pub fn label(&self, text: &str) -> Labels {
-        self.label_with(text, NoFindingRule::default())
+        self.label_with(text, LabelOptions::default())
     }
 
     /// Label one report text. An empty text has no labels at all (not even No Finding).
-    pub fn label_with(&self, text: &str, rule: NoFindingRule) -> Labels {
+    pub fn label_with(&self, text: &str, opts: LabelOptions) -> Labels {
         let lower = text.to_ascii_lowercase();
         let mut toks = Vec::with_capacity(text.len() / 5 + 4);
         tokenize(&lower, &mut toks);
@@ -389,6 +443,8 @@ impl Labeler {
             status: [None; ALL],
             evidence: Vec::new(),
         };
+        // observations raised only as a possibility, under Hedges::Probable
+        let mut possible = [false; ALL];
         if toks.iter().all(|t| t.kind != Kind::Word) {
             return labels;
         }
@@ -400,33 +456,38 @@ impl Labeler {
             if self.hypothetical(&toks, &clause, &trig, s) {
                 continue;
             }
-            let status = match rule.status {
-                RuleStatus::Fixed(Status::Negative) => Status::Negative,
+            let (status, weak) = match rule.status {
+                RuleStatus::Fixed(Status::Negative) => (Status::Negative, false),
                 RuleStatus::Fixed(st) => match self.context(&toks, &clause, &trig, s, e) {
-                    Some(Status::Negative) => Status::Negative,
-                    _ => st,
+                    Some((Status::Negative, _)) => (Status::Negative, false),
+                    _ => (st, false),
                 },
                 _ => self
                     .context(&toks, &clause, &trig, s, e)
-                    .unwrap_or(Status::Positive),
+                    .unwrap_or((Status::Positive, false)),
             };
-            let slot = &mut labels.status[rule.obs];
-            *slot = Some(slot.map_or(status, |old| old.max(status)));
+            if weak && opts.hedges == Hedges::Probable {
+                possible[rule.obs] = true;
+            } else {
+                let slot = &mut labels.status[rule.obs];
+                *slot = Some(slot.map_or(status, |old| old.max(status)));
+            }
             labels.evidence.push(Evidence {
                 observation: observation_name(rule.obs),
                 status,
+                weak,
                 start: toks[s].start as usize,
                 end: toks[e - 1].end as usize,
             });
         }
-        let counted = match rule {
+        let counted = match opts.no_finding {
             NoFindingRule::Normal => ALL,
             NoFindingRule::Chexpert => 14,
         };
         let any_finding = labels.status[..counted].iter().enumerate().any(|(i, s)| {
             i != NO_FINDING
                 && i != SUPPORT_DEVICES
-                && s.is_some_and(Status::is_positive_or_uncertain)
+                && (possible[i] || s.is_some_and(Status::is_positive_or_uncertain))
         });
         labels.status[NO_FINDING] = if any_finding {
             None
@@ -460,7 +521,8 @@ impl Labeler {
             })
     }
 
-    /// The status the triggers around mention tokens `s..e` give it, if any.
+    /// The status the triggers around mention tokens `s..e` give it, if any,
+    /// and whether an uncertain one is only a possibility (a weak hedge).
     fn context(
         &self,
         toks: &[Token],
@@ -468,7 +530,7 @@ impl Labeler {
         trig: &[(usize, usize, Trigger)],
         s: usize,
         e: usize,
-    ) -> Option<Status> {
+    ) -> Option<(Status, bool)> {
         let words = |a: usize, b: usize| toks[a..b].iter().filter(|t| t.kind == Kind::Word).count();
         let cl = clause[s];
         // nearest trigger before, in the same clause
@@ -484,20 +546,23 @@ impl Labeler {
             let near = words(te, anchor) <= PRE_WINDOW;
             match kind {
                 Trigger::Terminator | Trigger::Pseudo => break,
-                Trigger::NegPre if near => return Some(Status::Negative),
+                Trigger::NegPre if near => return Some((Status::Negative, false)),
                 Trigger::UncPre | Trigger::UncBoth if near && !pending_suggest => {
-                    return Some(Status::Uncertain)
+                    return Some((Status::Uncertain, false))
+                }
+                Trigger::PossPre if near && !pending_suggest => {
+                    return Some((Status::Uncertain, true))
                 }
                 Trigger::Suggest if near => {
                     pending_suggest = true;
                     anchor = ts;
                 }
-                Trigger::NegPost | Trigger::UncPost => continue,
+                Trigger::NegPost | Trigger::UncPost | Trigger::PossPost => continue,
                 _ => break,
             }
         }
         if pending_suggest {
-            return Some(Status::Uncertain);
+            return Some((Status::Uncertain, false));
         }
         // nearest trigger after, in the same clause
         for &(ts, _, kind) in trig
@@ -507,8 +572,11 @@ impl Labeler {
         {
             let near = words(e, ts) <= POST_WINDOW;
             match kind {
-                Trigger::NegPost if near => return Some(Status::Negative),
-                Trigger::UncPost | Trigger::UncBoth if near => return Some(Status::Uncertain),
+                Trigger::NegPost if near => return Some((Status::Negative, false)),
+                Trigger::UncPost | Trigger::UncBoth if near => {
+                    return Some((Status::Uncertain, false))
+                }
+                Trigger::PossPost if near => return Some((Status::Uncertain, true)),
                 _ => return None,
             }
         }
@@ -666,68 +734,199 @@ mod tests {
         );
     }
 
+    /// Label `text` under `hedges` and return the named observation's status (or "-").
+    fn st_hedges(text: &str, obs: &str, hedges: Hedges) -> &'static str {
+        let opts = LabelOptions {
+            hedges,
+            ..LabelOptions::default()
+        };
+        match Labeler::builtin().label_with(text, opts).get(obs) {
+            Some(s) => s.as_str(),
+            None => "-",
+        }
+    }
+
     #[test]
     fn hedges_are_uncertain() {
-        table(
-            "hedges",
-            &[
-                (
-                    "Possible early consolidation.",
-                    "Consolidation",
-                    "uncertain",
-                ),
-                (
-                    "Opacity may represent atelectasis.",
-                    "Atelectasis",
-                    "uncertain",
-                ),
-                (
-                    "Opacity may represent atelectasis.",
-                    "Lung Opacity",
-                    "positive",
-                ),
-                ("Cannot exclude pneumonia.", "Pneumonia", "uncertain"),
-                ("Pneumonia cannot be excluded.", "Pneumonia", "uncertain"),
-                ("Atelectasis versus pneumonia.", "Atelectasis", "uncertain"),
-                ("Atelectasis versus pneumonia.", "Pneumonia", "uncertain"),
-                (
-                    "Likely small bilateral effusions.",
-                    "Pleural Effusion",
-                    "uncertain",
-                ),
-                (
-                    "Findings concerning for pneumonia.",
-                    "Pneumonia",
-                    "uncertain",
-                ),
-                (
-                    "Question small right pleural effusion.",
-                    "Pleural Effusion",
-                    "uncertain",
-                ),
-                (
-                    "If there is concern for rib fracture, consider a rib series.",
-                    "Fracture",
-                    "-",
-                ),
-                (
-                    "CT can be performed to identify a small nodule.",
-                    "Lung Lesion",
-                    "-",
-                ),
-                (
-                    "Bony overlap could obscure a small pulmonary nodule.",
-                    "Lung Lesion",
-                    "-",
-                ),
-                ("Borderline cardiomegaly.", "Cardiomegaly", "uncertain"),
-                (
-                    "Heart size is at the upper limits of normal.",
-                    "Cardiomegaly",
-                    "negative",
-                ),
-            ],
+        // (text, observation, label under the default Hedges::Probable, label under Hedges::All)
+        let cases: &[(&str, &str, &str, &str)] = &[
+            // hedges that make the finding probable: uncertain either way
+            (
+                "Likely small bilateral effusions.",
+                "Pleural Effusion",
+                "uncertain",
+                "uncertain",
+            ),
+            (
+                "Probable right lower lobe pneumonia.",
+                "Pneumonia",
+                "uncertain",
+                "uncertain",
+            ),
+            (
+                "Basilar opacity, probably atelectasis.",
+                "Atelectasis",
+                "uncertain",
+                "uncertain",
+            ),
+            (
+                "Findings concerning for pneumonia.",
+                "Pneumonia",
+                "uncertain",
+                "uncertain",
+            ),
+            (
+                "Airspace disease suspicious for pneumonia.",
+                "Pneumonia",
+                "uncertain",
+                "uncertain",
+            ),
+            (
+                "Opacity, favored to represent atelectasis.",
+                "Atelectasis",
+                "uncertain",
+                "uncertain",
+            ),
+            (
+                "Atelectasis versus pneumonia.",
+                "Atelectasis",
+                "uncertain",
+                "uncertain",
+            ),
+            (
+                "Atelectasis versus pneumonia.",
+                "Pneumonia",
+                "uncertain",
+                "uncertain",
+            ),
+            (
+                "Pneumothorax is suspected.",
+                "Pneumothorax",
+                "uncertain",
+                "uncertain",
+            ),
+            (
+                "Borderline cardiomegaly.",
+                "Cardiomegaly",
+                "uncertain",
+                "uncertain",
+            ),
+            // raised only as a possibility: no label by default, uncertain as CheXpert does
+            (
+                "Possible early consolidation.",
+                "Consolidation",
+                "-",
+                "uncertain",
+            ),
+            (
+                "Opacity may represent atelectasis.",
+                "Atelectasis",
+                "-",
+                "uncertain",
+            ),
+            (
+                "Opacity could reflect atelectasis or infection.",
+                "Atelectasis",
+                "-",
+                "uncertain",
+            ),
+            ("Cannot exclude pneumonia.", "Pneumonia", "-", "uncertain"),
+            (
+                "Pneumonia cannot be excluded.",
+                "Pneumonia",
+                "-",
+                "uncertain",
+            ),
+            ("Pneumonia is not excluded.", "Pneumonia", "-", "uncertain"),
+            (
+                "Question small right pleural effusion.",
+                "Pleural Effusion",
+                "-",
+                "uncertain",
+            ),
+            ("Differential includes edema.", "Edema", "-", "uncertain"),
+            (
+                "Correlate clinically for pneumonia.",
+                "Pneumonia",
+                "-",
+                "uncertain",
+            ),
+            // the finding the hedge explains is asserted either way
+            (
+                "Opacity may represent atelectasis.",
+                "Lung Opacity",
+                "positive",
+                "positive",
+            ),
+            // a weak mention does not outvote a claim elsewhere in the report
+            (
+                "Small left effusion. Possible right effusion.",
+                "Pleural Effusion",
+                "positive",
+                "positive",
+            ),
+            (
+                "No effusion on the left. Possible right effusion.",
+                "Pleural Effusion",
+                "negative",
+                "uncertain",
+            ),
+            // hypotheticals do not claim the finding at all
+            (
+                "If there is concern for rib fracture, consider a rib series.",
+                "Fracture",
+                "-",
+                "-",
+            ),
+            (
+                "CT can be performed to identify a small nodule.",
+                "Lung Lesion",
+                "-",
+                "-",
+            ),
+            (
+                "Bony overlap could obscure a small pulmonary nodule.",
+                "Lung Lesion",
+                "-",
+                "-",
+            ),
+            (
+                "Heart size is at the upper limits of normal.",
+                "Cardiomegaly",
+                "negative",
+                "negative",
+            ),
+        ];
+        let mut bad = Vec::new();
+        for &(text, obs, probable, all) in cases {
+            for (h, want) in [(Hedges::Probable, probable), (Hedges::All, all)] {
+                let got = st_hedges(text, obs, h);
+                if got != want {
+                    bad.push(format!("{text:?} {obs} {h:?}: got {got}, want {want}"));
+                }
+            }
+        }
+        assert!(bad.is_empty(), "hedges:\n{}", bad.join("\n"));
+        // the weak mention stays in the evidence, marked
+        let l = Labeler::builtin().label("Opacity may represent atelectasis.");
+        let ev: Vec<(&str, Status, bool)> = l
+            .evidence
+            .iter()
+            .map(|e| (e.observation, e.status, e.weak))
+            .collect();
+        assert_eq!(
+            ev,
+            [
+                ("Lung Opacity", Status::Positive, false),
+                ("Atelectasis", Status::Uncertain, true)
+            ]
         );
+        assert_eq!(Hedges::from_name("all"), Some(Hedges::All));
+        assert_eq!(
+            Hedges::from_name(Hedges::Probable.as_str()),
+            Some(Hedges::Probable)
+        );
+        assert_eq!(Hedges::from_name("some"), None);
     }
 
     #[test]
@@ -906,7 +1105,8 @@ mod tests {
         // support devices do not count
         let dev = "Right PICC tip in the SVC. Lungs clear.";
         assert_eq!(l.label(dev).get("No Finding"), Some(Status::Positive));
-        // an uncertain finding does
+        // an uncertain finding does, and so does one raised only as a possibility
+        assert_eq!(l.label("Likely small effusion.").get("No Finding"), None);
         assert_eq!(l.label("Possible small effusion.").get("No Finding"), None);
         // a finding outside the 14 counts under the default rule, not under CheXpert's
         let gran = "Lungs clear. Calcified granuloma in the right upper lobe.";
@@ -916,8 +1116,14 @@ mod tests {
             Some(Status::Positive)
         );
         assert_eq!(
-            l.label_with(gran, NoFindingRule::Chexpert)
-                .get("No Finding"),
+            l.label_with(
+                gran,
+                LabelOptions {
+                    no_finding: NoFindingRule::Chexpert,
+                    ..LabelOptions::default()
+                }
+            )
+            .get("No Finding"),
             Some(Status::Positive)
         );
         // an empty text has no labels at all

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use radfm_report::input::read_reports;
 use radfm_report::iu::{score, GoldMap};
-use radfm_report::labeler::Labeler;
+use radfm_report::labeler::{Hedges, LabelOptions, Labeler};
 
 fn iu_dir() -> Option<PathBuf> {
     let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/iu-xray");
@@ -30,7 +30,7 @@ fn labeler_quality_on_iu_dev() {
     })
     .unwrap();
     assert_eq!(reports.len(), 2980);
-    let s = score(Labeler::builtin(), &reports, &map);
+    let s = score(Labeler::builtin(), LabelOptions::default(), &reports, &map);
     eprintln!("scored {} reports ({} skipped)", s.scored, s.skipped);
     eprintln!(
         "{:<28} {:>9} {:>9} {:>9} {:>8}",
@@ -57,13 +57,33 @@ fn labeler_quality_on_iu_dev() {
         std::fs::write(path, lines.join("\n")).unwrap();
     }
     assert!(s.scored > 2800, "the scoring rule skipped too many reports");
-    // Regression floors at the figures reached (the target for the
-    // primary figure is 0.90; most of the gap is hedged mentions, which the
-    // labeler calls uncertain and the MeSH gold leaves uncoded: see docs/reports.md).
+    // The target for the primary figure (positive or uncertain counted
+    // as positive) is 0.90; the labeler reaches 0.928 with its default hedge
+    // policy. With every hedge uncertain (CheXpert's convention) it is 0.885:
+    // the MeSH coders leave findings raised only as a possibility uncoded (see
+    // docs/reports.md). Floors a little under the figures reached.
     assert!(
-        s.macro_f1 >= 0.87,
-        "macro-F1 {:.4} fell below 0.87",
+        s.macro_f1 >= 0.92,
+        "macro-F1 {:.4} fell below 0.92 (target 0.90)",
         s.macro_f1
+    );
+    let all = score(
+        Labeler::builtin(),
+        LabelOptions {
+            hedges: Hedges::All,
+            ..LabelOptions::default()
+        },
+        &reports,
+        &map,
+    );
+    eprintln!(
+        "with every hedge uncertain (--hedges all): macro-F1 {:.4}",
+        all.macro_f1
+    );
+    assert!(
+        all.macro_f1 >= 0.87,
+        "--hedges all: macro-F1 {:.4} fell below 0.87",
+        all.macro_f1
     );
     assert!(
         s.macro_f1_strict >= 0.90,
@@ -76,6 +96,9 @@ fn labeler_quality_on_iu_dev() {
         ("Cardiomegaly", 0.95),
         ("Support Devices", 0.92),
         ("Lung Opacity", 0.92),
+        ("Atelectasis", 0.95),
+        ("Pleural Effusion", 0.94),
+        ("Pneumonia", 0.80),
     ] {
         assert!(
             per(o).f1 >= floor,

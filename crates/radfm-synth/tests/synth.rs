@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use radfm_report::input::Report;
-use radfm_report::labeler::{Labeler, NoFindingRule};
+use radfm_report::labeler::{Hedges, LabelOptions, Labeler, NoFindingRule};
 use radfm_synth::{generate, Config};
 
 fn cfg(out: &Path, patients: usize, seed: u64, size: usize) -> Config {
@@ -278,7 +278,10 @@ fn reports_say_what_the_truth_says() {
         let rep = Report::from_text(acc, r["text"].as_str().unwrap());
         let l = labeler.label_with(
             &rep.select(&["findings", "impression"]),
-            NoFindingRule::Chexpert,
+            LabelOptions {
+                no_finding: NoFindingRule::Chexpert,
+                hedges: Hedges::All,
+            },
         );
         let said: HashSet<&str> = l
             .iter()

@@ -212,6 +212,9 @@ pub enum ReportsCommand {
         /// When No Finding is positive: `normal` (no finding at all, counting findings outside the 14) or `chexpert` (none of the 14).
         #[arg(long, default_value = "normal")]
         no_finding: String,
+        /// Which hedges label a finding uncertain: `probable` ("probably", "likely", "suspicious for", "A versus B"; a finding raised only as a possibility, "may represent", "possible", "cannot exclude", stays in the evidence with "weak": true but sets no label) or `all` (every hedge, as the CheXpert labeler does).
+        #[arg(long, default_value = "probable")]
+        hedges: String,
     },
     /// Split reports into sections (findings, impression, indication, comparison, technique, preamble).
     Sections {
@@ -249,6 +252,9 @@ pub enum ReportsCommand {
         /// Label the corpus this many times for the throughput figure.
         #[arg(long, default_value_t = 5)]
         repeat: usize,
+        /// Hedge policy to label and score with (`probable` or `all`, as for `reports label`); the other is scored too, for comparison.
+        #[arg(long, default_value = "probable")]
+        hedges: String,
     },
 }
 

@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use radfm_data::fsutil::AtomicFile;
 use radfm_report::input::{read_reports, Report};
-use radfm_report::labeler::{char_offset, Labeler, NoFindingRule};
+use radfm_report::labeler::{char_offset, Hedges, LabelOptions, Labeler, NoFindingRule};
 use radfm_report::sections::NAMES;
 use serde_json::json;
 
@@ -27,7 +27,8 @@ pub fn run(c: ReportsCommand) -> anyhow::Result<()> {
             out,
             sections,
             no_finding,
-        } => label(&input, &out, &sections, &no_finding),
+            hedges,
+        } => label(&input, &out, &sections, &no_finding, &hedges),
         ReportsCommand::Sections { input, out } => sections(&input, &out),
         ReportsCommand::Scrub { input, out } => scrub(&input, &out),
         ReportsCommand::Score {
@@ -40,7 +41,8 @@ pub fn run(c: ReportsCommand) -> anyhow::Result<()> {
             gold,
             errors,
             repeat,
-        } => bench(&input, gold.as_deref(), errors.as_deref(), repeat),
+            hedges,
+        } => bench(&input, gold.as_deref(), errors.as_deref(), repeat, &hedges),
     }
 }
 
@@ -115,8 +117,8 @@ fn check_sections(names: &[String]) -> anyhow::Result<Vec<&str>> {
         .collect()
 }
 
-fn label_json(id: &str, text: &str, labeler: &Labeler, rule: NoFindingRule) -> serde_json::Value {
-    let l = labeler.label_with(text, rule);
+fn label_json(id: &str, text: &str, labeler: &Labeler, opts: LabelOptions) -> serde_json::Value {
+    let l = labeler.label_with(text, opts);
     let labels: serde_json::Map<String, serde_json::Value> = l
         .iter()
         .map(|(o, s)| (o.to_string(), json!(s.as_str())))
@@ -129,30 +131,48 @@ fn label_json(id: &str, text: &str, labeler: &Labeler, rule: NoFindingRule) -> s
         .evidence
         .iter()
         .map(|e| {
-            json!({
+            let mut v = json!({
                 "observation": e.observation,
                 "status": e.status.as_str(),
                 "start": char_offset(text, e.start),
                 "end": char_offset(text, e.end),
                 "text": &text[e.start..e.end],
-            })
+            });
+            if e.weak {
+                v["weak"] = json!(true);
+            }
+            v
         })
         .collect();
     json!({"id": id, "labels": labels, "other_findings": other, "evidence": evidence})
 }
 
-fn label(input: &Path, out: &Path, sections: &[String], no_finding: &str) -> anyhow::Result<()> {
+fn label(
+    input: &Path,
+    out: &Path,
+    sections: &[String],
+    no_finding: &str,
+    hedges: &str,
+) -> anyhow::Result<()> {
     let names = check_sections(sections)?;
-    let rule = match no_finding {
-        "normal" => NoFindingRule::Normal,
-        "chexpert" => NoFindingRule::Chexpert,
-        other => bail!("--no-finding {other}: expected normal or chexpert"),
+    let opts = LabelOptions {
+        no_finding: match no_finding {
+            "normal" => NoFindingRule::Normal,
+            "chexpert" => NoFindingRule::Chexpert,
+            other => bail!("--no-finding {other}: expected normal or chexpert"),
+        },
+        hedges: parse_hedges(hedges)?,
     };
     let labeler = Labeler::builtin();
     each_report(input, out, |r| {
-        Ok(label_json(&r.id, &r.select(&names), labeler, rule))
+        Ok(label_json(&r.id, &r.select(&names), labeler, opts))
     })?;
     Ok(())
+}
+
+fn parse_hedges(hedges: &str) -> anyhow::Result<Hedges> {
+    Hedges::from_name(hedges)
+        .with_context(|| format!("--hedges {hedges}: expected probable or all"))
 }
 
 fn sections(input: &Path, out: &Path) -> anyhow::Result<()> {
@@ -293,7 +313,13 @@ fn bench(
     gold: Option<&Path>,
     errors: Option<&Path>,
     repeat: usize,
+    hedges: &str,
 ) -> anyhow::Result<()> {
+    let hedges = parse_hedges(hedges)?;
+    let opts = LabelOptions {
+        hedges,
+        ..LabelOptions::default()
+    };
     let mut reports = Vec::new();
     read_reports(input, |r| match r {
         Ok(r) => reports.push(r),
@@ -311,7 +337,7 @@ fn bench(
     let mut mentions = 0usize;
     for _ in 0..repeat.max(1) {
         for text in &texts {
-            mentions += labeler.label(text).evidence.len();
+            mentions += labeler.label_with(text, opts).evidence.len();
         }
     }
     let secs = t.elapsed().as_secs_f64();
@@ -336,10 +362,12 @@ fn bench(
                 .with_context(|| format!("cannot read {}", gold.display()))?,
         )
         .map_err(|e| anyhow::anyhow!("{}: {e}", gold.display()))?;
-        let s = radfm_report::iu::score(labeler, &reports, &map);
+        let s = radfm_report::iu::score(labeler, opts, &reports, &map);
         println!(
-            "\nscored {} reports against MeSH gold ({} not scored)",
-            s.scored, s.skipped
+            "\nscored {} reports against MeSH gold ({} not scored), --hedges {}",
+            s.scored,
+            s.skipped,
+            hedges.as_str()
         );
         println!("positive or uncertain counted as positive (primary); last column: F1 counting positive only");
         println!(
@@ -357,6 +385,25 @@ fn bench(
             s.macro_observations.len(),
             s.macro_f1,
             s.macro_f1_strict
+        );
+        let other = match hedges {
+            Hedges::Probable => Hedges::All,
+            Hedges::All => Hedges::Probable,
+        };
+        let o = radfm_report::iu::score(
+            labeler,
+            LabelOptions {
+                hedges: other,
+                ..opts
+            },
+            &reports,
+            &map,
+        );
+        println!(
+            "with --hedges {}: macro-F1 {:.4} (positive only: {:.4})",
+            other.as_str(),
+            o.macro_f1,
+            o.macro_f1_strict
         );
         if let Some(path) = errors {
             let mut f = AtomicFile::create(path)?;
