@@ -661,6 +661,8 @@ mod tests {
                     "positive",
                 ),
                 ("Massive cardiomegaly.", "Lung Lesion", "-"),
+                ("Masslike opacity in the left base.", "Lung Lesion", "positive"),
+                ("Mass-like opacity in the left base.", "Lung Lesion", "positive"),
                 ("Pericardial effusion.", "Pleural Effusion", "-"),
                 ("Small pleural effusion.", "Pleural Effusion", "positive"),
                 ("Edematous soft tissues.", "Edema", "-"),

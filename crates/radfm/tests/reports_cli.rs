@@ -163,6 +163,78 @@ fn label_iu_xml_directory_and_tgz() {
 }
 
 #[test]
+fn hedge_policy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("r.jsonl");
+    std::fs::write(
+        &input,
+        concat!(
+            r#"{"id": "a", "text": "Right basilar opacity may represent atelectasis."}"#,
+            "\n",
+            r#"{"id": "b", "text": "Right basilar opacity, probably atelectasis."}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let by_id = |out: &Path| -> Vec<serde_json::Value> {
+        let mut v = lines(out);
+        v.sort_by_key(|x| x["id"].as_str().unwrap().to_string());
+        v
+    };
+    // default: a finding raised only as a possibility is weak evidence, not a label
+    let out = tmp.path().join("probable.jsonl");
+    ok(&radfm(&["reports", "label", p(&input), "--out", p(&out)]));
+    let v = by_id(&out);
+    assert!(v[0]["labels"].get("Atelectasis").is_none(), "{}", v[0]);
+    assert_eq!(v[0]["labels"]["Lung Opacity"], "positive");
+    assert!(v[0]["labels"].get("No Finding").is_none());
+    let ev = v[0]["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["observation"] == "Atelectasis")
+        .unwrap();
+    assert_eq!(ev["status"], "uncertain");
+    assert_eq!(ev["weak"], true);
+    assert_eq!(v[1]["labels"]["Atelectasis"], "uncertain");
+    assert!(v[1]["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e.get("weak").is_none()));
+    // --hedges all: every hedge is uncertain, as CheXpert labels
+    let out = tmp.path().join("all.jsonl");
+    ok(&radfm(&[
+        "reports",
+        "label",
+        p(&input),
+        "--out",
+        p(&out),
+        "--hedges",
+        "all",
+    ]));
+    let v = by_id(&out);
+    assert_eq!(v[0]["labels"]["Atelectasis"], "uncertain");
+    assert_eq!(v[1]["labels"]["Atelectasis"], "uncertain");
+    // a policy that does not exist is refused, naming the flag
+    let o = radfm(&[
+        "reports",
+        "label",
+        p(&input),
+        "--out",
+        p(&out),
+        "--hedges",
+        "some",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--hedges some") && err.contains("probable or all"),
+        "{err}"
+    );
+}
+
+#[test]
 fn sections_scrub_and_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let jsonl = tmp.path().join("r.jsonl");
