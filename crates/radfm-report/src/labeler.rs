@@ -448,8 +448,7 @@ impl Labeler {
         if toks.iter().all(|t| t.kind != Kind::Word) {
             return labels;
         }
-        for k in 0..found.len() {
-            let (s, e, rule) = found[k];
+        for (k, &(s, e, rule)) in found.iter().enumerate() {
             if rule.status == RuleStatus::Ignore || covered(k) {
                 continue;
             }
@@ -564,23 +563,18 @@ impl Labeler {
         if pending_suggest {
             return Some((Status::Uncertain, false));
         }
-        // nearest trigger after, in the same clause
-        for &(ts, _, kind) in trig
+        // the nearest trigger after, if in the same clause, and only if it is a post-trigger
+        let &(ts, _, kind) = trig
             .iter()
-            .skip_while(|t| t.0 < e)
-            .take_while(|t| clause[t.0] == clause[e - 1])
-        {
-            let near = words(e, ts) <= POST_WINDOW;
-            match kind {
-                Trigger::NegPost if near => return Some((Status::Negative, false)),
-                Trigger::UncPost | Trigger::UncBoth if near => {
-                    return Some((Status::Uncertain, false))
-                }
-                Trigger::PossPost if near => return Some((Status::Uncertain, true)),
-                _ => return None,
-            }
+            .find(|t| t.0 >= e)
+            .filter(|t| clause[t.0] == clause[e - 1])?;
+        let near = words(e, ts) <= POST_WINDOW;
+        match kind {
+            Trigger::NegPost if near => Some((Status::Negative, false)),
+            Trigger::UncPost | Trigger::UncBoth if near => Some((Status::Uncertain, false)),
+            Trigger::PossPost if near => Some((Status::Uncertain, true)),
+            _ => None,
         }
-        None
     }
 }
 
@@ -661,8 +655,16 @@ mod tests {
                     "positive",
                 ),
                 ("Massive cardiomegaly.", "Lung Lesion", "-"),
-                ("Masslike opacity in the left base.", "Lung Lesion", "positive"),
-                ("Mass-like opacity in the left base.", "Lung Lesion", "positive"),
+                (
+                    "Masslike opacity in the left base.",
+                    "Lung Lesion",
+                    "positive",
+                ),
+                (
+                    "Mass-like opacity in the left base.",
+                    "Lung Lesion",
+                    "positive",
+                ),
                 ("Pericardial effusion.", "Pleural Effusion", "-"),
                 ("Small pleural effusion.", "Pleural Effusion", "positive"),
                 ("Edematous soft tissues.", "Edema", "-"),
