@@ -9,8 +9,9 @@
 //! 1. A mention rule may fix the status itself (`negative: heart size ~3
 //!    normal`, `uncertain: borderline cardiomegaly`).
 //! 2. Otherwise the nearest trigger before it in the same clause decides:
-//!    `[negation pre]` ("no", "without", "negative for") or `[uncertain pre]`
-//!    ("possible", "cannot exclude") apply for up to `PRE_WINDOW` words,
+//!    `[negation pre]` ("no", "without", "negative for"), `[uncertain pre]`
+//!    ("probably", "likely") or `[possible pre]` ("possible", "may represent",
+//!    "cannot exclude", "unlikely") apply for up to `PRE_WINDOW` words,
 //!    through lists ("no effusion, pneumothorax, or consolidation"), until a
 //!    terminator ("but", "however", `;`, `:`, the end of the sentence) or a
 //!    newer trigger. `[suggest]` triggers ("to suggest", "concerning for") are
@@ -18,10 +19,15 @@
 //!    suggest pneumonia" is negative). Under a `[hypothetical]` trigger ("if
 //!    there is concern for", "to exclude", "could obscure") the text does not
 //!    claim the finding at all, and the mention is dropped.
-//! 3. Failing that, a `[negation post]` or `[uncertain post]` trigger up to
+//! 3. Failing that, a `[negation post]`, `[uncertain post]` or `[possible post]` trigger up to
 //!    `POST_WINDOW` words after it in the same clause ("effusion has
 //!    resolved", "pneumonia is not excluded").
 //! 4. Otherwise the mention is positive.
+//!
+//! A mention made uncertain by a `[possible ...]` trigger is marked weak: the
+//! finding is raised only as a possibility. Under the default
+//! [`Hedges::Probable`] it stays in the evidence but does not set its
+//! observation's label; under [`Hedges::All`] it is uncertain like any other.
 //!
 //! Per report, an observation is positive if any mention is positive, else
 //! uncertain if any is uncertain, else negative; unmentioned observations are
@@ -217,6 +223,7 @@ enum Trigger {
     /// weak hedges: "possible", "may represent", "cannot exclude"
     PossPre,
     PossPost,
+    PossBoth,
     Suggest,
     Hypothetical,
     Pseudo,
@@ -364,6 +371,7 @@ impl Labeler {
                 Some("uncertain both") => Trigger::UncBoth,
                 Some("possible pre") => Trigger::PossPre,
                 Some("possible post") => Trigger::PossPost,
+                Some("possible both") => Trigger::PossBoth,
                 Some("suggest") => Trigger::Suggest,
                 Some("hypothetical") => Trigger::Hypothetical,
                 Some("pseudo") => Trigger::Pseudo,
@@ -549,7 +557,7 @@ impl Labeler {
                 Trigger::UncPre | Trigger::UncBoth if near && !pending_suggest => {
                     return Some((Status::Uncertain, false))
                 }
-                Trigger::PossPre if near && !pending_suggest => {
+                Trigger::PossPre | Trigger::PossBoth if near && !pending_suggest => {
                     return Some((Status::Uncertain, true))
                 }
                 Trigger::Suggest if near => {
@@ -572,7 +580,7 @@ impl Labeler {
         match kind {
             Trigger::NegPost if near => Some((Status::Negative, false)),
             Trigger::UncPost | Trigger::UncBoth if near => Some((Status::Uncertain, false)),
-            Trigger::PossPost if near => Some((Status::Uncertain, true)),
+            Trigger::PossPost | Trigger::PossBoth if near => Some((Status::Uncertain, true)),
             _ => None,
         }
     }
@@ -853,6 +861,28 @@ mod tests {
                 "Correlate clinically for pneumonia.",
                 "Pneumonia",
                 "-",
+                "uncertain",
+            ),
+            // judged improbable: the lowest grade
+            ("Pneumonia is unlikely.", "Pneumonia", "-", "uncertain"),
+            (
+                "Opacity, unlikely to represent pneumonia.",
+                "Pneumonia",
+                "-",
+                "uncertain",
+            ),
+            ("Pneumonia not likely.", "Pneumonia", "-", "uncertain"),
+            ("Doubt pneumothorax.", "Pneumothorax", "-", "uncertain"),
+            (
+                "Most likely atelectasis, less likely pneumonia.",
+                "Pneumonia",
+                "-",
+                "uncertain",
+            ),
+            (
+                "Most likely atelectasis, less likely pneumonia.",
+                "Atelectasis",
+                "uncertain",
                 "uncertain",
             ),
             // the finding the hedge explains is asserted either way
