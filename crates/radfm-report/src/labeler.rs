@@ -396,7 +396,7 @@ impl Labeler {
         (self.mentions.len(), self.triggers.len())
     }
 
-    /// Label one report text (default [`NoFindingRule`]).
+    /// Label one report text with the default [`LabelOptions`].
     pub fn label(&self, text: &str) -> Labels {
         self.label_with(text, LabelOptions::default())
     }
@@ -599,12 +599,9 @@ pub fn char_offset(text: &str, b: usize) -> usize {
 mod tests {
     use super::*;
 
-    /// Label `text` and return `observation=status` for the named observation (or "-").
+    /// Label `text` with the default options and return the named observation's status (or "-").
     fn st(text: &str, obs: &str) -> &'static str {
-        match Labeler::builtin().label(text).get(obs) {
-            Some(s) => s.as_str(),
-            None => "-",
-        }
+        st_hedges(text, obs, Hedges::default())
     }
 
     fn table(family: &str, cases: &[(&str, &str, &str)]) {
