@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::catalog::Catalog;
-use crate::{fsutil, DataError};
+use crate::DataError;
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Card {
@@ -25,18 +25,6 @@ pub struct Card {
     pub inputs: BTreeMap<String, i64>,
     pub excluded: BTreeMap<String, i64>,
     pub deidentification: String,
-}
-
-/// Age band of a patient age in years.
-pub fn age_band(age: Option<f64>) -> &'static str {
-    match age {
-        None => "unknown",
-        Some(a) if a < 18.0 => "0-17",
-        Some(a) if a < 40.0 => "18-39",
-        Some(a) if a < 60.0 => "40-59",
-        Some(a) if a < 80.0 => "60-79",
-        Some(_) => "80+",
-    }
 }
 
 /// Collapse a reason into its category (text before the first ':').
@@ -81,7 +69,10 @@ pub fn build(catalog: &Catalog) -> rusqlite::Result<Card> {
         inc(&mut card.by_modality, modality);
         inc(&mut card.by_view, view);
         inc(&mut card.by_sex, sex);
-        inc(&mut card.by_age_band, Some(age_band(age).to_string()));
+        inc(
+            &mut card.by_age_band,
+            Some(radfm_core::AgeBand::label(age).to_string()),
+        );
         inc(&mut card.by_site, site);
         inc(
             &mut card.by_split,
@@ -139,7 +130,7 @@ pub fn write(dataset: &Path, catalog: &Catalog) -> Result<Card, DataError> {
     })?;
     let w = |name: &str, bytes: &[u8]| {
         let p = dataset.join(name);
-        fsutil::write_atomic(&p, bytes).map_err(|e| DataError::Write { path: p, source: e })
+        radfm_core::write_atomic(&p, bytes).map_err(|e| DataError::Write { path: p, source: e })
     };
     w(
         "card.json",

@@ -24,7 +24,7 @@ use serde_json::json;
 use crate::catalog::{Catalog, SourceRow};
 use crate::reports::ReportIndex;
 use crate::shard::{self, ShardWriter};
-use crate::{card, fsutil, DataError};
+use crate::{card, DataError};
 
 pub const LOG_FILE: &str = "ingest-log.jsonl";
 
@@ -222,15 +222,34 @@ struct Ctx<'a> {
     reports: &'a ReportIndex,
 }
 
+/// One file's work. Its failure, even an unexpected panic in a decoder or
+/// in de-identification, is that file's alone: it becomes the file's log
+/// line and the batch goes on.
 fn process(c: &Candidate, ctx: &Ctx) -> Outcome {
-    match process_inner(c, ctx) {
-        Ok(o) => o,
-        Err(e) => {
+    let run = std::panic::AssertUnwindSafe(|| process_inner(c, ctx));
+    match std::panic::catch_unwind(run) {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => {
             let status = match e {
                 DicomError::NotDicom { .. } => "skipped",
                 _ => "failed",
             };
             Outcome::Done(source(c, status, Some(e.to_string())))
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!("{}: internal error: {what}", c.display);
+            Outcome::Done(source(
+                c,
+                "failed",
+                Some(format!(
+                    "internal error: {what} (please report this file's structure)"
+                )),
+            ))
         }
     }
 }
@@ -250,6 +269,20 @@ fn process_inner(c: &Candidate, ctx: &Ctx) -> Result<Outcome, DicomError> {
     let file = radfm_dicom::read::parse(&bytes)?;
     drop(bytes);
     let orig = DicomInfo::from_file(&file);
+    // a date with bytes outside ASCII is corrupt (or in a character set the
+    // file does not declare): shifting it would guess, so the file fails
+    for (keyword, v) in [
+        ("StudyDate", &orig.study_date),
+        ("PatientBirthDate", &orig.patient_birth_date),
+    ] {
+        if v.as_deref().is_some_and(|d| !d.is_ascii()) {
+            return Err(DicomError::Attribute {
+                keyword,
+                // the value itself is PHI: never in the log
+                reason: "holds non-ASCII bytes, which a DA value cannot".into(),
+            });
+        }
+    }
     if !orig.has_pixel_data {
         return Ok(Outcome::Done(source(
             c,
@@ -539,7 +572,7 @@ struct Writer<'a> {
 
 fn npy_u16(shape: &[usize; 4], data: &[u16]) -> Vec<u8> {
     let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    radfm_dicom::npy::to_bytes("<u2", shape, &raw)
+    radfm_core::npy::to_bytes("<u2", shape, &raw)
 }
 
 impl Writer<'_> {
@@ -749,7 +782,7 @@ pub fn ingest(cfg: &IngestConfig, reporter: &dyn Reporter) -> Result<IngestSumma
         source: e,
     })?;
     let probe = cfg.out.join(".write-test");
-    fsutil::write_atomic(&probe, b"ok").map_err(|e| DataError::Write {
+    radfm_core::write_atomic(&probe, b"ok").map_err(|e| DataError::Write {
         path: cfg.out.clone(),
         source: e,
     })?;
@@ -924,5 +957,5 @@ pub fn write_log(dataset: &Path, catalog: &Catalog) -> Result<(), DataError> {
         out.push(b'\n');
     }
     let path = dataset.join(LOG_FILE);
-    fsutil::write_atomic(&path, &out).map_err(|e| DataError::Write { path, source: e })
+    radfm_core::write_atomic(&path, &out).map_err(|e| DataError::Write { path, source: e })
 }

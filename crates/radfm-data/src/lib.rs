@@ -4,7 +4,6 @@
 
 pub mod card;
 pub mod catalog;
-pub mod fsutil;
 pub mod ingest;
 pub mod key;
 pub mod reports;

@@ -15,7 +15,6 @@ pub mod error;
 pub mod info;
 mod jpeg;
 mod jpeg_sequential;
-pub mod npy;
 pub mod pixels;
 pub mod read;
 pub mod resample;
@@ -70,8 +69,10 @@ impl Decoded {
     /// Encode as a NumPy `.npy` file.
     pub fn to_npy(&self) -> Vec<u8> {
         match &self.values {
-            DecodedValues::Raw(s) => npy::to_bytes(s.dtype(), &self.shape, &s.to_le_bytes()),
-            DecodedValues::Float(v) => npy::f32_bytes(&self.shape, v),
+            DecodedValues::Raw(s) => {
+                radfm_core::npy::to_bytes(s.dtype(), &self.shape, &s.to_le_bytes())
+            }
+            DecodedValues::Float(v) => radfm_core::npy::f32_bytes(&self.shape, v),
         }
     }
 }

@@ -3,14 +3,24 @@
 //! same per subgroup with best-worst gaps, and a paired DeLong comparison.
 //!
 //! Threshold metrics (F1, sensitivity, specificity, PPV, NPV) use one
-//! operating point per observation, chosen on all images (Youden's J by
-//! default, or the highest threshold reaching a target sensitivity or
-//! specificity) and held fixed in every bootstrap resample. Calibration
-//! metrics use probabilities: logits (`"kind": "logit"`) pass through the
-//! logistic function first.
+//! operating point per observation (Youden's J by default, or the highest
+//! threshold reaching a target sensitivity or specificity). When the truth
+//! marks a validation split (`"split": "val"`), the operating point is chosen
+//! on the validation images and applied to the others, and every bootstrap
+//! resample re-chooses it on its own draw of validation patients, so the CIs
+//! include the threshold's variance (`"threshold_source": "validation"`).
+//! Without a validation split it is chosen on the evaluated images and held
+//! fixed in every resample (`"evaluated"`): sensitivity and specificity are
+//! then optimistic. Calibration metrics use probabilities: logits
+//! (`"kind": "logit"`) pass through the logistic function first.
+//!
+//! Labels are CheXpert's 1, 0 and -1 (uncertain); [`Options::uncertain`]
+//! decides what an uncertain label becomes (U-Ignore, U-Zeros, U-Ones).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use radfm_core::seed::splitmix64;
+use radfm_core::{Label, Observation, UncertainPolicy};
 use rayon::prelude::*;
 use serde_json::{json, Map, Value as Json};
 
@@ -65,6 +75,25 @@ impl std::str::FromStr for OperatingPoint {
     }
 }
 
+/// The unit that the bootstrap resamples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unit {
+    /// Patients (every image of a patient together): needs `patient_id` in the truth.
+    #[default]
+    Patient,
+    /// Images, each on its own: only when the truth cannot say who the patient is.
+    Image,
+}
+
+impl Unit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Patient => "patient",
+            Unit::Image => "image",
+        }
+    }
+}
+
 /// Options of one evaluation.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -74,6 +103,10 @@ pub struct Options {
     pub operating_point: OperatingPoint,
     /// confidence level of the intervals
     pub level: f64,
+    /// what an uncertain (-1) label becomes
+    pub uncertain: UncertainPolicy,
+    /// what the bootstrap resamples
+    pub unit: Unit,
 }
 
 /// One image: its patient, labels, scores and group values.
@@ -81,35 +114,69 @@ pub struct Options {
 pub struct Image {
     pub id: String,
     pub patient: String,
+    /// binary targets, after the uncertain-label policy
     pub labels: HashMap<String, bool>,
     pub scores: HashMap<String, f64>,
     pub groups: BTreeMap<String, String>,
-    /// the truth's "split" ("val" images fit calibration and are left out of the metrics)
+    /// the truth's "split" ("val" images fit calibration and the operating
+    /// point, and are left out of the metrics)
     pub split: Option<String>,
+    /// uncertain labels this image had, before the policy
+    pub uncertain: usize,
 }
 
-/// Why the inputs cannot be evaluated.
-#[derive(Debug)]
-pub enum EvalError {
-    Input(String),
+/// Which input file a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Predictions,
+    Truth,
 }
 
-impl std::error::Error for EvalError {}
-
-impl std::fmt::Display for EvalError {
+impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            EvalError::Input(s) => f.write_str(s),
-        }
+        f.write_str(match self {
+            Source::Predictions => "predictions",
+            Source::Truth => "truth",
+        })
     }
 }
 
-fn age_band(age: f64) -> &'static str {
-    match age {
-        a if a < 40.0 => "<40",
-        a if a < 60.0 => "40-60",
-        a if a < 80.0 => "60-80",
-        _ => "80+",
+/// Why the inputs cannot be evaluated. Each variant names the step that
+/// failed; line numbers are 1-based lines of the input file.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// A line of an input file is malformed.
+    #[error("{source_file} line {line}: {reason}")]
+    ReadLine {
+        source_file: Source,
+        line: usize,
+        reason: String,
+    },
+    /// A field of a line holds a value of the wrong kind.
+    #[error("{source_file} line {line}: field {field}: {reason}")]
+    ReadField {
+        source_file: Source,
+        line: usize,
+        field: String,
+        reason: String,
+    },
+    /// Predictions and truth do not match up.
+    #[error("matching predictions to truth: {0}")]
+    Join(String),
+    /// The matched images cannot be evaluated.
+    #[error("evaluating: {0}")]
+    Evaluate(String),
+}
+
+impl EvalError {
+    /// The input file the error is about, if any.
+    pub fn source_file(&self) -> Option<Source> {
+        match self {
+            EvalError::ReadLine { source_file, .. } | EvalError::ReadField { source_file, .. } => {
+                Some(*source_file)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -117,76 +184,169 @@ fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// A line of an input file: its 1-based line number and its JSON value.
+pub type Line = (usize, Json);
+
 /// Match prediction lines to truth lines by id. Predictions: `{"id", "scores": {obs: x}, "kind"?}`;
-/// truth: `{"id", "patient_id", "labels": {obs: 0|1}, ...group fields}`.
-pub fn join(pred: &[Json], truth: &[Json], groups: &[String]) -> Result<Vec<Image>, EvalError> {
-    let err = |s: String| EvalError::Input(s);
-    let id_of = |v: &Json, what: &str, k: usize| -> Result<String, EvalError> {
+/// truth: `{"id", "patient_id", "labels": {obs: 1|0|-1|null}, ...group fields}`.
+///
+/// A label must be 1, 0, -1 (uncertain, then turned into a target by
+/// `opts.uncertain`) or null (absent); a score must be a number. Anything
+/// else is an error naming the line and the field. Without `patient_id` in
+/// a truth line the error says so, unless `opts.unit` is [`Unit::Image`].
+pub fn join(
+    pred: &[Line],
+    truth: &[Line],
+    groups: &[String],
+    opts: &Options,
+) -> Result<Vec<Image>, EvalError> {
+    let line_err = |source_file: Source, line: usize, reason: String| EvalError::ReadLine {
+        source_file,
+        line,
+        reason,
+    };
+    let field_err =
+        |source_file: Source, line: usize, field: String, reason: String| EvalError::ReadField {
+            source_file,
+            line,
+            field,
+            reason,
+        };
+    let id_of = |v: &Json, src: Source, line: usize| -> Result<String, EvalError> {
         match v.get("id") {
             Some(Json::String(s)) => Ok(s.clone()),
             Some(Json::Number(n)) => Ok(n.to_string()),
-            _ => Err(err(format!("{what} line {}: no \"id\"", k + 1))),
+            Some(other) => Err(field_err(
+                src,
+                line,
+                "id".into(),
+                format!("{other} is not a string or number"),
+            )),
+            None => Err(line_err(src, line, "no \"id\"".into())),
         }
     };
-    let mut t: HashMap<String, &Json> = HashMap::new();
-    for (k, v) in truth.iter().enumerate() {
-        if t.insert(id_of(v, "truth", k)?, v).is_some() {
-            return Err(err(format!("truth line {}: duplicate id", k + 1)));
+    let mut t: HashMap<String, (usize, &Json)> = HashMap::new();
+    for (line, v) in truth {
+        if let Some((first, _)) = t.insert(id_of(v, Source::Truth, *line)?, (*line, v)) {
+            return Err(line_err(
+                Source::Truth,
+                *line,
+                format!("duplicate id (first on line {first})"),
+            ));
         }
     }
     let mut seen = BTreeSet::new();
     let mut missing = Vec::new();
     let mut out = Vec::new();
-    for (k, p) in pred.iter().enumerate() {
-        let id = id_of(p, "predictions", k)?;
+    for (pline, p) in pred {
+        let pline = *pline;
+        let id = id_of(p, Source::Predictions, pline)?;
         if !seen.insert(id.clone()) {
-            return Err(err(format!(
-                "predictions line {}: duplicate id {id}",
-                k + 1
-            )));
+            return Err(line_err(
+                Source::Predictions,
+                pline,
+                format!("duplicate id {id}"),
+            ));
         }
-        let Some(tv) = t.get(&id) else {
+        let Some(&(tline, tv)) = t.get(&id) else {
             missing.push(id);
             continue;
         };
-        let logit = p.get("kind").and_then(Json::as_str) == Some("logit");
-        let scores: HashMap<String, f64> = p
+        let logit = match p.get("kind") {
+            None | Some(Json::Null) => false,
+            Some(Json::String(k)) if k == "logit" => true,
+            Some(Json::String(k)) if k == "probability" => false,
+            Some(other) => {
+                return Err(field_err(
+                    Source::Predictions,
+                    pline,
+                    "kind".into(),
+                    format!("{other}: expected \"logit\" or \"probability\""),
+                ))
+            }
+        };
+        let mut scores = HashMap::new();
+        let score_obj = p
             .get("scores")
             .and_then(Json::as_object)
-            .ok_or_else(|| err(format!("predictions line {}: no \"scores\" object", k + 1)))?
-            .iter()
-            .filter_map(|(o, x)| {
-                x.as_f64()
-                    .map(|x| (o.clone(), if logit { sigmoid(x) } else { x }))
-            })
-            .collect();
-        let labels: HashMap<String, bool> = tv
+            .ok_or_else(|| line_err(Source::Predictions, pline, "no \"scores\" object".into()))?;
+        for (o, x) in score_obj {
+            let x = x.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
+                field_err(
+                    Source::Predictions,
+                    pline,
+                    format!("scores.{o:?}"),
+                    format!("{x} is not a number"),
+                )
+            })?;
+            scores.insert(o.clone(), if logit { sigmoid(x) } else { x });
+        }
+        let label_obj = tv
             .get("labels")
             .and_then(Json::as_object)
-            .ok_or_else(|| err(format!("truth for {id}: no \"labels\" object")))?
-            .iter()
-            .filter_map(|(o, x)| x.as_f64().map(|x| (o.clone(), x >= 0.5)))
-            .collect();
-        let patient = match tv.get("patient_id") {
-            Some(Json::String(s)) => s.clone(),
-            Some(Json::Number(n)) => n.to_string(),
-            _ => id.clone(), // no patient: each image its own patient
+            .ok_or_else(|| line_err(Source::Truth, tline, "no \"labels\" object".into()))?;
+        let mut labels = HashMap::new();
+        let mut uncertain = 0;
+        for (o, x) in label_obj {
+            if x.is_null() {
+                continue; // absent: not mentioned
+            }
+            let label = x.as_f64().and_then(Label::from_value).ok_or_else(|| {
+                field_err(
+                    Source::Truth,
+                    tline,
+                    format!("labels.{o:?}"),
+                    format!("{x} is not 1, 0, -1 (uncertain) or null"),
+                )
+            })?;
+            uncertain += usize::from(label == Label::Uncertain);
+            if let Some(y) = opts.uncertain.target(label) {
+                labels.insert(o.clone(), y);
+            }
+        }
+        let patient = match (opts.unit, tv.get("patient_id")) {
+            (Unit::Image, _) => id.clone(),
+            (Unit::Patient, Some(Json::String(s))) => s.clone(),
+            (Unit::Patient, Some(Json::Number(n))) => n.to_string(),
+            (Unit::Patient, None | Some(Json::Null)) => {
+                return Err(line_err(
+                    Source::Truth,
+                    tline,
+                    "no \"patient_id\": the bootstrap resamples patients; give each line its patient, or evaluate per image".into(),
+                ))
+            }
+            (Unit::Patient, Some(other)) => {
+                return Err(field_err(Source::Truth, tline, "patient_id".into(), format!("{other} is not a string or number")))
+            }
         };
         let mut g = BTreeMap::new();
         for name in groups {
             let v = if name == "age_band" && tv.get("age_band").is_none() {
                 tv.get("age")
                     .and_then(Json::as_f64)
-                    .map(|a| age_band(a).to_string())
+                    .and_then(radfm_core::AgeBand::of)
+                    .map(|b| b.as_str().to_string())
             } else {
                 tv.get(name)
+                    .filter(|v| !v.is_null())
                     .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
             };
             if let Some(v) = v {
                 g.insert(name.clone(), v);
             }
         }
-        let split = tv.get("split").and_then(Json::as_str).map(str::to_string);
+        let split = match tv.get("split") {
+            None | Some(Json::Null) => None,
+            Some(Json::String(s)) => Some(s.clone()),
+            Some(other) => {
+                return Err(field_err(
+                    Source::Truth,
+                    tline,
+                    "split".into(),
+                    format!("{other} is not a string"),
+                ))
+            }
+        };
         out.push(Image {
             id,
             patient,
@@ -194,17 +354,18 @@ pub fn join(pred: &[Json], truth: &[Json], groups: &[String]) -> Result<Vec<Imag
             scores,
             groups: g,
             split,
+            uncertain,
         });
     }
     if !missing.is_empty() {
-        return Err(err(format!(
+        return Err(EvalError::Join(format!(
             "{} predictions have no truth line, e.g. {:?}",
             missing.len(),
             &missing[..missing.len().min(5)]
         )));
     }
     if out.is_empty() {
-        return Err(err("no predictions".into()));
+        return Err(EvalError::Join("no predictions".into()));
     }
     Ok(out)
 }
@@ -558,7 +719,7 @@ pub fn curves(images: &[Image], opts: &Options) -> BTreeMap<String, crate::html:
                 let pick = resample_counts(
                     &groups,
                     images.len(),
-                    splitmix(opts.seed ^ splitmix(r as u64 + 7)),
+                    splitmix64(opts.seed ^ splitmix64(r as u64 + 7)),
                 );
                 let rpts = st.roc(|i| pick[i]);
                 let tpr: Vec<f64> = grid.iter().map(|&f| tpr_at(&rpts, f)).collect();
@@ -628,13 +789,6 @@ pub fn curves(images: &[Image], opts: &Options) -> BTreeMap<String, crate::html:
     out
 }
 
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
 fn cell(v: &Value, samples: &[f64], resamples: usize, level: f64) -> Json {
     match (v, interval(samples.to_vec(), resamples, level)) {
         (Value::Undefined(why), _) => json!({"value": null, "ci": null, "reason": why}),
@@ -645,11 +799,117 @@ fn cell(v: &Value, samples: &[f64], resamples: usize, level: f64) -> Json {
     }
 }
 
+/// The version of `metrics.json`'s layout; raised when a field changes meaning.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Where the operating points come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ThresholdSource {
+    /// chosen on the validation images and applied to the evaluated ones
+    Validation,
+    /// chosen on the evaluated images themselves (no validation split): optimistic
+    Evaluated,
+}
+
+impl ThresholdSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            ThresholdSource::Validation => "validation",
+            ThresholdSource::Evaluated => "evaluated",
+        }
+    }
+}
+
+/// The operating point of each observation.
+struct Thresholds {
+    source: ThresholdSource,
+    /// the point estimate's threshold per observation
+    point: BTreeMap<String, Option<f64>>,
+    /// the pooled (micro) problem's threshold, when chosen on validation
+    micro: Option<f64>,
+    /// per bootstrap resample, with a validation split: the thresholds
+    /// re-chosen on that resample's draw of validation patients, so that the
+    /// intervals include the threshold's own variance
+    resampled: Vec<BTreeMap<String, Option<f64>>>,
+}
+
+impl Thresholds {
+    /// With validation images, thresholds are chosen on them (and re-chosen
+    /// in every resample); without, on `evaluated` (held fixed in resamples).
+    fn choose(
+        val: &[&Image],
+        evaluated: &[&Image],
+        observations: &[String],
+        opts: &Options,
+    ) -> Thresholds {
+        let on = |set: &[&Image],
+                  counts: Option<&[u32]>|
+         -> (BTreeMap<String, Option<f64>>, Option<f64>) {
+            let (mut py, mut ps) = (Vec::new(), Vec::new());
+            let per = observations
+                .iter()
+                .map(|o| {
+                    let (mut y, mut s) = (Vec::new(), Vec::new());
+                    for (k, i) in set.iter().enumerate() {
+                        if let (Some(&l), Some(&x)) = (i.labels.get(o), i.scores.get(o)) {
+                            for _ in 0..counts.map_or(1, |c| c[k]) {
+                                y.push(l);
+                                s.push(x);
+                            }
+                        }
+                    }
+                    let t = threshold(&y, &s, opts.operating_point);
+                    py.extend(y);
+                    ps.extend(s);
+                    (o.clone(), t)
+                })
+                .collect();
+            (per, threshold(&py, &ps, opts.operating_point))
+        };
+        if val.is_empty() {
+            return Thresholds {
+                source: ThresholdSource::Evaluated,
+                point: on(evaluated, None).0,
+                micro: None,
+                resampled: Vec::new(),
+            };
+        }
+        let (point, micro) = on(val, None);
+        let patients: Vec<&str> = val.iter().map(|i| i.patient.as_str()).collect();
+        let groups = by_patient(&patients);
+        let resampled = (0..opts.bootstrap)
+            .into_par_iter()
+            .map(|r| {
+                let pick = resample_counts(
+                    &groups,
+                    val.len(),
+                    splitmix64(opts.seed ^ splitmix64(r as u64 + 101)),
+                );
+                on(val, Some(&pick)).0
+            })
+            .collect();
+        Thresholds {
+            source: ThresholdSource::Validation,
+            point,
+            micro,
+            resampled,
+        }
+    }
+
+    /// The threshold of observation `o` in bootstrap resample `r`.
+    fn at(&self, r: usize, o: &str) -> Option<f64> {
+        match self.resampled.get(r) {
+            Some(t) => t[o],
+            None => self.point[o],
+        }
+    }
+}
+
 /// Evaluate one set of images: per observation, every metric with its CI.
 fn evaluate_set(
     images: &[&Image],
     observations: &[String],
-    thresholds: &BTreeMap<String, Option<f64>>,
+    thresholds: &Thresholds,
     opts: &Options,
     seed: u64,
     micro: bool,
@@ -680,7 +940,7 @@ fn evaluate_set(
     let point: Vec<[Value; 10]> = observations
         .iter()
         .zip(&sorted)
-        .map(|(o, st)| st.metrics(|_| 1, thresholds[o]))
+        .map(|(o, st)| st.metrics(|_| 1, thresholds.point[o]))
         .collect();
     // micro average: every (image, observation) pair pooled into one problem;
     // entry e belongs to image e / nobs
@@ -699,8 +959,13 @@ fn evaluate_set(
                 s[e] = cs[i];
             }
         }
-        let (ty, ts): (Vec<bool>, Vec<f64>) = idx.iter().map(|&e| (y[e], s[e])).unzip();
-        let thr = threshold(&ty, &ts, opts.operating_point);
+        let thr = match thresholds.source {
+            ThresholdSource::Validation => thresholds.micro,
+            ThresholdSource::Evaluated => {
+                let (ty, ts): (Vec<bool>, Vec<f64>) = idx.iter().map(|&e| (y[e], s[e])).unzip();
+                threshold(&ty, &ts, opts.operating_point)
+            }
+        };
         (Sorted::new(&idx, &y, &s), thr)
     });
     let micro_point = pooled.as_ref().map(|(st, thr)| st.metrics(|_| 1, *thr));
@@ -709,11 +974,18 @@ fn evaluate_set(
     let per_resample: Vec<Vec<[f64; 10]>> = (0..opts.bootstrap)
         .into_par_iter()
         .map(|r| {
-            let pick = resample_counts(&groups, images.len(), splitmix(seed ^ splitmix(r as u64)));
+            let pick = resample_counts(
+                &groups,
+                images.len(),
+                splitmix64(seed ^ splitmix64(r as u64)),
+            );
             let v: Vec<[f64; 10]> = observations
                 .iter()
                 .zip(&sorted)
-                .map(|(o, st)| st.metrics(|i| pick[i], thresholds[o]).map(|v| v.or_nan()))
+                .map(|(o, st)| {
+                    st.metrics(|i| pick[i], thresholds.at(r, o))
+                        .map(|v| v.or_nan())
+                })
                 .collect();
             v
         })
@@ -745,7 +1017,7 @@ fn evaluate_set(
                 json!(pos as f64 / idx.len() as f64)
             }),
         );
-        m.insert("threshold".into(), json!(thresholds[o]));
+        m.insert("threshold".into(), json!(thresholds.point[o]));
         out.insert(o.clone(), Json::Object(m));
     }
     // micro averages are point values (like macro): bootstrapping the pooled
@@ -831,28 +1103,21 @@ pub fn evaluate(
         &owned
     };
     if images.is_empty() {
-        return Err(EvalError::Input(
+        return Err(EvalError::Evaluate(
             "every image is in the validation split; nothing to evaluate".into(),
         ));
     }
     let mut observations = scored_observations(images.iter());
-    observations.retain(|o| o != "No Finding" || images.iter().any(|i| i.scores.contains_key(o)));
+    observations.retain(|o| {
+        o != Observation::NoFinding.as_str() || images.iter().any(|i| i.scores.contains_key(o))
+    });
     if observations.is_empty() {
-        return Err(EvalError::Input(
+        return Err(EvalError::Evaluate(
             "no observation has both a score and a label".into(),
         ));
     }
-    let thresholds: BTreeMap<String, Option<f64>> = observations
-        .iter()
-        .map(|o| {
-            let (y, s): (Vec<bool>, Vec<f64>) = images
-                .iter()
-                .filter_map(|i| Some((*i.labels.get(o)?, *i.scores.get(o)?)))
-                .unzip();
-            (o.clone(), threshold(&y, &s, opts.operating_point))
-        })
-        .collect();
     let all: Vec<&Image> = images.iter().collect();
+    let thresholds = Thresholds::choose(&val, &all, &observations, opts);
     let (overall, micro) = evaluate_set(&all, &observations, &thresholds, opts, opts.seed, true);
     // macro averages of the point values
     let mut macro_ = Map::new();
@@ -940,8 +1205,11 @@ pub fn evaluate(
     let mut report = json!({
         "n_images": images.len(),
         "n_patients": by_patient(&images.iter().map(|i| i.patient.as_str()).collect::<Vec<_>>()).len(),
-        "bootstrap": {"resamples": opts.bootstrap, "seed": opts.seed, "unit": "patient", "interval": "percentile", "level": opts.level},
+        "schema_version": SCHEMA_VERSION,
+        "bootstrap": {"resamples": opts.bootstrap, "seed": opts.seed, "unit": opts.unit.as_str(), "interval": "percentile", "level": opts.level},
         "operating_point": format!("{:?}", opts.operating_point),
+        "threshold_source": thresholds.source.as_str(),
+        "labels": {"uncertain": opts.uncertain.as_str(), "n_uncertain": images.iter().map(|i| i.uncertain).sum::<usize>()},
         "observations": overall,
         "macro": macro_,
         "micro": micro,
@@ -989,7 +1257,7 @@ pub fn evaluate(
                         let pick = resample_counts(
                             &groups,
                             y.len(),
-                            splitmix(opts.seed ^ splitmix(r as u64 + 31)),
+                            splitmix64(opts.seed ^ splitmix64(r as u64 + 31)),
                         );
                         let ua = sa.metrics(|i| pick[i], None)[0].get()?;
                         let ub = sb.metrics(|i| pick[i], None)[0].get()?;
@@ -1026,18 +1294,10 @@ fn scored_observations<'a>(images: impl Iterator<Item = &'a Image>) -> Vec<Strin
 pub fn per_run(runs: &[(String, Vec<Image>)], opts: &Options) -> Json {
     let mut out = Map::new();
     for (k, (name, imgs)) in runs.iter().enumerate() {
+        let val: Vec<&Image> = imgs.iter().filter(|i| is_val(i)).collect();
         let imgs: Vec<&Image> = imgs.iter().filter(|i| !is_val(i)).collect();
         let observations = scored_observations(imgs.iter().copied());
-        let thresholds: BTreeMap<String, Option<f64>> = observations
-            .iter()
-            .map(|o| {
-                let (y, s): (Vec<bool>, Vec<f64>) = imgs
-                    .iter()
-                    .filter_map(|i| Some((*i.labels.get(o)?, *i.scores.get(o)?)))
-                    .unzip();
-                (o.clone(), threshold(&y, &s, opts.operating_point))
-            })
-            .collect();
+        let thresholds = Thresholds::choose(&val, &imgs, &observations, opts);
         out.insert(
             name.clone(),
             Json::Object(

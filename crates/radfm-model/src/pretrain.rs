@@ -294,9 +294,10 @@ impl EpochOrder {
                     Some((e, perm)) if *e == epoch && perm.len() == n => perm[pos],
                     _ => {
                         let mut perm: Vec<usize> = (0..n).collect();
-                        perm.shuffle(&mut ChaCha8Rng::seed_from_u64(
-                            seed ^ (epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-                        ));
+                        perm.shuffle(&mut ChaCha8Rng::seed_from_u64(radfm_core::seed::spread(
+                            seed,
+                            epoch.wrapping_sub(1),
+                        )));
                         let i = perm[pos];
                         self.epoch = Some((epoch, perm));
                         i
@@ -503,9 +504,8 @@ impl<M: Objective> Run<M> {
                         (i as u64, r.len(), x.clone().slice(r), texts)
                     })
                     .collect();
-                let stream_of = |i: u64| {
-                    ChaCha8Rng::seed_from_u64(stream ^ (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
-                };
+                let stream_of =
+                    |i: u64| ChaCha8Rng::seed_from_u64(radfm_core::seed::spread(stream, i));
                 let found = if M::per_sample_loss() {
                     parallel_grads(&model, parts, |m, (i, len, x, texts)| {
                         // each part's loss weighted by its share: the sum is the batch mean

@@ -354,7 +354,9 @@ fn json_id(v: &serde_json::Value) -> Option<String> {
     }
 }
 
-fn read_jsonl(
+/// Read JSONL reports (`{"id", "text"}` per line) from `r`; `path` names
+/// them in errors.
+pub fn read_jsonl(
     path: &Path,
     r: impl BufRead,
     mut f: impl FnMut(Result<Report, ItemError>),
@@ -387,14 +389,16 @@ fn read_jsonl(
     Ok(())
 }
 
-fn read_csv(
+/// Read CSV reports (a header with an id column and a text column) from
+/// `r`; `path` names them in errors.
+pub fn read_csv(
     path: &Path,
-    file: File,
+    r: impl Read,
     mut f: impl FnMut(Result<Report, ItemError>),
 ) -> Result<(), InputError> {
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
-        .from_reader(BufReader::new(file));
+        .from_reader(BufReader::new(r));
     let fmt = |reason: String| InputError::Format {
         path: path.to_path_buf(),
         reason,

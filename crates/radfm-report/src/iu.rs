@@ -11,7 +11,9 @@
 //! positive; macro-F1 averages observations with gold support >= 20.
 
 use crate::input::Report;
-use crate::labeler::{LabelOptions, Labeler, Labels, Status, OBSERVATIONS};
+use radfm_core::{Observation, ObservationMap};
+
+use crate::labeler::{LabelOptions, Labeler, Labels, Status};
 use crate::metrics::Prf;
 
 /// The sections the gold labels describe.
@@ -22,8 +24,8 @@ pub const MIN_SUPPORT: u64 = 20;
 /// A parsed `mesh_to_chexpert.json`.
 #[derive(Debug, Clone)]
 pub struct GoldMap {
-    /// (observation index, prefixes as lowercase segments)
-    prefixes: Vec<(usize, Vec<Vec<String>>)>,
+    /// (observation, prefixes as lowercase segments)
+    prefixes: Vec<(Observation, Vec<Vec<String>>)>,
     excluded_if_only: Vec<String>,
 }
 
@@ -55,10 +57,7 @@ impl GoldMap {
             } else if k.starts_with('_') || k == "No Finding" {
                 continue;
             } else {
-                let idx = OBSERVATIONS
-                    .iter()
-                    .position(|o| o == k)
-                    .ok_or(format!("unknown observation {k:?}"))?;
+                let idx: Observation = k.parse().map_err(|e| format!("{e}"))?;
                 prefixes.push((idx, list()?.iter().map(|p| segments(p)).collect()));
             }
         }
@@ -68,8 +67,8 @@ impl GoldMap {
         })
     }
 
-    /// Gold labels (indexed like [`OBSERVATIONS`]) from major terms, or None when not scored.
-    pub fn gold(&self, majors: &[String]) -> Option<[bool; 14]> {
+    /// Gold labels from major terms, or None when not scored.
+    pub fn gold(&self, majors: &[String]) -> Option<ObservationMap<bool>> {
         if majors.is_empty()
             || majors
                 .iter()
@@ -77,7 +76,7 @@ impl GoldMap {
         {
             return None;
         }
-        let mut g = [false; 14];
+        let mut g = ObservationMap::default();
         let segs: Vec<Vec<String>> = majors.iter().map(|m| segments(m)).collect();
         for (idx, prefs) in &self.prefixes {
             g[*idx] = prefs.iter().any(|p| {
@@ -85,7 +84,8 @@ impl GoldMap {
                     .any(|m| m.len() >= p.len() && m[..p.len()] == p[..])
             });
         }
-        g[0] = majors.len() == 1 && majors[0].trim().eq_ignore_ascii_case("normal");
+        g[Observation::NoFinding] =
+            majors.len() == 1 && majors[0].trim().eq_ignore_ascii_case("normal");
         Some(g)
     }
 }
@@ -94,7 +94,7 @@ impl GoldMap {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Disagreement {
     pub id: String,
-    pub observation: &'static str,
+    pub observation: Observation,
     pub gold: bool,
     pub predicted: Option<Status>,
     pub mesh_major: Vec<String>,
@@ -108,13 +108,13 @@ pub struct Disagreement {
 pub struct GoldScore {
     pub scored: usize,
     pub skipped: usize,
-    pub per_observation: Vec<(String, Prf)>,
+    pub per_observation: Vec<(Observation, Prf)>,
     /// macro-F1 over observations with support >= MIN_SUPPORT
     pub macro_f1: f64,
     /// the same, counting only `positive` as positive (uncertain as negative)
-    pub per_observation_strict: Vec<(String, Prf)>,
+    pub per_observation_strict: Vec<(Observation, Prf)>,
     pub macro_f1_strict: f64,
-    pub macro_observations: Vec<String>,
+    pub macro_observations: Vec<Observation>,
     #[serde(skip)]
     pub disagreements: Vec<Disagreement>,
 }
@@ -135,8 +135,8 @@ pub fn score<'a>(
     reports: impl IntoIterator<Item = &'a Report>,
     map: &GoldMap,
 ) -> GoldScore {
-    let mut counts = [(0u64, 0u64, 0u64); 14];
-    let mut strict = [(0u64, 0u64, 0u64); 14];
+    let mut counts = ObservationMap::<(u64, u64, u64)>::default();
+    let mut strict = ObservationMap::<(u64, u64, u64)>::default();
     let (mut scored, mut skipped) = (0, 0);
     let mut disagreements = Vec::new();
     for r in reports {
@@ -147,42 +147,40 @@ pub fn score<'a>(
         };
         scored += 1;
         let labels: Labels = labeler.label_with(&text, opts);
-        for k in 0..14 {
-            let p = labels.status[k].is_some_and(Status::is_positive_or_uncertain);
+        for k in Observation::ALL {
+            let p = labels.get(k).is_some_and(Status::is_positive_or_uncertain);
             tally(&mut counts[k], p, gold[k]);
             tally(
                 &mut strict[k],
-                labels.status[k] == Some(Status::Positive),
+                labels.get(k) == Some(Status::Positive),
                 gold[k],
             );
             if p != gold[k] {
                 disagreements.push(Disagreement {
                     id: r.id.clone(),
-                    observation: OBSERVATIONS[k],
+                    observation: k,
                     gold: gold[k],
-                    predicted: labels.status[k],
+                    predicted: labels.get(k),
                     mesh_major: r.mesh_major.clone(),
                     text: text.clone(),
                     evidence: labels
                         .evidence
                         .iter()
-                        .filter(|e| e.observation == OBSERVATIONS[k])
+                        .filter(|e| e.observation.observation() == Some(k))
                         .map(|e| (e.status, text[e.start..e.end].to_string()))
                         .collect(),
                 });
             }
         }
     }
-    let table = |c: [(u64, u64, u64); 14]| -> Vec<(String, Prf)> {
-        OBSERVATIONS
-            .iter()
-            .zip(c)
-            .map(|(o, (tp, fp, f))| (o.to_string(), Prf::from_counts(tp, fp, f)))
+    let table = |c: ObservationMap<(u64, u64, u64)>| -> Vec<(Observation, Prf)> {
+        c.iter()
+            .map(|(o, &(tp, fp, f))| (o, Prf::from_counts(tp, fp, f)))
             .collect()
     };
     let per_observation = table(counts);
     let per_observation_strict = table(strict);
-    let macro_of = |t: &[(String, Prf)]| {
+    let macro_of = |t: &[(Observation, Prf)]| {
         let sel: Vec<f64> = t
             .iter()
             .filter(|(_, p)| p.support >= MIN_SUPPORT)
@@ -196,7 +194,7 @@ pub fn score<'a>(
         macro_observations: per_observation
             .iter()
             .filter(|(_, p)| p.support >= MIN_SUPPORT)
-            .map(|(o, _)| o.clone())
+            .map(|(o, _)| *o)
             .collect(),
         macro_f1: macro_of(&per_observation),
         macro_f1_strict: macro_of(&per_observation_strict),
@@ -217,13 +215,13 @@ mod tests {
     fn gold_rule() {
         let m = GoldMap::from_json(MAP).unwrap();
         let g = |v: &[&str]| m.gold(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        let op = 3;
+        let op = Observation::LungOpacity;
         assert!(g(&["Density/lung/base/left"]).unwrap()[op]);
         assert!(!g(&["Density/retrocardiac"]).unwrap()[op]);
         assert!(g(&["opacity/lung"]).unwrap()[op]);
         assert!(!g(&["Opacityx"]).unwrap()[op]);
-        assert!(g(&["normal"]).unwrap()[0]);
-        assert!(!g(&["normal", "Pleural Effusion"]).unwrap()[0]);
+        assert!(g(&["normal"]).unwrap()[Observation::NoFinding]);
+        assert!(!g(&["normal", "Pleural Effusion"]).unwrap()[Observation::NoFinding]);
         assert!(g(&["No Indexing"]).is_none());
         assert!(g(&[]).is_none());
         assert!(GoldMap::from_json(r#"{"Bogus": ["x"]}"#).is_err());

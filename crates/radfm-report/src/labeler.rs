@@ -39,40 +39,15 @@
 
 use std::sync::OnceLock;
 
+use radfm_core::{Observation, ObservationMap};
+
 use crate::pattern::{Pattern, PatternError, PatternSet};
 use crate::text::{tokenize, Kind, Token};
-
-/// The 14 CheXpert observations, in CheXpert's order and spelling.
-pub const OBSERVATIONS: [&str; 14] = [
-    "No Finding",
-    "Enlarged Cardiomediastinum",
-    "Cardiomegaly",
-    "Lung Opacity",
-    "Lung Lesion",
-    "Edema",
-    "Consolidation",
-    "Pneumonia",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Fracture",
-    "Support Devices",
-];
-
-/// The five observations most report-generation papers score.
-pub const COMMON_FIVE: [&str; 5] = [
-    "Atelectasis",
-    "Cardiomegaly",
-    "Consolidation",
-    "Edema",
-    "Pleural Effusion",
-];
 
 /// Findings outside the CheXpert 14 that the labeler also recognises. They
 /// are reported separately (`other_findings`) and, under the default
 /// [`NoFindingRule::Normal`], make a report not "No Finding".
-pub const OTHER_FINDINGS: [&str; 14] = [
+pub const OTHER_FINDINGS: &[&str] = &[
     "Calcified Granuloma",
     "Calcification",
     "Degenerative Change",
@@ -89,8 +64,74 @@ pub const OTHER_FINDINGS: [&str; 14] = [
     "Other Abnormality",
 ];
 
-/// Number of observations the labeler tracks: the 14, then the others.
-pub const ALL: usize = 14 + OTHER_FINDINGS.len();
+/// Number of findings the labeler tracks: the 14, then the others.
+const ALL: usize = Observation::ALL.len() + OTHER_FINDINGS.len();
+
+/// What a mention names: one of the 14 CheXpert observations, or one of the
+/// [`OTHER_FINDINGS`] (by its position there). Serialises as its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Finding {
+    Chexpert(Observation),
+    Other(usize),
+}
+
+impl Finding {
+    /// The finding with this exact name.
+    pub fn parse(name: &str) -> Option<Finding> {
+        match name.parse::<Observation>() {
+            Ok(o) => Some(Finding::Chexpert(o)),
+            Err(_) => OTHER_FINDINGS
+                .iter()
+                .position(|o| *o == name)
+                .map(Finding::Other),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Finding::Chexpert(o) => o.as_str(),
+            Finding::Other(i) => OTHER_FINDINGS[i],
+        }
+    }
+
+    /// The CheXpert observation, if it is one.
+    pub fn observation(self) -> Option<Observation> {
+        match self {
+            Finding::Chexpert(o) => Some(o),
+            Finding::Other(_) => None,
+        }
+    }
+
+    /// Slot in the labeler's status table: the 14, then the others.
+    fn slot(self) -> usize {
+        match self {
+            Finding::Chexpert(o) => o.index(),
+            Finding::Other(i) => Observation::ALL.len() + i,
+        }
+    }
+
+    /// Whether it keeps No Finding from being positive under `rule`.
+    fn counts_against_no_finding(self, rule: NoFindingRule) -> bool {
+        match self {
+            Finding::Chexpert(o) => o.is_finding(),
+            Finding::Other(_) => rule == NoFindingRule::Normal,
+        }
+    }
+
+    /// Every finding, in slot order.
+    fn all() -> impl Iterator<Item = Finding> {
+        Observation::ALL
+            .into_iter()
+            .map(Finding::Chexpert)
+            .chain((0..OTHER_FINDINGS.len()).map(Finding::Other))
+    }
+}
+
+impl serde::Serialize for Finding {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
 
 /// When `No Finding` is positive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -149,30 +190,10 @@ pub struct LabelOptions {
     pub hedges: Hedges,
 }
 
-const NO_FINDING: usize = 0;
-const SUPPORT_DEVICES: usize = 13;
-
 /// Words between a pre-trigger and the mention it governs.
 pub const PRE_WINDOW: usize = 12;
 /// Words between a mention and a post-trigger that governs it.
 pub const POST_WINDOW: usize = 6;
-
-/// Index of an observation name: [`OBSERVATIONS`] first, then [`OTHER_FINDINGS`].
-pub fn observation_index(name: &str) -> Option<usize> {
-    OBSERVATIONS
-        .iter()
-        .chain(OTHER_FINDINGS.iter())
-        .position(|o| *o == name)
-}
-
-/// Name of observation index `i` (see [`observation_index`]).
-pub fn observation_name(i: usize) -> &'static str {
-    if i < 14 {
-        OBSERVATIONS[i]
-    } else {
-        OTHER_FINDINGS[i - 14]
-    }
-}
 
 /// A mention's or an observation's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -209,7 +230,7 @@ enum RuleStatus {
 
 #[derive(Debug, Clone, Copy)]
 struct MentionRule {
-    obs: usize,
+    obs: Finding,
     status: RuleStatus,
 }
 
@@ -233,7 +254,7 @@ enum Trigger {
 /// One mention found in the text.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Evidence {
-    pub observation: &'static str,
+    pub observation: Finding,
     pub status: Status,
     /// an uncertain mention raised only as a possibility (a `[possible ...]`
     /// trigger: "may represent", "cannot exclude"); see [`Hedges`]
@@ -246,30 +267,39 @@ pub struct Evidence {
 /// The labels of one report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Labels {
-    /// indexed by [`observation_index`]; `None` = not mentioned
-    pub status: [Option<Status>; ALL],
+    /// indexed by [`Finding::slot`]; `None` = not mentioned
+    status: [Option<Status>; ALL],
     pub evidence: Vec<Evidence>,
 }
 
 impl Labels {
-    pub fn get(&self, observation: &str) -> Option<Status> {
-        observation_index(observation).and_then(|i| self.status[i])
+    /// A CheXpert observation's label (None: not mentioned).
+    pub fn get(&self, o: Observation) -> Option<Status> {
+        self.status[o.index()]
     }
 
-    /// `(name, status)` of the mentioned CheXpert observations, in CheXpert order.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, Status)> + '_ {
-        OBSERVATIONS
-            .iter()
-            .zip(self.status)
-            .filter_map(|(o, s)| s.map(|s| (*o, s)))
+    /// Any finding's label, the [`OTHER_FINDINGS`] included.
+    pub fn finding(&self, f: Finding) -> Option<Status> {
+        self.status[f.slot()]
+    }
+
+    /// The CheXpert observations' labels.
+    pub fn chexpert(&self) -> ObservationMap<Option<Status>> {
+        ObservationMap::from_fn(|o| self.get(o))
+    }
+
+    /// `(observation, status)` of the mentioned CheXpert observations, in CheXpert order.
+    pub fn iter(&self) -> impl Iterator<Item = (Observation, Status)> + '_ {
+        Observation::ALL
+            .into_iter()
+            .filter_map(|o| self.get(o).map(|s| (o, s)))
     }
 
     /// `(name, status)` of the mentioned [`OTHER_FINDINGS`].
     pub fn other(&self) -> impl Iterator<Item = (&'static str, Status)> + '_ {
-        OTHER_FINDINGS
-            .iter()
-            .zip(&self.status[14..])
-            .filter_map(|(o, s)| s.map(|s| (*o, s)))
+        (0..OTHER_FINDINGS.len())
+            .map(Finding::Other)
+            .filter_map(|f| self.finding(f).map(|s| (f.name(), s)))
     }
 }
 
@@ -335,7 +365,7 @@ impl Labeler {
             };
             let section =
                 section.ok_or_else(|| syntax("rule before any [Observation] header".into()))?;
-            let obs = observation_index(section)
+            let obs = Finding::parse(section)
                 .ok_or_else(|| syntax(format!("unknown observation [{section}]")))?;
             let (status, pat) = match body.split_once(": ") {
                 Some(("positive", p)) => (RuleStatus::Default, p),
@@ -474,29 +504,25 @@ impl Labeler {
                     .unwrap_or((Status::Positive, false)),
             };
             if weak && opts.hedges == Hedges::Probable {
-                possible[rule.obs] = true;
+                possible[rule.obs.slot()] = true;
             } else {
-                let slot = &mut labels.status[rule.obs];
+                let slot = &mut labels.status[rule.obs.slot()];
                 *slot = Some(slot.map_or(status, |old| old.max(status)));
             }
             labels.evidence.push(Evidence {
-                observation: observation_name(rule.obs),
+                observation: rule.obs,
                 status,
                 weak,
                 start: toks[s].start as usize,
                 end: toks[e - 1].end as usize,
             });
         }
-        let counted = match opts.no_finding {
-            NoFindingRule::Normal => ALL,
-            NoFindingRule::Chexpert => 14,
-        };
-        let any_finding = labels.status[..counted].iter().enumerate().any(|(i, s)| {
-            i != NO_FINDING
-                && i != SUPPORT_DEVICES
-                && (possible[i] || s.is_some_and(Status::is_positive_or_uncertain))
+        let any_finding = Finding::all().any(|f| {
+            f.counts_against_no_finding(opts.no_finding)
+                && (possible[f.slot()]
+                    || labels.status[f.slot()].is_some_and(Status::is_positive_or_uncertain))
         });
-        labels.status[NO_FINDING] = if any_finding {
+        labels.status[Observation::NoFinding.index()] = if any_finding {
             None
         } else {
             Some(Status::Positive)
@@ -618,7 +644,8 @@ mod tests {
     #[test]
     fn rules_compile_and_every_observation_has_rules() {
         let src = MENTIONS;
-        for o in OBSERVATIONS.iter().skip(1).chain(OTHER_FINDINGS.iter()) {
+        for f in Finding::all().skip(1) {
+            let o = f.name();
             assert!(src.contains(&format!("[{o}]")), "no rules for {o}");
         }
         let (m, t) = Labeler::builtin().rule_counts();
@@ -749,7 +776,8 @@ mod tests {
             hedges,
             ..LabelOptions::default()
         };
-        match Labeler::builtin().label_with(text, opts).get(obs) {
+        let f = Finding::parse(obs).unwrap_or_else(|| panic!("no finding named {obs:?}"));
+        match Labeler::builtin().label_with(text, opts).finding(f) {
             Some(s) => s.as_str(),
             None => "-",
         }
@@ -943,7 +971,7 @@ mod tests {
         let ev: Vec<(&str, Status, bool)> = l
             .evidence
             .iter()
-            .map(|e| (e.observation, e.status, e.weak))
+            .map(|e| (e.observation.name(), e.status, e.weak))
             .collect();
         assert_eq!(
             ev,
@@ -1132,18 +1160,33 @@ mod tests {
     fn no_finding_rule() {
         let l = Labeler::builtin();
         let normal = "Heart size normal. Lungs clear. No effusion or pneumothorax.";
-        assert_eq!(l.label(normal).get("No Finding"), Some(Status::Positive));
+        assert_eq!(
+            l.label(normal).get(Observation::NoFinding),
+            Some(Status::Positive)
+        );
         // support devices do not count
         let dev = "Right PICC tip in the SVC. Lungs clear.";
-        assert_eq!(l.label(dev).get("No Finding"), Some(Status::Positive));
+        assert_eq!(
+            l.label(dev).get(Observation::NoFinding),
+            Some(Status::Positive)
+        );
         // an uncertain finding does, and so does one raised only as a possibility
-        assert_eq!(l.label("Likely small effusion.").get("No Finding"), None);
-        assert_eq!(l.label("Possible small effusion.").get("No Finding"), None);
+        assert_eq!(
+            l.label("Likely small effusion.")
+                .get(Observation::NoFinding),
+            None
+        );
+        assert_eq!(
+            l.label("Possible small effusion.")
+                .get(Observation::NoFinding),
+            None
+        );
         // a finding outside the 14 counts under the default rule, not under CheXpert's
         let gran = "Lungs clear. Calcified granuloma in the right upper lobe.";
-        assert_eq!(l.label(gran).get("No Finding"), None);
+        assert_eq!(l.label(gran).get(Observation::NoFinding), None);
         assert_eq!(
-            l.label(gran).get("Calcified Granuloma"),
+            l.label(gran)
+                .finding(Finding::parse("Calcified Granuloma").unwrap()),
             Some(Status::Positive)
         );
         assert_eq!(
@@ -1154,7 +1197,7 @@ mod tests {
                     ..LabelOptions::default()
                 }
             )
-            .get("No Finding"),
+            .get(Observation::NoFinding),
             Some(Status::Positive)
         );
         // an empty text has no labels at all
@@ -1166,14 +1209,14 @@ mod tests {
         let text = "No pneumothorax. Small left effusion. No right effusion.";
         let l = Labeler::builtin().label(text);
         assert_eq!(
-            l.get("Pleural Effusion"),
+            l.get(Observation::PleuralEffusion),
             Some(Status::Positive),
             "positive wins over negative"
         );
         let ev: Vec<_> = l
             .evidence
             .iter()
-            .map(|e| (e.observation, e.status, &text[e.start..e.end]))
+            .map(|e| (e.observation.name(), e.status, &text[e.start..e.end]))
             .collect();
         assert_eq!(
             ev,

@@ -20,7 +20,9 @@
 
 use std::collections::HashMap;
 
-use crate::labeler::{Labeler, COMMON_FIVE, OBSERVATIONS};
+use radfm_core::{Observation, ObservationMap};
+
+use crate::labeler::Labeler;
 
 /// The pinned normalisation: lowercase ASCII alphanumeric tokens.
 pub fn normalize(text: &str) -> Vec<String> {
@@ -172,7 +174,7 @@ pub struct Scores {
     pub chexpert_macro_f1_14: f64,
     pub chexpert_micro_f1_5: f64,
     pub chexpert_macro_f1_5: f64,
-    pub chexpert_per_observation: Vec<(String, Prf)>,
+    pub chexpert_per_observation: Vec<(Observation, Prf)>,
 }
 
 pub const NORMALIZATION: &str =
@@ -192,13 +194,14 @@ pub fn score(preds: &[&str], refs: &[&str], labeler: &Labeler) -> Scores {
         rr += rc;
         rf += f;
     }
-    let mut counts = [(0u64, 0u64, 0u64); 14];
+    let mut counts = ObservationMap::<(u64, u64, u64)>::default();
     for (p, rf_text) in preds.iter().zip(refs) {
         let lp = labeler.label(p);
         let lr = labeler.label(rf_text);
-        for (k, c) in counts.iter_mut().enumerate() {
-            let yp = lp.status[k].is_some_and(|s| s.is_positive_or_uncertain());
-            let yt = lr.status[k].is_some_and(|s| s.is_positive_or_uncertain());
+        for k in Observation::ALL {
+            let c = &mut counts[k];
+            let yp = lp.get(k).is_some_and(|s| s.is_positive_or_uncertain());
+            let yt = lr.get(k).is_some_and(|s| s.is_positive_or_uncertain());
             match (yp, yt) {
                 (true, true) => c.0 += 1,
                 (true, false) => c.1 += 1,
@@ -207,15 +210,14 @@ pub fn score(preds: &[&str], refs: &[&str], labeler: &Labeler) -> Scores {
             }
         }
     }
-    let per: Vec<(String, Prf)> = OBSERVATIONS
+    let per: Vec<(Observation, Prf)> = counts
         .iter()
-        .zip(counts)
-        .map(|(o, (tp, fp, fn_))| (o.to_string(), Prf::from_counts(tp, fp, fn_)))
+        .map(|(o, &(tp, fp, fn_))| (o, Prf::from_counts(tp, fp, fn_)))
         .collect();
-    let agg = |names: &[&str]| {
+    let agg = |names: &[Observation]| {
         let sel: Vec<&Prf> = per
             .iter()
-            .filter(|(o, _)| names.contains(&o.as_str()))
+            .filter(|(o, _)| names.contains(o))
             .map(|(_, p)| p)
             .collect();
         let (tp, fp, fn_) = sel
@@ -225,8 +227,8 @@ pub fn score(preds: &[&str], refs: &[&str], labeler: &Labeler) -> Scores {
         let macro_ = sel.iter().map(|p| p.f1).sum::<f64>() / sel.len() as f64;
         (micro, macro_)
     };
-    let (mi14, ma14) = agg(&OBSERVATIONS);
-    let (mi5, ma5) = agg(&COMMON_FIVE);
+    let (mi14, ma14) = agg(&Observation::ALL);
+    let (mi5, ma5) = agg(&Observation::COMMON_FIVE);
     Scores {
         n: preds.len(),
         normalization: NORMALIZATION,

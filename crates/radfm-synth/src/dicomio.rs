@@ -330,12 +330,12 @@ pub fn write(
                 .implementation_version_name("RADFM_SYNTH_1"),
         )
         .map_err(|e| e.to_string())?;
-    let tmp = path.with_extension("dcm.tmp");
-    let written = match site.syntax {
+    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let mut f = radfm_core::AtomicFile::create(path).map_err(|e| err(&e))?;
+    match site.syntax {
         Syntax::Deflated | Syntax::ExplicitLittle | Syntax::ImplicitLittle => {
-            obj.write_to_file(&tmp).map_err(|e| e.to_string())
+            obj.write_all(&mut f).map_err(|e| err(&e))?
         }
     };
-    written.map_err(|e| format!("{}: {e}", path.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    f.commit().map_err(|e| err(&e))
 }

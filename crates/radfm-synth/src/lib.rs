@@ -35,7 +35,7 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use crate::phi::{Person, PhiRecord};
-use crate::plan::{labels_of, BurnedIn, Cohort, Sex, View, OBSERVATIONS};
+use crate::plan::{labels_of, BurnedIn, Cohort, Observation, Sex, View};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -88,16 +88,12 @@ struct PatientOut {
     truth: Vec<serde_json::Value>,
     reports: Vec<serde_json::Value>,
     phi: Vec<PhiRecord>,
-    thumbs: Vec<(Vec<usize>, Vec<u8>)>,
+    thumbs: Vec<(Vec<Observation>, Vec<u8>)>,
     summary: Summary,
 }
 
 fn patient_seed(seed: u64, index: usize) -> u64 {
-    let mut x = seed ^ 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(index as u64 + 1);
-    // splitmix64 finaliser
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
+    radfm_core::seed::derive(seed, index as u64)
 }
 
 const INDICATIONS: [&str; 10] = [
@@ -339,10 +335,9 @@ fn one_patient(
             let path = cfg.out.join(&rel);
             dicomio::write(&header, &acq.stored, &path, &rel, &mut out.phi)
                 .map_err(SynthError::Dicom)?;
-            let label_map: serde_json::Map<String, serde_json::Value> = OBSERVATIONS
+            let label_map: serde_json::Map<String, serde_json::Value> = labels
                 .iter()
-                .zip(labels)
-                .map(|(o, l)| (o.to_string(), json!(l)))
+                .map(|(o, l)| (o.as_str().to_string(), json!(l)))
                 .collect();
             out.truth.push(json!({
                 "id": sop_uid,
@@ -365,7 +360,11 @@ fn one_patient(
                 "pixel_spacing_mm": site.fov_mm / cfg.size as f32,
             }));
             if img.view != View::Lateral && cfg.contact_sheet {
-                let present: Vec<usize> = (0..14).filter(|&o| labels[o] == 1).collect();
+                let present: Vec<Observation> = labels
+                    .iter()
+                    .filter(|(_, &l)| l == 1)
+                    .map(|(o, _)| o)
+                    .collect();
                 out.thumbs
                     .push((present, thumb(&acq.display, cfg.size, sheet::THUMB)));
             }
@@ -388,15 +387,12 @@ fn one_patient(
 }
 
 fn write_jsonl(path: &Path, lines: impl Iterator<Item = String>) -> Result<(), SynthError> {
-    let tmp = path.with_extension("jsonl.tmp");
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io(&tmp))?);
+    let mut f = radfm_core::AtomicFile::create(path).map_err(io(path))?;
     for l in lines {
-        f.write_all(l.as_bytes()).map_err(io(&tmp))?;
-        f.write_all(b"\n").map_err(io(&tmp))?;
+        f.write_all(l.as_bytes()).map_err(io(path))?;
+        f.write_all(b"\n").map_err(io(path))?;
     }
-    f.flush().map_err(io(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io(path))
+    f.commit().map_err(io(path))
 }
 
 /// Generate the archive. `progress(done, total)` is called as patients finish.
@@ -481,7 +477,7 @@ pub fn generate(
         }),
     )?;
     if cfg.contact_sheet {
-        let thumbs: Vec<&(Vec<usize>, Vec<u8>)> =
+        let thumbs: Vec<&(Vec<Observation>, Vec<u8>)> =
             outs.iter().flat_map(|o| o.thumbs.iter()).collect();
         sheet::write(&cfg.out.join("contact-sheet.png"), &thumbs)?;
     }

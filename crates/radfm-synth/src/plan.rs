@@ -8,25 +8,7 @@ use std::path::Path;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-pub use radfm_report::labeler::OBSERVATIONS;
-
-/// Observation indices (CheXpert order).
-pub mod obs {
-    pub const NO_FINDING: usize = 0;
-    pub const ECM: usize = 1;
-    pub const CARDIOMEGALY: usize = 2;
-    pub const OPACITY: usize = 3;
-    pub const LESION: usize = 4;
-    pub const EDEMA: usize = 5;
-    pub const CONSOLIDATION: usize = 6;
-    pub const PNEUMONIA: usize = 7;
-    pub const ATELECTASIS: usize = 8;
-    pub const PNEUMOTHORAX: usize = 9;
-    pub const EFFUSION: usize = 10;
-    pub const PLEURAL_OTHER: usize = 11;
-    pub const FRACTURE: usize = 12;
-    pub const DEVICES: usize = 13;
-}
+pub use radfm_core::{Observation, ObservationMap};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -67,7 +49,7 @@ impl Zone {
 /// One finding drawn into the images of a study.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Finding {
-    pub observation: &'static str,
+    pub observation: Observation,
     /// variant: "lobar", "patchy", "nodule", "mass", "et_tube", "central_line", "pacemaker",
     /// "sternotomy_wires", "plate_like", "perihilar", ... ("" when there is only one)
     pub kind: &'static str,
@@ -86,7 +68,7 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(o: usize, kind: &'static str, rng: &mut ChaCha8Rng) -> Finding {
+    fn new(o: Observation, kind: &'static str, rng: &mut ChaCha8Rng) -> Finding {
         let laterality = match rng.gen_range(0..10) {
             0..=4 => Side::Right,
             5..=8 => Side::Left,
@@ -103,7 +85,7 @@ impl Finding {
             _ => 3,
         };
         Finding {
-            observation: OBSERVATIONS[o],
+            observation: o,
             kind,
             laterality,
             location,
@@ -114,11 +96,8 @@ impl Finding {
         }
     }
 
-    pub fn obs(&self) -> usize {
-        OBSERVATIONS
-            .iter()
-            .position(|o| *o == self.observation)
-            .expect("known observation")
+    pub fn obs(&self) -> Observation {
+        self.observation
     }
 }
 
@@ -184,22 +163,22 @@ pub struct PatientPlan {
 #[derive(Debug, Clone)]
 pub struct Cohort {
     /// per patient: (age, sex, view, observation indices) per study, in follow-up order
-    patients: Vec<Vec<(u32, Sex, View, Vec<usize>)>>,
+    patients: Vec<Vec<(u32, Sex, View, Vec<Observation>)>>,
 }
 
 /// NIH ChestX-ray14 labels mapped to CheXpert observations (None: outside the 14).
-fn nih_label(l: &str) -> Option<usize> {
+fn nih_label(l: &str) -> Option<Observation> {
     Some(match l {
-        "Atelectasis" => obs::ATELECTASIS,
-        "Cardiomegaly" => obs::CARDIOMEGALY,
-        "Consolidation" => obs::CONSOLIDATION,
-        "Edema" => obs::EDEMA,
-        "Effusion" => obs::EFFUSION,
-        "Infiltration" => obs::OPACITY,
-        "Mass" | "Nodule" => obs::LESION,
-        "Pleural_Thickening" => obs::PLEURAL_OTHER,
-        "Pneumonia" => obs::PNEUMONIA,
-        "Pneumothorax" => obs::PNEUMOTHORAX,
+        "Atelectasis" => Observation::Atelectasis,
+        "Cardiomegaly" => Observation::Cardiomegaly,
+        "Consolidation" => Observation::Consolidation,
+        "Edema" => Observation::Edema,
+        "Effusion" => Observation::PleuralEffusion,
+        "Infiltration" => Observation::LungOpacity,
+        "Mass" | "Nodule" => Observation::LungLesion,
+        "Pleural_Thickening" => Observation::PleuralOther,
+        "Pneumonia" => Observation::Pneumonia,
+        "Pneumothorax" => Observation::Pneumothorax,
         _ => return None,
     })
 }
@@ -233,7 +212,7 @@ impl Cohort {
         );
         let mut by_patient: std::collections::BTreeMap<
             u64,
-            Vec<(u32, (u32, Sex, View, Vec<usize>))>,
+            Vec<(u32, (u32, Sex, View, Vec<Observation>))>,
         > = Default::default();
         for rec in rdr.records() {
             let r = rec.map_err(|e| format!("{}: {e}", path.display()))?;
@@ -257,7 +236,7 @@ impl Cohort {
             } else {
                 View::PA
             };
-            let mut labels: Vec<usize> = r
+            let mut labels: Vec<Observation> = r
                 .get(c_lab)
                 .unwrap_or("")
                 .split('|')
@@ -293,25 +272,25 @@ impl Cohort {
 }
 
 /// Built-in per-study prevalence of each observation (before co-occurrence rules).
-const PREVALENCE: [(usize, f64); 12] = [
-    (obs::CARDIOMEGALY, 0.16),
-    (obs::ECM, 0.04),
-    (obs::OPACITY, 0.10),
-    (obs::LESION, 0.07),
-    (obs::EDEMA, 0.07),
-    (obs::CONSOLIDATION, 0.05),
-    (obs::PNEUMONIA, 0.05),
-    (obs::ATELECTASIS, 0.11),
-    (obs::PNEUMOTHORAX, 0.05),
-    (obs::EFFUSION, 0.14),
-    (obs::PLEURAL_OTHER, 0.04),
-    (obs::FRACTURE, 0.05),
+const PREVALENCE: [(Observation, f64); 12] = [
+    (Observation::Cardiomegaly, 0.16),
+    (Observation::EnlargedCardiomediastinum, 0.04),
+    (Observation::LungOpacity, 0.10),
+    (Observation::LungLesion, 0.07),
+    (Observation::Edema, 0.07),
+    (Observation::Consolidation, 0.05),
+    (Observation::Pneumonia, 0.05),
+    (Observation::Atelectasis, 0.11),
+    (Observation::Pneumothorax, 0.05),
+    (Observation::PleuralEffusion, 0.14),
+    (Observation::PleuralOther, 0.04),
+    (Observation::Fracture, 0.05),
 ];
 
 /// Observations outside the NIH table, sampled from built-in prevalences even with a cohort.
 const DEVICE_PREVALENCE: f64 = 0.14;
 
-fn sample_labels(rng: &mut ChaCha8Rng) -> Vec<usize> {
+fn sample_labels(rng: &mut ChaCha8Rng) -> Vec<Observation> {
     let mut v = Vec::new();
     if rng.gen_bool(0.38) {
         return v; // a normal study (maybe with a device, below)
@@ -322,14 +301,23 @@ fn sample_labels(rng: &mut ChaCha8Rng) -> Vec<usize> {
         }
     }
     // co-occurrence as in real cohorts
-    if v.contains(&obs::EDEMA) && !v.contains(&obs::CARDIOMEGALY) && rng.gen_bool(0.6) {
-        v.push(obs::CARDIOMEGALY);
+    if v.contains(&Observation::Edema)
+        && !v.contains(&Observation::Cardiomegaly)
+        && rng.gen_bool(0.6)
+    {
+        v.push(Observation::Cardiomegaly);
     }
-    if v.contains(&obs::EDEMA) && !v.contains(&obs::EFFUSION) && rng.gen_bool(0.5) {
-        v.push(obs::EFFUSION);
+    if v.contains(&Observation::Edema)
+        && !v.contains(&Observation::PleuralEffusion)
+        && rng.gen_bool(0.5)
+    {
+        v.push(Observation::PleuralEffusion);
     }
-    if v.contains(&obs::EFFUSION) && !v.contains(&obs::ATELECTASIS) && rng.gen_bool(0.3) {
-        v.push(obs::ATELECTASIS);
+    if v.contains(&Observation::PleuralEffusion)
+        && !v.contains(&Observation::Atelectasis)
+        && rng.gen_bool(0.3)
+    {
+        v.push(Observation::Atelectasis);
     }
     if v.is_empty() {
         v.push(PREVALENCE[rng.gen_range(0..PREVALENCE.len())].0);
@@ -340,15 +328,15 @@ fn sample_labels(rng: &mut ChaCha8Rng) -> Vec<usize> {
 }
 
 /// Details of each finding for a set of observations.
-fn findings_for(labels: &[usize], age: u32, rng: &mut ChaCha8Rng) -> Vec<Finding> {
+fn findings_for(labels: &[Observation], age: u32, rng: &mut ChaCha8Rng) -> Vec<Finding> {
     let mut out = Vec::new();
     for &o in labels {
         let mut f = match o {
-            obs::PNEUMONIA => {
+            Observation::Pneumonia => {
                 let kind = if rng.gen_bool(0.6) { "lobar" } else { "patchy" };
                 Finding::new(o, kind, rng)
             }
-            obs::LESION => {
+            Observation::LungLesion => {
                 let mass = rng.gen_bool(0.3);
                 let mut f = Finding::new(o, if mass { "mass" } else { "nodule" }, rng);
                 f.size_mm = if mass {
@@ -363,12 +351,12 @@ fn findings_for(labels: &[usize], age: u32, rng: &mut ChaCha8Rng) -> Vec<Finding
                 };
                 f
             }
-            obs::EDEMA => {
+            Observation::Edema => {
                 let mut f = Finding::new(o, "perihilar", rng);
                 f.laterality = Side::Bilateral;
                 f
             }
-            obs::ATELECTASIS => {
+            Observation::Atelectasis => {
                 let mut f = Finding::new(o, "plate_like", rng);
                 f.location = Zone::Lower;
                 if f.laterality == Side::Bilateral {
@@ -376,7 +364,7 @@ fn findings_for(labels: &[usize], age: u32, rng: &mut ChaCha8Rng) -> Vec<Finding
                 }
                 f
             }
-            obs::PNEUMOTHORAX => {
+            Observation::Pneumothorax => {
                 let mut f = Finding::new(o, "", rng);
                 if f.laterality == Side::Bilateral {
                     f.laterality = Side::Right;
@@ -385,14 +373,14 @@ fn findings_for(labels: &[usize], age: u32, rng: &mut ChaCha8Rng) -> Vec<Finding
                 f.size_mm = [0.0, 12.0, 25.0, 45.0][f.severity as usize] + rng.gen_range(-3.0..3.0);
                 f
             }
-            obs::EFFUSION => {
+            Observation::PleuralEffusion => {
                 let mut f = Finding::new(o, "", rng);
                 f.location = Zone::Lower;
                 f.size_mm =
                     [0.0, 45.0, 75.0, 120.0][f.severity as usize] + rng.gen_range(-5.0..5.0);
                 f
             }
-            obs::FRACTURE => {
+            Observation::Fracture => {
                 let mut f = Finding::new(
                     o,
                     if age > 60 && rng.gen_bool(0.4) {
@@ -408,7 +396,7 @@ fn findings_for(labels: &[usize], age: u32, rng: &mut ChaCha8Rng) -> Vec<Finding
                 f.rib = Some(rng.gen_range(4..9));
                 f
             }
-            obs::DEVICES => {
+            Observation::SupportDevices => {
                 let kind = ["et_tube", "central_line", "pacemaker", "sternotomy_wires"]
                     [rng.gen_range(0..4)];
                 let mut f = Finding::new(o, kind, rng);
@@ -419,7 +407,7 @@ fn findings_for(labels: &[usize], age: u32, rng: &mut ChaCha8Rng) -> Vec<Finding
                 };
                 f
             }
-            obs::CARDIOMEGALY => {
+            Observation::Cardiomegaly => {
                 let mut f = Finding::new(o, "", rng);
                 f.laterality = Side::Bilateral;
                 f.ctr = Some(
@@ -427,15 +415,17 @@ fn findings_for(labels: &[usize], age: u32, rng: &mut ChaCha8Rng) -> Vec<Finding
                 );
                 f
             }
-            obs::ECM => {
+            Observation::EnlargedCardiomediastinum => {
                 let mut f = Finding::new(o, "", rng);
                 f.laterality = Side::Bilateral;
                 f
             }
             _ => Finding::new(o, "", rng),
         };
-        if matches!(o, obs::CONSOLIDATION | obs::OPACITY | obs::PLEURAL_OTHER)
-            && f.laterality == Side::Bilateral
+        if matches!(
+            o,
+            Observation::Consolidation | Observation::LungOpacity | Observation::PleuralOther
+        ) && f.laterality == Side::Bilateral
         {
             f.laterality = Side::Right;
         }
@@ -480,10 +470,10 @@ pub fn plan_patient(
         for (age, _, view, labels) in rows.iter().take(4) {
             let mut labels = labels.clone();
             if rng.gen_bool(DEVICE_PREVALENCE) {
-                labels.push(obs::DEVICES);
+                labels.push(Observation::SupportDevices);
             }
             if rng.gen_bool(0.03) {
-                labels.push(obs::FRACTURE);
+                labels.push(Observation::Fracture);
             }
             labels.sort_unstable();
             labels.dedup();
@@ -505,7 +495,7 @@ pub fn plan_patient(
             _ => 3,
         };
         let mut day = 0;
-        let mut prev: Option<Vec<usize>> = None;
+        let mut prev: Option<Vec<Observation>> = None;
         for _ in 0..n {
             let mut labels = match &prev {
                 // follow-ups: findings often persist, sometimes resolve or appear
@@ -517,12 +507,12 @@ pub fn plan_patient(
                 _ => sample_labels(rng),
             };
             if rng.gen_bool(DEVICE_PREVALENCE) {
-                labels.push(obs::DEVICES);
+                labels.push(Observation::SupportDevices);
             }
             labels.sort_unstable();
             labels.dedup();
             let a = age + day / 365;
-            let view = if labels.contains(&obs::DEVICES) || rng.gen_bool(0.15) {
+            let view = if labels.contains(&Observation::SupportDevices) || rng.gen_bool(0.15) {
                 View::AP
             } else {
                 View::PA
@@ -547,24 +537,26 @@ pub fn plan_patient(
 
 /// Observations a finding also is: a lobar pneumonia is a consolidation, a
 /// patchy one a lung opacity (and its report says so).
-pub fn implied(f: &Finding) -> Vec<usize> {
+pub fn implied(f: &Finding) -> Vec<Observation> {
     match (f.obs(), f.kind) {
-        (obs::PNEUMONIA, "lobar") => vec![obs::CONSOLIDATION],
-        (obs::PNEUMONIA, _) => vec![obs::OPACITY],
+        (Observation::Pneumonia, "lobar") => vec![Observation::Consolidation],
+        (Observation::Pneumonia, _) => vec![Observation::LungOpacity],
         _ => vec![],
     }
 }
 
 /// 0/1 labels of the 14 observations for a set of findings (No Finding when none but devices).
-pub fn labels_of(findings: &[Finding]) -> [u8; 14] {
-    let mut l = [0u8; 14];
+pub fn labels_of(findings: &[Finding]) -> ObservationMap<u8> {
+    let mut l = ObservationMap::default();
     for f in findings {
         l[f.obs()] = 1;
         for o in implied(f) {
             l[o] = 1;
         }
     }
-    let any = (1..13).any(|o| l[o] == 1);
-    l[obs::NO_FINDING] = u8::from(!any);
+    let any = Observation::ALL
+        .iter()
+        .any(|&o| o.is_finding() && l[o] == 1);
+    l[Observation::NoFinding] = u8::from(!any);
     l
 }

@@ -11,7 +11,7 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::plan::{obs, Finding, Side, View, Zone};
+use crate::plan::{Finding, Observation, Side, View, Zone};
 
 pub const MU_SOFT: f32 = 0.20;
 pub const MU_BONE: f32 = 0.30;
@@ -213,7 +213,7 @@ impl Frontal {
     }
 }
 
-fn has(findings: &[Finding], o: usize) -> Option<&Finding> {
+fn has(findings: &[Finding], o: Observation) -> Option<&Finding> {
     findings.iter().find(|f| f.obs() == o)
 }
 
@@ -300,7 +300,7 @@ fn render_frontal(
         hila: [(0.5 - 0.085, 0.46), (0.5 + 0.085, 0.47)],
     };
     // volume loss raises a hemidiaphragm
-    if let Some(f) = has(findings, obs::ATELECTASIS) {
+    if let Some(f) = has(findings, Observation::Atelectasis) {
         let lift = 0.012 * f.severity as f32;
         match f.laterality {
             Side::Left => g.base_l -= lift,
@@ -308,14 +308,14 @@ fn render_frontal(
         }
     }
     let thoracic_width = 2.0 * (sep + w);
-    let ctr = has(findings, obs::CARDIOMEGALY)
+    let ctr = has(findings, Observation::Cardiomegaly)
         .and_then(|f| f.ctr)
         .unwrap_or(0.44 + rng.gen_range(-0.03..0.03));
     let mag = if ap { 1.08 } else { 1.0 };
     g.heart_hw = ctr * thoracic_width / 2.0 * mag;
     g.heart_cx = 0.5 + 0.22 * g.heart_hw;
     g.heart_cy = (g.base_r + g.base_l) / 2.0 - g.dome - 0.075;
-    if has(findings, obs::ECM).is_some() {
+    if has(findings, Observation::EnlargedCardiomediastinum).is_some() {
         g.med_hw *= 1.75;
     }
     let body_a = 0.43 * hab.width;
@@ -389,7 +389,7 @@ fn render_frontal(
         }
     }
     // ribs: posterior (from the spine, lateral and down) and anterior (from the wall, medial and down)
-    let fracture = has(findings, obs::FRACTURE);
+    let fracture = has(findings, Observation::Fracture);
     for right in [true, false] {
         let s = if right { -1.0 } else { 1.0 };
         for k in 0..10 {
@@ -498,8 +498,10 @@ fn render_frontal(
     // findings
     for f in findings {
         match f.obs() {
-            obs::OPACITY | obs::CONSOLIDATION | obs::PNEUMONIA => airspace(&mut c, &g, f, rng),
-            obs::LESION => {
+            Observation::LungOpacity | Observation::Consolidation | Observation::Pneumonia => {
+                airspace(&mut c, &g, f, rng)
+            }
+            Observation::LungLesion => {
                 let right = f.laterality != Side::Left;
                 let xc = g.lung_center(right) + rng.gen_range(-0.35..0.35) * g.w;
                 let yc = g.zone_v(f.location) + rng.gen_range(-0.04..0.04);
@@ -519,7 +521,7 @@ fn render_frontal(
                     }
                 }
             }
-            obs::EDEMA => {
+            Observation::Edema => {
                 let s = 0.25 + 0.17 * f.severity as f32;
                 for py in 0..n {
                     let v = (py as f32 + 0.5) / nf;
@@ -552,7 +554,7 @@ fn render_frontal(
                     }
                 }
             }
-            obs::ATELECTASIS => {
+            Observation::Atelectasis => {
                 for right in sides(f.laterality) {
                     let xc = g.lung_center(right);
                     let v = g.base(right) - g.dome - 0.05 - rng.gen_range(0.0..0.04);
@@ -582,7 +584,7 @@ fn render_frontal(
                     }
                 }
             }
-            obs::PNEUMOTHORAX => {
+            Observation::Pneumothorax => {
                 let right = f.laterality != Side::Left;
                 let rim = f.size_mm * mm;
                 let xc = g.lung_center(right);
@@ -606,7 +608,7 @@ fn render_frontal(
                     }
                 }
             }
-            obs::EFFUSION => {
+            Observation::PleuralEffusion => {
                 for right in sides(f.laterality) {
                     let h = f.size_mm * mm;
                     let xc = g.lung_center(right);
@@ -630,7 +632,7 @@ fn render_frontal(
                     }
                 }
             }
-            obs::PLEURAL_OTHER => {
+            Observation::PleuralOther => {
                 let right = f.laterality != Side::Left;
                 let xc = g.lung_center(right);
                 let sg = if right { -1.0 } else { 1.0 };
@@ -651,7 +653,7 @@ fn render_frontal(
                     }
                 }
             }
-            obs::DEVICES => device(&mut c, f, &g),
+            Observation::SupportDevices => device(&mut c, f, &g),
             _ => {}
         }
     }
@@ -665,9 +667,9 @@ fn airspace(c: &mut Canvas, g: &Frontal, f: &Finding, rng: &mut ChaCha8Rng) {
     let right = f.laterality != Side::Left;
     let xc = g.lung_center(right);
     let (blobs, density, r0): (usize, f32, f32) = match (f.obs(), f.kind) {
-        (obs::PNEUMONIA, "lobar") => (1, 0.9, 0.0),
-        (obs::PNEUMONIA, _) => (5 + f.severity as usize, 0.65, 0.035),
-        (obs::CONSOLIDATION, _) => (2 + f.severity as usize, 0.88, 0.04),
+        (Observation::Pneumonia, "lobar") => (1, 0.9, 0.0),
+        (Observation::Pneumonia, _) => (5 + f.severity as usize, 0.65, 0.035),
+        (Observation::Consolidation, _) => (2 + f.severity as usize, 0.88, 0.04),
         _ => (2 + f.severity as usize, 0.45, 0.045),
     };
     let mut mask = vec![0f32; n * n];
@@ -818,10 +820,10 @@ fn render_lateral(n: usize, hab: Habitus, findings: &[Finding], rng: &mut ChaCha
     let nf = n as f32;
     let depth_cm = 32.0 * hab.width;
     let base = 0.13 + 0.66 * hab.height;
-    let ctr_scale = has(findings, obs::CARDIOMEGALY)
+    let ctr_scale = has(findings, Observation::Cardiomegaly)
         .and_then(|f| f.ctr)
         .map_or(1.0, |r| r / 0.45);
-    let effusion = has(findings, obs::EFFUSION).map(|f| f.size_mm / 430.0);
+    let effusion = has(findings, Observation::PleuralEffusion).map(|f| f.size_mm / 430.0);
     for py in 0..n {
         let v = (py as f32 + 0.5) / nf;
         for px in 0..n {
@@ -880,7 +882,10 @@ fn render_lateral(n: usize, hab: Habitus, findings: &[Finding], rng: &mut ChaCha
             .collect();
         stroke(&mut c, Layer::Bone, &pts, 0.007, 0.6, true);
     }
-    for f in findings.iter().filter(|f| f.obs() == obs::DEVICES) {
+    for f in findings
+        .iter()
+        .filter(|f| f.obs() == Observation::SupportDevices)
+    {
         match f.kind {
             "et_tube" => stroke(
                 &mut c,

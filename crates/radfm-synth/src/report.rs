@@ -9,7 +9,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::plan::{obs, Finding, Side, OBSERVATIONS};
+use crate::plan::{Finding, Observation, Side};
 
 /// Share of reports that disagree with the image (missed finding or over-call).
 pub const DISAGREEMENT_SHARE: f64 = 0.06;
@@ -18,13 +18,13 @@ pub const DISAGREEMENT_SHARE: f64 = 0.06;
 pub struct Disagreement {
     /// "missed" or "overcall"
     pub kind: &'static str,
-    pub observation: &'static str,
+    pub observation: Observation,
 }
 
 pub struct Written {
     pub text: String,
     /// what the report states, per observation: "positive", "uncertain" (hedged) or absent
-    pub stated: Vec<(&'static str, &'static str)>,
+    pub stated: Vec<(Observation, &'static str)>,
     pub disagreement: Option<Disagreement>,
 }
 
@@ -57,22 +57,22 @@ fn sentence(f: &Finding, rng: &mut ChaCha8Rng) -> String {
     let side = side_word(f.laterality);
     let zone = f.location.word();
     match f.obs() {
-        obs::CARDIOMEGALY => match f.severity {
+        Observation::Cardiomegaly => match f.severity {
             1 => pick(rng, &["Mild cardiomegaly.", "The heart is mildly enlarged.", "Mildly enlarged cardiac silhouette."]).into(),
             2 => pick(rng, &["Moderate cardiomegaly.", "The heart is moderately enlarged."]).into(),
             _ => pick(rng, &["Marked cardiomegaly.", "The cardiac silhouette is markedly enlarged."]).into(),
         },
-        obs::ECM => pick(rng, &["The mediastinum is widened.", "Widening of the superior mediastinum.", "Mediastinal widening."]).into(),
-        obs::OPACITY => format!(
+        Observation::EnlargedCardiomediastinum => pick(rng, &["The mediastinum is widened.", "Widening of the superior mediastinum.", "Mediastinal widening."]).into(),
+        Observation::LungOpacity => format!(
             "{} opacity in the {side} {zone} lung zone.",
             cap(pick(rng, &["patchy", "hazy", "ill-defined", "faint"]))
         ),
-        obs::CONSOLIDATION => format!(
+        Observation::Consolidation => format!(
             "{} in the {side} {zone} lung{}.",
             cap(pick(rng, &["consolidation", "airspace consolidation", "focal consolidation"])),
             pick(rng, &[" with air bronchograms", ""])
         ),
-        obs::PNEUMONIA => {
+        Observation::Pneumonia => {
             if f.kind == "lobar" {
                 format!(
                     "{} {side} lower lobe consolidation, consistent with pneumonia.",
@@ -82,7 +82,7 @@ fn sentence(f: &Finding, rng: &mut ChaCha8Rng) -> String {
                 format!("Patchy {side} {zone} zone opacities, consistent with pneumonia.")
             }
         }
-        obs::LESION => {
+        Observation::LungLesion => {
             if f.kind == "mass" {
                 format!("{:.1} cm mass in the {side} {zone} lung zone.", f.size_mm / 10.0)
             } else {
@@ -93,7 +93,7 @@ fn sentence(f: &Finding, rng: &mut ChaCha8Rng) -> String {
                 )
             }
         }
-        obs::EDEMA => match f.severity {
+        Observation::Edema => match f.severity {
             1 => pick(rng, &["Mild interstitial edema.", "Mild pulmonary vascular congestion with interstitial edema."]).into(),
             _ => pick(
                 rng,
@@ -101,12 +101,12 @@ fn sentence(f: &Finding, rng: &mut ChaCha8Rng) -> String {
             )
             .into(),
         },
-        obs::ATELECTASIS => format!(
+        Observation::Atelectasis => format!(
             "{} atelectasis at the {side} lung base.",
             cap(pick(rng, &["plate-like", "subsegmental", "linear"]))
         ),
-        obs::PNEUMOTHORAX => format!("{} {side} apical pneumothorax.", cap(sev(rng, f.severity))),
-        obs::EFFUSION => match f.laterality {
+        Observation::Pneumothorax => format!("{} {side} apical pneumothorax.", cap(sev(rng, f.severity))),
+        Observation::PleuralEffusion => match f.laterality {
             Side::Bilateral => format!("{} bilateral pleural effusions.", cap(sev(rng, f.severity))),
             _ => {
                 if f.severity == 1 && rng.gen_bool(0.4) {
@@ -116,8 +116,8 @@ fn sentence(f: &Finding, rng: &mut ChaCha8Rng) -> String {
                 }
             }
         },
-        obs::PLEURAL_OTHER => format!("{} pleural thickening along the {side} chest wall.", cap(sev(rng, f.severity))),
-        obs::FRACTURE => {
+        Observation::PleuralOther => format!("{} pleural thickening along the {side} chest wall.", cap(sev(rng, f.severity))),
+        Observation::Fracture => {
             let rib = f.rib.unwrap_or(6);
             let nth = match rib {
                 1 => "1st".to_string(),
@@ -131,7 +131,7 @@ fn sentence(f: &Finding, rng: &mut ChaCha8Rng) -> String {
                 format!("Acute nondisplaced fracture of the {side} posterior {nth} rib.")
             }
         }
-        obs::DEVICES => match f.kind {
+        Observation::SupportDevices => match f.kind {
             "et_tube" => format!("Endotracheal tube with tip {} cm above the carina.", rng.gen_range(3..7)),
             "central_line" => "Right internal jugular central venous catheter with tip in the SVC.".into(),
             "pacemaker" => "Left chest wall pacemaker with leads in the right atrium and right ventricle.".into(),
@@ -145,22 +145,24 @@ fn sentence(f: &Finding, rng: &mut ChaCha8Rng) -> String {
 fn hedged(f: &Finding, rng: &mut ChaCha8Rng) -> String {
     let side = side_word(f.laterality);
     match f.obs() {
-        obs::EFFUSION => format!("Possible small {side} pleural effusion."),
-        obs::ATELECTASIS => format!("Possible {side} basilar atelectasis."),
-        obs::PNEUMONIA => format!("Cannot exclude early {side} basilar pneumonia."),
-        obs::CONSOLIDATION => format!("Possible early consolidation in the {side} lung base."),
-        obs::PNEUMOTHORAX => format!("Questionable small {side} apical pneumothorax."),
-        obs::CARDIOMEGALY => "Borderline cardiomegaly.".into(),
-        obs::EDEMA => "Possible mild interstitial edema.".into(),
+        Observation::PleuralEffusion => format!("Possible small {side} pleural effusion."),
+        Observation::Atelectasis => format!("Possible {side} basilar atelectasis."),
+        Observation::Pneumonia => format!("Cannot exclude early {side} basilar pneumonia."),
+        Observation::Consolidation => {
+            format!("Possible early consolidation in the {side} lung base.")
+        }
+        Observation::Pneumothorax => format!("Questionable small {side} apical pneumothorax."),
+        Observation::Cardiomegaly => "Borderline cardiomegaly.".into(),
+        Observation::Edema => "Possible mild interstitial edema.".into(),
         _ => sentence(f, rng),
     }
 }
 
 /// Negations of absent observations, in the forms reports use.
-fn negations(absent: &[usize], rng: &mut ChaCha8Rng) -> Vec<String> {
-    let has = |o: usize| absent.contains(&o);
+fn negations(absent: &[Observation], rng: &mut ChaCha8Rng) -> Vec<String> {
+    let has = |o: Observation| absent.contains(&o);
     let mut out = Vec::new();
-    if has(obs::CARDIOMEGALY) {
+    if has(Observation::Cardiomegaly) {
         out.push(
             pick(
                 rng,
@@ -173,13 +175,13 @@ fn negations(absent: &[usize], rng: &mut ChaCha8Rng) -> Vec<String> {
             .to_string(),
         );
     }
-    if has(obs::ECM) && rng.gen_bool(0.5) {
+    if has(Observation::EnlargedCardiomediastinum) && rng.gen_bool(0.5) {
         out.push("The mediastinal contours are normal.".into());
     }
     let lung: Vec<&str> = [
-        (obs::CONSOLIDATION, "focal consolidation"),
-        (obs::EDEMA, "pulmonary edema"),
-        (obs::PNEUMONIA, "pneumonia"),
+        (Observation::Consolidation, "focal consolidation"),
+        (Observation::Edema, "pulmonary edema"),
+        (Observation::Pneumonia, "pneumonia"),
     ]
     .iter()
     .filter(|(o, _)| has(*o) && rng.gen_bool(0.7))
@@ -189,8 +191,8 @@ fn negations(absent: &[usize], rng: &mut ChaCha8Rng) -> Vec<String> {
         out.push(list_negation(&lung, rng));
     }
     let pl: Vec<&str> = [
-        (obs::EFFUSION, "pleural effusion"),
-        (obs::PNEUMOTHORAX, "pneumothorax"),
+        (Observation::PleuralEffusion, "pleural effusion"),
+        (Observation::Pneumothorax, "pneumothorax"),
     ]
     .iter()
     .filter(|(o, _)| has(*o))
@@ -199,7 +201,7 @@ fn negations(absent: &[usize], rng: &mut ChaCha8Rng) -> Vec<String> {
     if !pl.is_empty() {
         out.push(list_negation(&pl, rng));
     }
-    if has(obs::FRACTURE) && rng.gen_bool(0.4) {
+    if has(Observation::Fracture) && rng.gen_bool(0.4) {
         out.push(
             pick(
                 rng,
@@ -211,7 +213,7 @@ fn negations(absent: &[usize], rng: &mut ChaCha8Rng) -> Vec<String> {
             .into(),
         );
     }
-    if has(obs::LESION) && rng.gen_bool(0.2) {
+    if has(Observation::LungLesion) && rng.gen_bool(0.2) {
         out.push("No suspicious pulmonary nodules.".into());
     }
     out
@@ -244,7 +246,7 @@ pub fn write(
     phi_sentence: Option<&str>,
     rng: &mut ChaCha8Rng,
 ) -> Written {
-    let mut stated: Vec<(&'static str, &'static str)> = Vec::new();
+    let mut stated: Vec<(Observation, &'static str)> = Vec::new();
     let mut disagreement = None;
     let mut shown: Vec<&Finding> = findings.iter().collect();
     let mut overcall: Option<Finding> = None;
@@ -252,7 +254,7 @@ pub fn write(
         let subtle: Vec<usize> = shown
             .iter()
             .enumerate()
-            .filter(|(_, f)| f.severity == 1 && f.obs() != obs::DEVICES)
+            .filter(|(_, f)| f.severity == 1 && f.obs() != Observation::SupportDevices)
             .map(|(i, _)| i)
             .collect();
         if !subtle.is_empty() && rng.gen_bool(0.6) {
@@ -263,15 +265,15 @@ pub fn write(
             });
         } else {
             let candidates = [
-                obs::EFFUSION,
-                obs::ATELECTASIS,
-                obs::CARDIOMEGALY,
-                obs::OPACITY,
+                Observation::PleuralEffusion,
+                Observation::Atelectasis,
+                Observation::Cardiomegaly,
+                Observation::LungOpacity,
             ];
             let o = candidates[rng.gen_range(0..candidates.len())];
             if !findings.iter().any(|f| f.obs() == o) {
                 let mut f = Finding {
-                    observation: OBSERVATIONS[o],
+                    observation: o,
                     kind: "",
                     laterality: if rng.gen_bool(0.5) {
                         Side::Right
@@ -284,25 +286,27 @@ pub fn write(
                     ctr: Some(0.53),
                     rib: None,
                 };
-                if o == obs::CARDIOMEGALY {
+                if o == Observation::Cardiomegaly {
                     f.laterality = Side::Bilateral;
                 }
                 overcall = Some(f);
                 disagreement = Some(Disagreement {
                     kind: "overcall",
-                    observation: OBSERVATIONS[o],
+                    observation: o,
                 });
             }
         }
     }
     let mut sentences = Vec::new();
-    let prior_obs: Vec<usize> = prior
+    let prior_obs: Vec<Observation> = prior
         .map(|(p, _)| p.iter().map(Finding::obs).collect())
         .unwrap_or_default();
     for f in shown.iter().copied().chain(overcall.as_ref()) {
         let o = f.obs();
-        let hedge =
-            f.severity == 1 && o != obs::DEVICES && o != obs::FRACTURE && rng.gen_bool(0.15);
+        let hedge = f.severity == 1
+            && o != Observation::SupportDevices
+            && o != Observation::Fracture
+            && rng.gen_bool(0.15);
         let mut s = if hedge {
             hedged(f, rng)
         } else {
@@ -331,8 +335,7 @@ pub fn write(
         } else {
             crate::plan::implied(f)
         };
-        for name in std::iter::once(f.observation).chain(also.into_iter().map(|o| OBSERVATIONS[o]))
-        {
+        for name in std::iter::once(f.observation).chain(also) {
             if let Some(e) = stated.iter_mut().find(|e| e.0 == name) {
                 if status == "positive" {
                     e.1 = "positive";
@@ -347,17 +350,17 @@ pub fn write(
     if let Some((p, _)) = prior {
         for f in p {
             if !findings.iter().any(|g| g.obs() == f.obs())
-                && f.obs() != obs::DEVICES
-                && f.obs() != obs::FRACTURE
+                && f.obs() != Observation::SupportDevices
+                && f.obs() != Observation::Fracture
                 && rng.gen_bool(0.5)
             {
                 let name = match f.obs() {
-                    obs::EFFUSION => "pleural effusion",
-                    obs::PNEUMOTHORAX => "pneumothorax",
-                    obs::PNEUMONIA => "pneumonia",
-                    obs::CONSOLIDATION => "consolidation",
-                    obs::ATELECTASIS => "atelectasis",
-                    obs::EDEMA => "pulmonary edema",
+                    Observation::PleuralEffusion => "pleural effusion",
+                    Observation::Pneumothorax => "pneumothorax",
+                    Observation::Pneumonia => "pneumonia",
+                    Observation::Consolidation => "consolidation",
+                    Observation::Atelectasis => "atelectasis",
+                    Observation::Edema => "pulmonary edema",
                     _ => continue,
                 };
                 sentences.push(format!(
@@ -367,7 +370,9 @@ pub fn write(
             }
         }
     }
-    let absent: Vec<usize> = (1..14)
+    let absent: Vec<Observation> = Observation::ALL[1..]
+        .iter()
+        .copied()
         .filter(|o| {
             !shown
                 .iter()

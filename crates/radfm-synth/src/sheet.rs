@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::plan::OBSERVATIONS;
+use crate::plan::Observation;
 use crate::{font, SynthError};
 
 /// Thumbnail side in pixels.
@@ -13,13 +13,13 @@ const LABEL_W: usize = 260;
 const GAP: usize = 4;
 
 /// Write the sheet from (observations present, thumbnail) pairs.
-pub fn write(path: &Path, thumbs: &[&(Vec<usize>, Vec<u8>)]) -> Result<(), SynthError> {
+pub fn write(path: &Path, thumbs: &[&(Vec<Observation>, Vec<u8>)]) -> Result<(), SynthError> {
     let w = LABEL_W + PER_ROW * (THUMB + GAP);
-    let h = OBSERVATIONS.len() * (THUMB + GAP) + GAP;
+    let h = Observation::ALL.len() * (THUMB + GAP) + GAP;
     let mut img = vec![0.12f32; w * h];
-    for (row, name) in OBSERVATIONS.iter().enumerate() {
+    for (row, o) in Observation::ALL.into_iter().enumerate() {
         let y0 = GAP + row * (THUMB + GAP);
-        let words: Vec<&str> = name.split(' ').collect();
+        let words: Vec<&str> = o.as_str().split(' ').collect();
         for (k, word) in words.iter().enumerate() {
             font::draw(
                 &mut img,
@@ -34,7 +34,7 @@ pub fn write(path: &Path, thumbs: &[&(Vec<usize>, Vec<u8>)]) -> Result<(), Synth
         // prefer examples where this is the only finding, then any
         let mut picks: Vec<&Vec<u8>> = thumbs
             .iter()
-            .filter(|t| t.0 == [row])
+            .filter(|t| t.0 == [o])
             .map(|t| &t.1)
             .take(PER_ROW)
             .collect();
@@ -42,7 +42,7 @@ pub fn write(path: &Path, thumbs: &[&(Vec<usize>, Vec<u8>)]) -> Result<(), Synth
             picks.extend(
                 thumbs
                     .iter()
-                    .filter(|t| t.0.contains(&row) && t.0 != [row])
+                    .filter(|t| t.0.contains(&o) && t.0 != [o])
                     .map(|t| &t.1)
                     .take(PER_ROW - picks.len()),
             );
@@ -64,10 +64,9 @@ pub fn write(path: &Path, thumbs: &[&(Vec<usize>, Vec<u8>)]) -> Result<(), Synth
         path: path.to_path_buf(),
         source,
     };
-    let tmp = path.with_extension("png.tmp");
+    let mut f = radfm_core::AtomicFile::create(path).map_err(io)?;
     {
-        let f = std::fs::File::create(&tmp).map_err(io)?;
-        let mut enc = png::Encoder::new(std::io::BufWriter::new(f), w as u32, h as u32);
+        let mut enc = png::Encoder::new(&mut f, w as u32, h as u32);
         enc.set_color(png::ColorType::Grayscale);
         enc.set_depth(png::BitDepth::Eight);
         let mut wr = enc
@@ -76,5 +75,5 @@ pub fn write(path: &Path, thumbs: &[&(Vec<usize>, Vec<u8>)]) -> Result<(), Synth
         wr.write_image_data(&bytes)
             .map_err(|e| SynthError::Dicom(format!("{}: {e}", path.display())))?;
     }
-    std::fs::rename(&tmp, path).map_err(io)
+    f.commit().map_err(io)
 }

@@ -2,7 +2,111 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use radfm_core::UncertainPolicy;
+
+/// An enumerated flag: a clap `ValueEnum` whose `--help` lists the values,
+/// with `as_str` giving the value's name.
+macro_rules! value_enum {
+    ($(#[$m:meta])* $name:ident { $($var:ident => $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum $name {
+            $(#[value(name = $s)] $var),+
+        }
+        #[allow(dead_code)] // not every flag needs its name back
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$var => $s),+
+                }
+            }
+        }
+    };
+}
+
+value_enum!(
+    /// Where tensors live.
+    Device { Cpu => "cpu", Cuda => "cuda" }
+);
+value_enum!(
+    /// The pretraining objective.
+    ObjectiveArg { Mae => "mae", Clip => "clip" }
+);
+value_enum!(
+    /// Pretraining augmentations.
+    AugmentArg { Standard => "standard", None => "none" }
+);
+value_enum!(
+    /// What `model run` writes.
+    ModelOutput { LastHiddenState => "last_hidden_state", Pooled => "pooled" }
+);
+value_enum!(
+    /// Sentence pooling of a text encoder.
+    TextPooling { Mean => "mean", Cls => "cls" }
+);
+value_enum!(
+    /// When No Finding is positive.
+    NoFindingArg { Normal => "normal", Chexpert => "chexpert" }
+);
+value_enum!(
+    /// Which hedges label a finding uncertain.
+    HedgesArg { Probable => "probable", All => "all" }
+);
+value_enum!(
+    /// The unit a split assigns.
+    SplitUnit { Patient => "patient" }
+);
+value_enum!(
+    /// The unit of the bootstrap.
+    EvalUnit { Patient => "patient", Image => "image" }
+);
+
+/// A count of at least 1.
+fn at_least_1() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+}
+
+/// A count of at least 1, as u64.
+fn at_least_1_u64() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::builder::RangedU64ValueParser::<u64>::new().range(1..)
+}
+
+/// A finite number greater than 0.
+fn positive_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        Ok(x) => Err(format!("{x} is not a number greater than 0")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A finite number of at least 0.
+fn non_negative_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        Ok(x) => Err(format!("{x} is not a number of at least 0")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A fraction in [0, 1].
+fn fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        Ok(x) => Err(format!("{x} is not in [0, 1]")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A rate in [0, 1).
+fn rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..1.0).contains(&x) => Ok(x),
+        Ok(x) => Err(format!("{x} is not in [0, 1)")),
+        Err(e) => Err(e.to_string()),
+    }
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -52,14 +156,14 @@ pub enum BenchCommand {
     /// Time ViT training steps (image 64, 1 channel, patch 8, dim 192, depth 6, heads 3, MLP 4x,
     /// batch 32, AdamW, BCE over 14 outputs) and ViT-S/16 inference (batch 16, 224 px). Prints JSON.
     Vit {
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 10, value_parser = at_least_1())]
         steps: usize,
         #[arg(long, default_value_t = 2)]
         warmup: usize,
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = at_least_1())]
         infer_reps: usize,
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        #[arg(long, value_enum, default_value_t = Device::Cpu)]
+        device: Device,
         /// Split each batch (training and inference) into this many parts, computed at
         /// once on replicas of the model (data parallel); 0 picks `pretrain`'s default
         #[arg(long, default_value_t = 0)]
@@ -73,75 +177,83 @@ pub struct PretrainArgs {
     #[arg(long)]
     pub data: PathBuf,
     /// mae (masked autoencoder) or clip (image-report contrastive).
-    #[arg(long, default_value = "mae")]
-    pub objective: String,
+    #[arg(long, value_enum, default_value_t = ObjectiveArg::Mae)]
+    pub objective: ObjectiveArg,
     /// vit-tiny, vit-small or vit-base (patch --patch, sin-cos positions).
     #[arg(long, default_value = "vit-tiny")]
     pub model: String,
     /// Run directory: config.json, metrics.jsonl, checkpoints/, model/.
     #[arg(long)]
     pub out: PathBuf,
-    #[arg(long, default_value_t = 64)]
+    /// Image side in pixels, for a preset --model.
+    #[arg(long, default_value_t = 64, value_parser = at_least_1())]
     pub image_size: usize,
-    #[arg(long, default_value_t = 8)]
+    /// Patch side in pixels, for a preset --model; must divide --image-size.
+    #[arg(long, default_value_t = 8, value_parser = at_least_1())]
     pub patch: usize,
-    #[arg(long, default_value_t = 32)]
+    /// Images per micro-batch.
+    #[arg(long, default_value_t = 32, value_parser = at_least_1())]
     pub batch: usize,
-    /// Optimizer steps (default: 1 epoch when --epochs is not given either).
-    #[arg(long, conflicts_with = "epochs")]
+    /// Optimizer steps (default: 1 epoch when --epochs is not given either). Changeable on --resume.
+    #[arg(long, conflicts_with = "epochs", value_parser = at_least_1_u64())]
     pub steps: Option<u64>,
-    #[arg(long)]
+    /// Epochs, instead of --steps. Changeable on --resume.
+    #[arg(long, value_parser = at_least_1_u64())]
     pub epochs: Option<u64>,
     /// Peak learning rate (after warmup; cosine decay to 1% of it).
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, value_parser = positive_f64)]
     pub lr: f64,
-    #[arg(long, default_value_t = 0.05)]
+    /// AdamW weight decay (not applied to biases, norms, tokens and positions).
+    #[arg(long, default_value_t = 0.05, value_parser = non_negative_f64)]
     pub weight_decay: f64,
     /// Warmup steps (default: 5% of the steps).
     #[arg(long)]
     pub warmup: Option<u64>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Checkpoint every N steps (and at the end).
-    #[arg(long, default_value_t = 100)]
+    /// Checkpoint every N steps (and at the end). Changeable on --resume.
+    #[arg(long, default_value_t = 100, value_parser = at_least_1_u64())]
     pub checkpoint_every: u64,
-    /// Continue the run in --out from its newest checkpoint.
+    /// Continue the run in --out from its newest checkpoint. Every other flag must then
+    /// equal the run's config.json, except --steps/--epochs, --checkpoint-every, --jobs,
+    /// --quiet and --device.
     #[arg(long)]
     pub resume: bool,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
     /// Text tower for --objective clip: a HF BertModel directory with tokenizer.json
     /// (e.g. all-MiniLM-L6-v2). It stays frozen; its report embeddings are computed once.
     #[arg(long)]
     pub text_model: Option<PathBuf>,
     /// Augmentations: standard (RandResizedCrop 60-100%, RandRotate 10 deg, RandAdjustContrast,
     /// RandGaussianNoise; never a flip) or none.
-    #[arg(long, default_value = "standard")]
-    pub augment: String,
+    #[arg(long, value_enum, default_value_t = AugmentArg::Standard)]
+    pub augment: AugmentArg,
     /// --objective clip: fraction of patients held out for retrieval when the dataset has
     /// no splits (with splits, train trains and val, or else test, is held out).
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = 0.2, value_parser = rate)]
     pub holdout: f64,
     /// --objective clip: width of the shared embedding space.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = at_least_1())]
     pub projection_dim: usize,
     /// Micro-batches of --batch per optimizer step (gradient accumulation).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = at_least_1())]
     pub accumulate: usize,
     /// Cut each batch into N parts computed at once on replicas of the model (data
     /// parallel over the cores; CLIP's loss still sees the whole batch). Default on the CPU:
     /// two per core, at most 8, at least 8 images a part; 1 on a GPU. The count is saved in
     /// config.json, since each part draws its own masks and drop-path.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_1())]
     pub parts: Option<usize>,
     /// Drop-path (stochastic depth) rate of the encoder's last block (0 = off).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
     pub drop_path: f64,
     /// Loader threads for reading shards and building batches (default: all cores).
-    #[arg(long)]
+    /// Changeable on --resume.
+    #[arg(long, value_parser = at_least_1())]
     pub jobs: Option<usize>,
     /// Encoder depth override (layers), for small experiments.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_1())]
     pub depth: Option<usize>,
     #[arg(long)]
     pub quiet: bool,
@@ -161,12 +273,12 @@ pub enum ModelCommand {
         #[arg(long)]
         out: PathBuf,
         /// last_hidden_state (N, tokens, dim) or pooled (N, dim): the checkpoint's own pooler_output.
-        #[arg(long, default_value = "pooled")]
-        output: String,
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        #[arg(long, value_enum, default_value_t = ModelOutput::Pooled)]
+        output: ModelOutput,
+        #[arg(long, value_enum, default_value_t = Device::Cpu)]
+        device: Device,
         /// Images per forward pass.
-        #[arg(long, default_value_t = 16)]
+        #[arg(long, default_value_t = 16, value_parser = at_least_1())]
         batch: usize,
     },
 }
@@ -184,15 +296,15 @@ pub enum TextCommand {
         #[arg(long)]
         out: PathBuf,
         /// mean (over non-padding tokens, as sentence-transformers) or cls.
-        #[arg(long, default_value = "mean")]
-        pooling: String,
+        #[arg(long, value_enum, default_value_t = TextPooling::Mean)]
+        pooling: TextPooling,
         /// Scale each embedding to unit L2 norm.
         #[arg(long)]
         normalize: bool,
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        #[arg(long, value_enum, default_value_t = Device::Cpu)]
+        device: Device,
         /// Sentences per forward pass.
-        #[arg(long, default_value_t = 32)]
+        #[arg(long, default_value_t = 32, value_parser = at_least_1())]
         batch: usize,
     },
 }
@@ -210,11 +322,11 @@ pub enum ReportsCommand {
         #[arg(long, default_value = "findings,impression", value_delimiter = ',')]
         sections: Vec<String>,
         /// When No Finding is positive: `normal` (no finding at all, counting findings outside the 14) or `chexpert` (none of the 14).
-        #[arg(long, default_value = "normal")]
-        no_finding: String,
+        #[arg(long, value_enum, default_value_t = NoFindingArg::Normal)]
+        no_finding: NoFindingArg,
         /// Which hedges label a finding uncertain: `probable` ("probably", "likely", "suspicious for", "A versus B"; a finding raised only as a possibility, "may represent", "possible", "cannot exclude", stays in the evidence with "weak": true but sets no label) or `all` (every hedge, as the CheXpert labeler does).
-        #[arg(long, default_value = "probable")]
-        hedges: String,
+        #[arg(long, value_enum, default_value_t = HedgesArg::Probable)]
+        hedges: HedgesArg,
     },
     /// Split reports into sections (findings, impression, indication, comparison, technique, preamble).
     Sections {
@@ -250,11 +362,11 @@ pub enum ReportsCommand {
         #[arg(long)]
         errors: Option<PathBuf>,
         /// Label the corpus this many times for the throughput figure.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 5, value_parser = at_least_1())]
         repeat: usize,
         /// Hedge policy to label and score with (`probable` or `all`, as for `reports label`); the other is scored too, for comparison.
-        #[arg(long, default_value = "probable")]
-        hedges: String,
+        #[arg(long, value_enum, default_value_t = HedgesArg::Probable)]
+        hedges: HedgesArg,
     },
 }
 
@@ -291,7 +403,7 @@ pub struct IngestArgs {
     #[arg(long)]
     pub reports: Option<PathBuf>,
     /// Long side of stored images, in pixels.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, value_parser = at_least_1())]
     pub size: usize,
     /// Keep identifiers (no de-identification). Only for data that is already anonymous.
     #[arg(long)]
@@ -300,7 +412,7 @@ pub struct IngestArgs {
     #[arg(long)]
     pub allow_burned_in: bool,
     /// Worker threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_1())]
     pub jobs: Option<usize>,
     /// Pseudonymisation key file (default: DATASET/../<name>.deid-key); created with mode 0600.
     #[arg(long)]
@@ -309,7 +421,7 @@ pub struct IngestArgs {
     #[arg(long)]
     pub site: Option<String>,
     /// Images per shard.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = at_least_1())]
     pub shard_size: usize,
     /// No progress bar.
     #[arg(long, short)]
@@ -322,16 +434,16 @@ pub struct SynthArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Number of patients (each with one or more studies).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_1())]
     pub patients: usize,
     /// Number of sites (vendors, CR/DX, bit depth, VOI, noise, transfer syntax differ).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = at_least_1())]
     pub sites: usize,
     /// Random seed: the same seed gives byte-identical output.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Rows and columns of every image.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, value_parser = at_least_1())]
     pub size: usize,
     /// NIH ChestX-ray14 table (Data_Entry_2017*.csv[.gz]): sample label combinations, age, sex, view and follow-ups from it.
     #[arg(long)]
@@ -340,7 +452,7 @@ pub struct SynthArgs {
     #[arg(long)]
     pub contact_sheet: bool,
     /// Worker threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_1())]
     pub jobs: Option<usize>,
     /// No progress bar.
     #[arg(long, short)]
@@ -362,7 +474,7 @@ pub struct EvaluateArgs {
     #[arg(long, value_delimiter = ',')]
     pub groups: Vec<String>,
     /// Bootstrap resamples (of patients).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(10..))]
     pub bootstrap: usize,
     /// Bootstrap seed.
     #[arg(long, default_value_t = 0)]
@@ -370,23 +482,32 @@ pub struct EvaluateArgs {
     /// A second model's predictions on the same images: DeLong's test per observation.
     #[arg(long)]
     pub compare: Option<PathBuf>,
-    /// Operating point for threshold metrics: youden, sens:X or spec:X.
+    /// Operating point for threshold metrics: youden, sens:X or spec:X. Chosen on the
+    /// validation images when the truth marks some ("split": "val"), else on the evaluated ones.
     #[arg(long, default_value = "youden")]
     pub operating_point: String,
+    /// What an uncertain (-1) label becomes: left out (CheXpert's U-Ignore), negative (U-Zeros)
+    /// or positive (U-Ones).
+    #[arg(long, value_enum, default_value_t = UncertainPolicy::Exclude)]
+    pub uncertain: UncertainPolicy,
+    /// What the bootstrap resamples. `image` is for truth files without patient_id; the
+    /// intervals are then too narrow when a patient has several images.
+    #[arg(long, value_enum, default_value_t = EvalUnit::Patient)]
+    pub unit: EvalUnit,
 }
 
 #[derive(Args, Debug)]
 pub struct SplitArgs {
     pub dataset: PathBuf,
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = 0.8, value_parser = fraction)]
     pub train: f64,
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = fraction)]
     pub val: f64,
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = fraction)]
     pub test: f64,
-    /// Unit of assignment; only `patient` is supported (no patient in two splits).
-    #[arg(long, default_value = "patient")]
-    pub by: String,
+    /// Unit of assignment (no patient in two splits).
+    #[arg(long, value_enum, default_value_t = SplitUnit::Patient)]
+    pub by: SplitUnit,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }

@@ -312,7 +312,8 @@ fn parse_da(s: &str) -> Option<(i64, i64, i64)> {
     } else {
         s.to_string()
     };
-    if s.len() < 8 || !s[..8].bytes().all(|b| b.is_ascii_digit()) {
+    // bytes, not chars: a non-ASCII byte anywhere must not split a char
+    if s.len() < 8 || !s.as_bytes()[..8].iter().all(u8::is_ascii_digit) {
         return None;
     }
     let (y, m, d) = (
@@ -335,7 +336,7 @@ pub fn shift_date_or_datetime(value: &str, vr: VR, days: i64) -> String {
     let (y2, m2, d2) = civil_from_days(days_from_civil(y, m, d) + days);
     let date = format!("{y2:04}{m2:02}{d2:02}");
     if vr == VR::DT {
-        let rest = if v.len() > 8 { &v[8..] } else { "" };
+        let rest = v.get(8..).unwrap_or("");
         format!("{date}{rest}")
     } else {
         date
@@ -398,6 +399,11 @@ mod tests {
             ("20200115123000.5", VR::DT, -15, "20191231123000.5"),
             ("1999.12.31", VR::DA, 1, "20000101"),
             ("garbage", VR::DA, -3, ""),
+            // a multi-byte character across byte 8 (found by fuzzing: it panicked)
+            ("2019011\u{e9}", VR::DA, 1, ""),
+            ("2019011\u{fffd}", VR::DA, 1, ""),
+            ("\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}", VR::DT, 1, ""),
+            ("20190117\u{e9}", VR::DT, 1, "20190118\u{e9}"),
         ];
         for (v, vr, days, want) in cases {
             assert_eq!(shift_date_or_datetime(v, vr, days), want, "{v}");

@@ -18,7 +18,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         device,
         parts,
     } = cmd;
-    let dev = radfm_model::device(&device)?;
+    let dev = radfm_model::device(device.as_str())?;
     let ad = dev.clone().autodiff();
     ad.seed(0);
     let mut cfg = VitConfig::preset("vit-tiny", 64, 8, 1).expect("preset");
@@ -80,7 +80,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     println!(
         "{}",
         serde_json::json!({"train_step_s": train, "train_steps": steps, "infer_s": infer, "infer_reps": infer_reps, "parts": parts, "infer_parts": infer_parts,
-                           "device": device})
+                           "device": device.as_str()})
     );
     Ok(())
 }

@@ -26,7 +26,7 @@ pub fn run(cmd: DicomCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("reading {}", file.display()))?;
             let img = radfm_dicom::decode(&f, stage)
                 .with_context(|| format!("decoding {}", file.display()))?;
-            radfm_data::fsutil::write_atomic(&out, &img.to_npy())
+            radfm_core::atomic::write_atomic(&out, &img.to_npy())
                 .with_context(|| format!("writing {}", out.display()))?;
             Ok(())
         }

@@ -5,11 +5,14 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use radfm_eval::evaluate::{evaluate, join, OperatingPoint, Options};
+use radfm_eval::evaluate::{
+    evaluate, join, EvalError, Line, OperatingPoint, Options, Source, Unit,
+};
 
-use crate::cli::EvaluateArgs;
+use crate::cli::{EvalUnit, EvaluateArgs};
 
-fn jsonl(path: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
+/// The non-blank lines of a JSONL file, with their 1-based line numbers.
+fn jsonl(path: &Path) -> anyhow::Result<Vec<Line>> {
     let f = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut out = Vec::new();
     for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
@@ -17,10 +20,11 @@ fn jsonl(path: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
         if line.trim().is_empty() {
             continue;
         }
-        out.push(
+        out.push((
+            n + 1,
             serde_json::from_str(&line)
                 .with_context(|| format!("{}:{}: not JSON", path.display(), n + 1))?,
-        );
+        ));
     }
     Ok(out)
 }
@@ -42,12 +46,39 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
         .map(|g| g.trim().to_string())
         .filter(|g| !g.is_empty())
         .collect();
+    let opts = Options {
+        bootstrap: a.bootstrap,
+        seed: a.seed,
+        groups: groups.clone(),
+        operating_point: op,
+        level: 0.95,
+        uncertain: a.uncertain,
+        unit: match a.unit {
+            EvalUnit::Patient => Unit::Patient,
+            EvalUnit::Image => Unit::Image,
+        },
+    };
     let truth = jsonl(&a.truth)?;
     let pred = jsonl(&a.pred)?;
+    // name the file an input error is about
+    let in_file = |e: EvalError, pred: &Path, run: &str| -> anyhow::Error {
+        let file = match e.source_file() {
+            Some(Source::Truth) => a.truth.display().to_string(),
+            _ => pred.display().to_string(),
+        };
+        let hint = match &e {
+            EvalError::ReadLine { reason, .. } if reason.contains("patient_id") => {
+                " (or pass --unit image)"
+            }
+            _ => "",
+        };
+        anyhow::anyhow!("{file}{run}: {e}{hint}")
+    };
     // prediction lines may carry a "run" (e.g. probe-1%, probe-10%, site-C): group them, in file order
-    let mut runs: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
+    let mut runs: Vec<(String, Vec<Line>)> = Vec::new();
     for line in pred {
         let r = line
+            .1
             .get("run")
             .and_then(|v| v.as_str())
             .unwrap_or("")
@@ -59,34 +90,19 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
     }
     let mut joined = Vec::new();
     for (r, lines) in &runs {
-        let imgs = join(lines, &truth, &groups).map_err(|e| {
-            anyhow::anyhow!(
-                "{}{}: {e}",
-                a.pred.display(),
-                if r.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (run {r})")
-                }
-            )
-        })?;
+        let run = if r.is_empty() {
+            String::new()
+        } else {
+            format!(" (run {r})")
+        };
+        let imgs = join(lines, &truth, &groups, &opts).map_err(|e| in_file(e, &a.pred, &run))?;
         joined.push((r.clone(), imgs));
     }
     // the main report describes the last run (the whole file when there are no runs)
     let images = joined.last().map(|x| x.1.clone()).unwrap_or_default();
     let other = match &a.compare {
-        Some(p) => Some(
-            join(&jsonl(p)?, &truth, &groups)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
-        ),
+        Some(p) => Some(join(&jsonl(p)?, &truth, &groups, &opts).map_err(|e| in_file(e, p, ""))?),
         None => None,
-    };
-    let opts = Options {
-        bootstrap: a.bootstrap,
-        seed: a.seed,
-        groups,
-        operating_point: op,
-        level: 0.95,
     };
     let t = Instant::now();
     let mut report = evaluate(&images, other.as_deref(), &opts)?;
@@ -97,11 +113,11 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
     let path = a.out.join("metrics.json");
-    radfm_data::fsutil::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())
+    radfm_core::atomic::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     let curves = radfm_eval::evaluate::curves(&images, &opts);
     let html = a.out.join("report.html");
-    radfm_data::fsutil::write_atomic(&html, radfm_eval::html::page(&report, &curves).as_bytes())
+    radfm_core::atomic::write_atomic(&html, radfm_eval::html::page(&report, &curves).as_bytes())
         .with_context(|| format!("cannot write {}", html.display()))?;
     let mut out = std::io::stdout().lock();
     writeln!(

@@ -2,11 +2,11 @@
 
 use anyhow::{bail, Context};
 use burn::tensor::{Tensor, TensorData};
-use radfm_dicom::npy::{f32_bytes, Npy};
+use radfm_core::npy::{f32_bytes, Npy};
 use radfm_model::text::{Pooling, TextEncoder};
 use radfm_model::train::default_parts;
 
-use crate::cli::{ModelCommand, TextCommand};
+use crate::cli::{Device, ModelCommand, ModelOutput, TextCommand};
 
 pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
     let ModelCommand::Run {
@@ -17,12 +17,8 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
         device,
         batch,
     } = cmd;
-    let pooled = match output.as_str() {
-        "pooled" => true,
-        "last_hidden_state" => false,
-        o => bail!("--output {o:?}: expected last_hidden_state or pooled"),
-    };
-    let dev = radfm_model::device(&device)?;
+    let pooled = output == ModelOutput::Pooled;
+    let dev = radfm_model::device(device.as_str())?;
     let vit = radfm_model::hf::load_image_encoder(&model, &dev)
         .with_context(|| format!("loading {}", model.display()))?;
     let f = std::fs::File::open(&input).with_context(|| format!("opening {}", input.display()))?;
@@ -49,7 +45,11 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
             &dev,
         );
         // on the CPU, parts of the batch run on their own threads
-        let parts = if device == "cpu" { default_parts(b) } else { 1 };
+        let parts = if device == Device::Cpu {
+            default_parts(b)
+        } else {
+            1
+        };
         let o = vit.forward_parts(t, parts)?;
         let (data, shape): (Vec<f32>, Vec<usize>) = if pooled {
             (
@@ -78,7 +78,7 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
         bail!("{}: no images (N = 0)", input.display());
     }
     out_shape[0] = n;
-    radfm_data::fsutil::write_atomic(&out, &f32_bytes(&out_shape, &result))
+    radfm_core::atomic::write_atomic(&out, &f32_bytes(&out_shape, &result))
         .with_context(|| format!("writing {}", out.display()))?;
     eprintln!("{n} images -> {} {:?}", out.display(), out_shape);
     Ok(())
@@ -94,8 +94,8 @@ pub fn text(cmd: TextCommand) -> anyhow::Result<()> {
         device,
         batch,
     } = cmd;
-    let pooling: Pooling = pooling.parse().map_err(anyhow::Error::msg)?;
-    let dev = radfm_model::device(&device)?;
+    let pooling: Pooling = pooling.as_str().parse().map_err(anyhow::Error::msg)?;
+    let dev = radfm_model::device(device.as_str())?;
     let enc =
         TextEncoder::open(&model, &dev).with_context(|| format!("loading {}", model.display()))?;
     let text =
@@ -113,7 +113,7 @@ pub fn text(cmd: TextCommand) -> anyhow::Result<()> {
     pb.finish_and_clear();
     let d = rows[0].len();
     let flat: Vec<f32> = rows.into_iter().flatten().collect();
-    radfm_data::fsutil::write_atomic(&out, &f32_bytes(&[lines.len(), d], &flat))
+    radfm_core::atomic::write_atomic(&out, &f32_bytes(&[lines.len(), d], &flat))
         .with_context(|| format!("writing {}", out.display()))?;
     eprintln!(
         "{} sentences -> {} [{}, {d}]",

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use radfm_dicom::npy::Npy;
+use radfm_core::npy::Npy;
 use radfm_model::augment::Augment;
 use radfm_model::clip::{ClipTrain, ClipTrainConfig};
 use radfm_model::mae::{Mae, MaeConfig};
@@ -26,7 +26,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::cli::PretrainArgs;
+use crate::cli::{Device, ObjectiveArg, PretrainArgs};
 
 /// Images held in memory by shard member key, normalised to mean 0.5 / sd 0.25
 /// of the display range, `size x size`.
@@ -75,31 +75,6 @@ impl ImageSet for Studies<'_> {
     }
 }
 
-/// Box-filter resize of a `rows x cols` plane to `size x size`.
-fn resize(plane: &[f32], rows: usize, cols: usize, size: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(size * size);
-    for oy in 0..size {
-        let (y0, y1) = (
-            oy * rows / size,
-            ((oy + 1) * rows / size).max(oy * rows / size + 1),
-        );
-        for ox in 0..size {
-            let (x0, x1) = (
-                ox * cols / size,
-                ((ox + 1) * cols / size).max(ox * cols / size + 1),
-            );
-            let mut acc = 0.0f64;
-            for y in y0..y1.min(rows) {
-                for x in x0..x1.min(cols) {
-                    acc += plane[y * cols + x] as f64;
-                }
-            }
-            out.push((acc / ((y1.min(rows) - y0) * (x1.min(cols) - x0)) as f64) as f32);
-        }
-    }
-    out
-}
-
 /// One shard's images (first frame, channels averaged, resized), by key.
 fn read_shard(shard: &Path, size: usize) -> anyhow::Result<(Vec<(String, Vec<f32>)>, usize)> {
     let f = std::fs::File::open(shard).with_context(|| format!("opening {}", shard.display()))?;
@@ -140,7 +115,7 @@ fn read_shard(shard: &Path, size: usize) -> anyhow::Result<(Vec<(String, Vec<f32
         let plane: Vec<f32> = (0..rows * cols)
             .map(|p| ((0..ch).map(|c| v[p * ch + c]).sum::<f64>() / ch as f64 * scale) as f32)
             .collect();
-        let img = resize(&plane, rows, cols, size)
+        let img = radfm_dicom::resample::resize(&plane, rows, cols, 1, size, size)
             .into_iter()
             .map(|x| (x - 0.5) / 0.25)
             .collect();
@@ -203,18 +178,7 @@ fn load_images(dataset: &Path, size: usize, quiet: bool) -> anyhow::Result<Image
 /// A stable pseudo-random number in [0, 1) from a patient key (FNV-1a), so the
 /// held-out patients do not depend on the training seed.
 fn unit_hash(key: &str) -> f64 {
-    (fnv1a(FNV_OFFSET, key.as_bytes()) >> 11) as f64 / (1u64 << 53) as f64
-}
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-
-/// FNV-1a: `h` continued over `bytes`.
-fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    radfm_core::seed::unit_interval(key.as_bytes())
 }
 
 /// The text a study contributes: FINDINGS plus IMPRESSION (the whole report
@@ -312,13 +276,6 @@ fn clip_data(dataset: &Path, images: &Images, holdout: f64) -> anyhow::Result<Cl
     Ok(d)
 }
 
-/// FNV-1a over byte strings, each followed by a separator.
-fn fnv(parts: &[&[u8]]) -> u64 {
-    parts
-        .iter()
-        .fold(FNV_OFFSET, |h, p| fnv1a(fnv1a(h, p), &[0xff]))
-}
-
 /// The frozen text tower's (mean-pooled, normalised) embeddings of `texts`.
 /// They are cached in `DATASET/.cache/`, keyed by the text model (its config
 /// and weight files' sizes) and every text, so resumed and repeated runs on
@@ -339,9 +296,10 @@ fn embed_reports(
     }
     let mut parts: Vec<&[u8]> = vec![b"radfm report embeddings v1 mean normalized", &cfg, &sizes];
     parts.extend(texts.iter().map(|t| t.as_bytes()));
-    let cache = dataset
-        .join(".cache")
-        .join(format!("report-embeddings-{:016x}.npy", fnv(&parts)));
+    let cache = dataset.join(".cache").join(format!(
+        "report-embeddings-{:016x}.npy",
+        radfm_core::seed::fnv1a_parts(&parts)
+    ));
     if let Ok(bytes) = std::fs::read(&cache) {
         if let Ok(n) = Npy::read(&bytes[..]) {
             if n.shape.len() == 2 && n.shape[0] == texts.len() {
@@ -383,34 +341,27 @@ fn embed_reports(
     }
     radfm_model::train::write_atomic(
         &cache,
-        &radfm_dicom::npy::f32_bytes(&[texts.len(), d], &flat),
+        &radfm_core::npy::f32_bytes(&[texts.len(), d], &flat),
     )?;
     Ok((out, d))
 }
 
 pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
-    if !matches!(a.objective.as_str(), "mae" | "clip") {
-        bail!("--objective {}: expected mae or clip", a.objective);
-    }
-    let augment = Augment::named(&a.augment)
-        .with_context(|| format!("--augment {}: expected standard or none", a.augment))?;
-    let text_model = match (a.objective.as_str(), &a.text_model) {
-        ("clip", None) => bail!(
+    let augment = Augment::named(a.augment.as_str()).expect("every --augment value is known");
+    let text_model = match (a.objective, &a.text_model) {
+        (ObjectiveArg::Clip, None) => bail!(
             "--objective clip needs --text-model DIR (a BertModel directory with tokenizer.json, e.g. all-MiniLM-L6-v2)"
         ),
-        ("clip", Some(d)) => Some(d.clone()),
-        _ => None,
+        (ObjectiveArg::Clip, Some(d)) => Some(d.clone()),
+        (ObjectiveArg::Mae, _) => None,
     };
     if let Some(j) = a.jobs {
-        if j == 0 {
-            bail!("--jobs must be at least 1");
-        }
         // only the first call sets the global pool; later ones are harmless
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(j)
             .build_global();
     }
-    let dev = radfm_model::device(&a.device)?;
+    let dev = radfm_model::device(a.device.as_str())?;
     // a preset, or a checkpoint directory whose encoder the run starts from
     let init = Path::new(&a.model).is_dir().then(|| a.model.clone());
     let mut enc = match &init {
@@ -445,29 +396,13 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
         }
         enc.num_hidden_layers = d;
     }
-    if a.accumulate == 0 || a.batch == 0 {
-        bail!("--batch and --accumulate must be at least 1");
-    }
     let parts = match a.parts {
-        Some(0) => bail!("--parts must be at least 1"),
         Some(p) => p,
         // the parts share the CPU's cores; a GPU runs one batch at a time anyway
-        None if a.device == "cpu" => default_parts(a.batch),
+        None if a.device == Device::Cpu => default_parts(a.batch),
         None => 1,
     };
-    if !(0.0..1.0).contains(&a.drop_path) {
-        bail!("--drop-path {}: expected a rate in [0, 1)", a.drop_path);
-    }
     enc.drop_path_rate = a.drop_path;
-    let t0 = std::time::Instant::now();
-    let images = load_images(&a.data, image_size, a.quiet)?;
-    eprintln!(
-        "{} images at {}x{} px loaded in {:.1} s",
-        images.keys.len(),
-        image_size,
-        image_size,
-        t0.elapsed().as_secs_f64()
-    );
     let schedule = |items: usize| -> (u64, Schedule) {
         let per_epoch = items.div_ceil(a.batch * a.accumulate) as u64;
         let steps = a.steps.unwrap_or(a.epochs.unwrap_or(1) * per_epoch);
@@ -484,7 +419,7 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
     let base = |items: usize| -> PretrainConfig {
         let (steps, schedule) = schedule(items);
         PretrainConfig {
-            objective: a.objective.clone(),
+            objective: a.objective.as_str().to_string(),
             mae: None,
             clip: None,
             augment: augment.clone(),
@@ -499,12 +434,40 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
                 ..AdamWConfig::default()
             },
             seed: a.seed,
-            checkpoint_every: a.checkpoint_every.max(1),
+            checkpoint_every: a.checkpoint_every,
             images: items,
         }
     };
 
-    if let Some(text_dir) = text_model {
+    let clip_config = |text_dim: usize| {
+        text_model.as_ref().map(|dir| ClipTrainConfig {
+            encoder: enc.clone(),
+            text_dim,
+            projection_dim: a.projection_dim,
+            init_temperature: 0.07,
+            text_model: dir.display().to_string(),
+        })
+    };
+    // a resumed run must be the run that was started: compare before any work
+    if a.resume {
+        let mut draft = base(0);
+        draft.clip = clip_config(0);
+        if draft.clip.is_none() {
+            draft.mae = Some(MaeConfig::new(enc.clone()));
+        }
+        check_resume(&a, &draft)?;
+    }
+    let t0 = std::time::Instant::now();
+    let images = load_images(&a.data, image_size, a.quiet)?;
+    eprintln!(
+        "{} images at {}x{} px loaded in {:.1} s",
+        images.keys.len(),
+        image_size,
+        image_size,
+        t0.elapsed().as_secs_f64()
+    );
+
+    if let Some(text_dir) = &text_model {
         let d = clip_data(&a.data, &images, a.holdout)?;
         eprintln!(
             "{} training studies, {} held out ({}); embedding their reports with {}",
@@ -520,7 +483,7 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
             .chain(&d.held_out)
             .map(|s| s.1.as_str())
             .collect();
-        let (mut feats, text_dim) = embed_reports(&a.data, &text_dir, &dev, &texts, a.quiet)?;
+        let (mut feats, text_dim) = embed_reports(&a.data, text_dir, &dev, &texts, a.quiet)?;
         let held_feats = feats.split_off(d.train.len());
         eprintln!(
             "{} report embeddings ready in {:.1} s",
@@ -528,13 +491,7 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
             t1.elapsed().as_secs_f64()
         );
         let mut config = base(d.train.len());
-        config.clip = Some(ClipTrainConfig {
-            encoder: enc,
-            text_dim,
-            projection_dim: a.projection_dim,
-            init_temperature: 0.07,
-            text_model: text_dir.display().to_string(),
-        });
+        config.clip = clip_config(text_dim);
         let train = Studies {
             images: &images,
             views: d.train.iter().map(|s| s.0.clone()).collect(),
@@ -574,7 +531,7 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
     } else {
         let data = AllImages(images);
         let mut config = base(data.len());
-        config.mae = Some(MaeConfig::new(enc));
+        config.mae = Some(MaeConfig::new(enc.clone()));
         let run = train_loop::<Mae>(config, &a, &dev, &data)?;
         let png = run.save_reconstructions(&data)?;
         eprintln!("reconstructions of masked images: {}", png.display());
@@ -599,12 +556,6 @@ fn train_loop<M: Objective>(
     let start = run.opt.step;
     if a.resume {
         eprintln!("resuming {} at step {start} of {steps}", a.out.display());
-        if a.parts.is_some_and(|p| p != run.config.parts) {
-            eprintln!(
-                "note: --parts is ignored on resume; the run keeps its {} part(s)",
-                run.config.parts
-            );
-        }
     }
     let pb = if a.quiet {
         ProgressBar::hidden()
@@ -630,4 +581,109 @@ fn train_loop<M: Objective>(
     run.checkpoint()?;
     eprintln!("{} steps -> {}", run.opt.step, a.out.display());
     Ok(run)
+}
+
+/// Compare the run being resumed with what the command line asks for. Every
+/// difference is an error, listed with the saved and the given value, except
+/// what may change on resume: --steps/--epochs (the run is extended),
+/// --checkpoint-every, --jobs, --quiet and --device; --parts and --warmup
+/// only when given (their defaults depend on the machine and the steps).
+fn check_resume(a: &PretrainArgs, draft: &PretrainConfig) -> anyhow::Result<()> {
+    let path = a.out.join("config.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "--resume: cannot read {} (is there a run in --out?)",
+            path.display()
+        )
+    })?;
+    let saved: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("--resume: {} is not JSON", path.display()))?;
+    let given = serde_json::to_value(draft)?;
+    let mut diffs = Vec::new();
+    json_diff("", &saved, &given, &mut diffs);
+    let mut by_flag: Vec<(&'static str, String)> = Vec::new();
+    for (p, was, now) in diffs {
+        let ignored = matches!(
+            p.as_str(),
+            "steps" | "schedule.total_steps" | "checkpoint_every" | "images" | "clip.text_dim"
+        ) || (p == "schedule.warmup_steps" && a.warmup.is_none())
+            || (p == "parts" && a.parts.is_none());
+        if ignored {
+            continue;
+        }
+        let flag = resume_flag(&p);
+        if !by_flag.iter().any(|(f, _)| *f == flag) {
+            by_flag.push((
+                flag,
+                format!("{flag}: the run has {was}, given {now} ({p})"),
+            ));
+        }
+    }
+    if by_flag.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = by_flag.into_iter().map(|(_, l)| l).collect();
+    bail!(
+        "--resume: {} differs from the saved run ({}): {}. Pass the run's own values, or start a new run in another --out",
+        if list.len() == 1 { "an argument" } else { "arguments" },
+        path.display(),
+        list.join("; ")
+    )
+}
+
+/// The flag that sets a field of the pretraining config.
+fn resume_flag(path: &str) -> &'static str {
+    match path {
+        "objective" => "--objective",
+        "batch" => "--batch",
+        "accumulate" => "--accumulate",
+        "parts" => "--parts",
+        "seed" => "--seed",
+        "init" => "--model",
+        "schedule.lr" | "schedule.min_lr" => "--lr",
+        "schedule.warmup_steps" => "--warmup",
+        "adamw.weight_decay" => "--weight-decay",
+        "clip.text_model" => "--text-model",
+        "clip.projection_dim" => "--projection-dim",
+        p if p.starts_with("augment") => "--augment",
+        p if p.ends_with("encoder.image_size") => "--image-size",
+        p if p.ends_with("encoder.patch_size") => "--patch",
+        p if p.ends_with("encoder.num_hidden_layers") => "--depth",
+        p if p.ends_with("encoder.drop_path_rate") => "--drop-path",
+        _ => "--model",
+    }
+}
+
+/// Leaf-level differences between two JSON values: (dotted path, a, b).
+fn json_diff(
+    path: &str,
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    out: &mut Vec<(String, String, String)>,
+) {
+    use serde_json::Value;
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let null = Value::Null;
+                json_diff(
+                    &join(k),
+                    x.get(k).unwrap_or(&null),
+                    y.get(k).unwrap_or(&null),
+                    out,
+                );
+            }
+        }
+        (Value::Number(x), Value::Number(y)) if x.as_f64() == y.as_f64() => {}
+        _ if a == b => {}
+        _ => out.push((path.to_string(), a.to_string(), b.to_string())),
+    }
 }

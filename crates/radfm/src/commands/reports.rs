@@ -12,13 +12,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use radfm_data::fsutil::AtomicFile;
+use radfm_core::atomic::AtomicFile;
 use radfm_report::input::{read_reports, Report};
 use radfm_report::labeler::{char_offset, Hedges, LabelOptions, Labeler, NoFindingRule};
 use radfm_report::sections::NAMES;
 use serde_json::json;
 
-use crate::cli::ReportsCommand;
+use crate::cli::{HedgesArg, NoFindingArg, ReportsCommand};
 
 pub fn run(c: ReportsCommand) -> anyhow::Result<()> {
     match c {
@@ -28,7 +28,7 @@ pub fn run(c: ReportsCommand) -> anyhow::Result<()> {
             sections,
             no_finding,
             hedges,
-        } => label(&input, &out, &sections, &no_finding, &hedges),
+        } => label(&input, &out, &sections, no_finding, hedges),
         ReportsCommand::Sections { input, out } => sections(&input, &out),
         ReportsCommand::Scrub { input, out } => scrub(&input, &out),
         ReportsCommand::Score {
@@ -42,7 +42,7 @@ pub fn run(c: ReportsCommand) -> anyhow::Result<()> {
             errors,
             repeat,
             hedges,
-        } => bench(&input, gold.as_deref(), errors.as_deref(), repeat, &hedges),
+        } => bench(&input, gold.as_deref(), errors.as_deref(), repeat, hedges),
     }
 }
 
@@ -151,17 +151,16 @@ fn label(
     input: &Path,
     out: &Path,
     sections: &[String],
-    no_finding: &str,
-    hedges: &str,
+    no_finding: NoFindingArg,
+    hedges: HedgesArg,
 ) -> anyhow::Result<()> {
     let names = check_sections(sections)?;
     let opts = LabelOptions {
         no_finding: match no_finding {
-            "normal" => NoFindingRule::Normal,
-            "chexpert" => NoFindingRule::Chexpert,
-            other => bail!("--no-finding {other}: expected normal or chexpert"),
+            NoFindingArg::Normal => NoFindingRule::Normal,
+            NoFindingArg::Chexpert => NoFindingRule::Chexpert,
         },
-        hedges: parse_hedges(hedges)?,
+        hedges: parse_hedges(hedges),
     };
     let labeler = Labeler::builtin();
     each_report(input, out, |r| {
@@ -170,9 +169,11 @@ fn label(
     Ok(())
 }
 
-fn parse_hedges(hedges: &str) -> anyhow::Result<Hedges> {
-    Hedges::from_name(hedges)
-        .with_context(|| format!("--hedges {hedges}: expected probable or all"))
+fn parse_hedges(hedges: HedgesArg) -> Hedges {
+    match hedges {
+        HedgesArg::Probable => Hedges::Probable,
+        HedgesArg::All => Hedges::All,
+    }
 }
 
 fn sections(input: &Path, out: &Path) -> anyhow::Result<()> {
@@ -285,11 +286,11 @@ fn score(pred: &Path, reference: &Path, out: Option<&Path>) -> anyhow::Result<()
         let per: serde_json::Map<String, serde_json::Value> = s
             .chexpert_per_observation
             .iter()
-            .map(|(o, p)| (o.clone(), json!(p)))
+            .map(|(o, p)| (o.to_string(), json!(p)))
             .collect();
         let mut v = serde_json::to_value(&s)?;
         v["chexpert_per_observation"] = json!(per);
-        radfm_data::fsutil::write_atomic(out, serde_json::to_string_pretty(&v)?.as_bytes())
+        radfm_core::atomic::write_atomic(out, serde_json::to_string_pretty(&v)?.as_bytes())
             .with_context(|| format!("cannot write {}", out.display()))?;
     }
     Ok(())
@@ -313,9 +314,9 @@ fn bench(
     gold: Option<&Path>,
     errors: Option<&Path>,
     repeat: usize,
-    hedges: &str,
+    hedges: HedgesArg,
 ) -> anyhow::Result<()> {
-    let hedges = parse_hedges(hedges)?;
+    let hedges = parse_hedges(hedges);
     let opts = LabelOptions {
         hedges,
         ..LabelOptions::default()

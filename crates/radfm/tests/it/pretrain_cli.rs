@@ -21,7 +21,7 @@ fn dataset(dir: &Path, n: usize) {
             })
             .collect();
         let raw: Vec<u8> = px.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let npy = radfm_dicom::npy::to_bytes("<u2", &[1, 32, 32, 1], &raw);
+        let npy = radfm_core::npy::to_bytes("<u2", &[1, 32, 32, 1], &raw);
         let mut h = tar::Header::new_gnu();
         h.set_size(npy.len() as u64);
         h.set_mode(0o644);
@@ -137,7 +137,7 @@ fn kill_9_then_resume_equals_an_uninterrupted_run() {
     // the exported encoder runs
     let x: Vec<f32> = (0..2 * 32 * 32).map(|i| (i as f32 * 0.01).sin()).collect();
     let xin = t.path().join("x.npy");
-    std::fs::write(&xin, radfm_dicom::npy::f32_bytes(&[2, 1, 32, 32], &x)).unwrap();
+    std::fs::write(&xin, radfm_core::npy::f32_bytes(&[2, 1, 32, 32], &x)).unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_radfm"))
         .args(["model", "run", "--model"])
         .arg(b.join("model"))
@@ -332,7 +332,7 @@ fn clip_pretraining_on_an_ingested_archive_resumes_exactly_and_reports_retrieval
     // the exported encoder is an ordinary radfm ViT
     let x: Vec<f32> = (0..32 * 32).map(|i| (i as f32 * 0.01).cos()).collect();
     let xin = t.path().join("x.npy");
-    std::fs::write(&xin, radfm_dicom::npy::f32_bytes(&[1, 1, 32, 32], &x)).unwrap();
+    std::fs::write(&xin, radfm_core::npy::f32_bytes(&[1, 1, 32, 32], &x)).unwrap();
     ok(radfm()
         .args(["model", "run", "--model"])
         .arg(a.join("model"))
@@ -340,4 +340,123 @@ fn clip_pretraining_on_an_ingested_archive_resumes_exactly_and_reports_retrieval
         .arg(&xin)
         .arg("--out")
         .arg(t.path().join("y.npy")));
+}
+
+/// stderr of a run that must fail with exit 1 or 2 and a reason, never a panic.
+fn refused(c: &mut Command) -> String {
+    let o = c.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        matches!(o.status.code(), Some(1 | 2)),
+        "{:?}: {err}",
+        o.status
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.trim().is_empty());
+    err
+}
+
+/// The small MAE run of [`pretrain`], with some of its flags set to other values.
+fn small(data: &Path, out: &Path, resume: bool, over: &[(&str, &str)]) -> Command {
+    let c = pretrain(data, out, resume);
+    let mut args: Vec<String> = c
+        .get_args()
+        .map(|a| a.to_string_lossy().to_string())
+        .collect();
+    for (flag, v) in over {
+        match args.iter().position(|a| a == flag) {
+            // `--flag=value` keeps a value such as -1 from reading as a flag
+            Some(i) => {
+                args[i] = format!("{flag}={v}");
+                args.remove(i + 1);
+            }
+            None => args.push(format!("{flag}={v}")),
+        }
+    }
+    let mut c = Command::new(env!("CARGO_BIN_EXE_radfm"));
+    c.args(args);
+    c
+}
+
+#[test]
+fn bad_numbers_and_changed_arguments_on_resume_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let (data, run) = (t.path().join("ds"), t.path().join("run"));
+    dataset(&data, 16);
+    // numbers out of range are refused by the parser, naming the flag
+    for (flag, v) in [
+        ("--patch", "0"),
+        ("--batch", "0"),
+        ("--lr", "-1"),
+        ("--lr", "0"),
+        ("--drop-path", "1"),
+        ("--image-size", "0"),
+    ] {
+        let err = refused(&mut small(&data, &run, false, &[(flag, v)]));
+        assert!(err.contains(flag), "{flag} {v}: {err}");
+    }
+    let err = refused(&mut small(&data, &run, false, &[("--image-size", "30")]));
+    assert!(
+        err.contains("--image-size 30 is not a multiple of --patch 4"),
+        "{err}"
+    );
+    assert!(!run.exists(), "nothing written");
+    ok(&mut small(&data, &run, false, &[("--steps", "2")]));
+    // resuming with the run's own arguments, extended, works
+    ok(&mut small(
+        &data,
+        &run,
+        true,
+        &[("--steps", "3"), ("--checkpoint-every", "7")],
+    ));
+    // anything else that differs is an error listing the saved and the given value
+    let err = refused(&mut small(&data, &run, true, &[("--image-size", "64")]));
+    assert!(
+        err.contains("--image-size: the run has 32, given 64"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    let err = refused(&mut small(&data, &run, true, &[("--lr", "0.002")]));
+    assert!(
+        err.contains("--lr: the run has 0.001, given 0.002"),
+        "{err}"
+    );
+    let err = refused(&mut small(
+        &data,
+        &run,
+        true,
+        &[("--lr", "0.002"), ("--batch", "4"), ("--augment", "none")],
+    ));
+    for flag in ["--lr", "--batch", "--augment"] {
+        assert!(
+            err.contains(&format!("{flag}: the run has")),
+            "{flag}: {err}"
+        );
+    }
+    let err = refused(&mut small(&data, &run, true, &[("--depth", "3")]));
+    assert!(err.contains("--depth: the run has 2, given 3"), "{err}");
+    // a CLIP run's text tower: the MAE run's config rewritten as a CLIP run's
+    let cfg_path = run.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    let enc = cfg["mae"]["encoder"].clone();
+    let obj = cfg.as_object_mut().unwrap();
+    obj.remove("mae");
+    obj.insert("objective".into(), "clip".into());
+    obj.insert(
+        "clip".into(),
+        serde_json::json!({"encoder": enc, "text_dim": 16, "projection_dim": 128,
+                           "init_temperature": 0.07, "text_model": "/models/text-a"}),
+    );
+    std::fs::write(&cfg_path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    let err = refused(&mut small(
+        &data,
+        &run,
+        true,
+        &[("--objective", "clip"), ("--text-model", "/models/text-b")],
+    ));
+    assert!(
+        err.contains("--text-model: the run has \"/models/text-a\", given \"/models/text-b\""),
+        "{err}"
+    );
 }

@@ -76,7 +76,7 @@ fn chexpert_f1_is_one_for_identical_reports_and_drops_for_a_changed_finding() {
     let eff = s
         .chexpert_per_observation
         .iter()
-        .find(|(o, _)| o == "Pleural Effusion")
+        .find(|(o, _)| *o == radfm_core::Observation::PleuralEffusion)
         .unwrap()
         .1;
     assert_eq!((eff.tp, eff.fp, eff.fn_), (0, 0, 1));

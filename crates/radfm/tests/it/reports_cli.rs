@@ -229,7 +229,9 @@ fn hedge_policy() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("--hedges some") && err.contains("probable or all"),
+        err.contains("'some'")
+            && err.contains("--hedges")
+            && err.contains("[possible values: probable, all]"),
         "{err}"
     );
 }

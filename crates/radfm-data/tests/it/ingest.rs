@@ -223,6 +223,57 @@ fn malformed_inputs_are_logged_not_fatal() {
     assert_eq!(by("dicm_then_garbage.dcm")["status"], "failed");
 }
 
+/// A StudyDate holding a non-ASCII byte once panicked de-identification (a
+/// string sliced inside a UTF-8 character), which aborted the whole ingest.
+/// Now that file fails alone, with a reason, and the good files are ingested.
+#[test]
+fn a_non_ascii_study_date_fails_that_file_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    for i in 0..3 {
+        testdata::write_variant(&template(), &input.join(format!("good{i}.dcm")), i, false)
+            .unwrap();
+    }
+    let bad = input.join("bad_date.dcm");
+    testdata::write_variant(&template(), &bad, 3, false).unwrap();
+    let mut bytes = std::fs::read(&bad).unwrap();
+    // the study date's last digit becomes a lone 0xC3, the lead byte of a
+    // two-byte UTF-8 character, so the decoded text's 8th byte starts a
+    // multi-byte character
+    let date = testdata::phi_tokens(3)[30].clone().into_bytes();
+    let mut patched = 0;
+    while let Some(pos) = bytes.windows(8).position(|w| w == date.as_slice()) {
+        bytes[pos + 7] = 0xC3;
+        patched += 1;
+    }
+    assert!(patched >= 1, "the study date is in the file");
+    std::fs::write(&bad, &bytes).unwrap();
+
+    let out = tmp.path().join("ds");
+    let s = ingest(&config(vec![input], &out), &NoReporter).unwrap();
+    assert_eq!((s.found, s.ok), (4, 3), "{s:?}");
+    let log = std::fs::read_to_string(out.join(radfm_data::ingest::LOG_FILE)).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{log}");
+    let ok = lines.iter().filter(|l| l["status"] == "ok").count();
+    assert_eq!(ok, 3, "{log}");
+    let bad_line = lines
+        .iter()
+        .find(|l| l["status"] != "ok")
+        .expect("the bad file has its line");
+    assert_eq!(bad_line["status"], "failed", "{bad_line}");
+    let reason = bad_line["reason"].as_str().unwrap();
+    assert!(
+        !reason.contains("internal error"),
+        "handled, not caught: {reason}"
+    );
+    assert!(reason.len() > 10, "{reason}");
+}
+
 #[test]
 fn reingest_skips_done_work_and_splits_are_patient_disjoint() {
     let tmp = tempfile::tempdir().unwrap();
@@ -333,7 +384,7 @@ fn ct_slices_become_one_volume_sorted_along_the_normal() {
         .map(|mut e| {
             let mut b = Vec::new();
             std::io::Read::read_to_end(&mut e, &mut b).unwrap();
-            radfm_dicom::npy::Npy::read(&b[..]).unwrap()
+            radfm_core::npy::Npy::read(&b[..]).unwrap()
         })
         .unwrap();
     assert_eq!(npy.shape[0], 5);

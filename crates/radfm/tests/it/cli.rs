@@ -58,7 +58,7 @@ fn dicom_decode_writes_4d_npy_for_each_stage() {
             .status()
             .unwrap();
         assert!(st.success());
-        let n = radfm_dicom::npy::Npy::read(std::fs::File::open(&out).unwrap()).unwrap();
+        let n = radfm_core::npy::Npy::read(std::fs::File::open(&out).unwrap()).unwrap();
         assert_eq!(n.shape, vec![10, 64, 64, 1], "{stage}");
         assert_eq!(n.descr, descr, "{stage}");
     }

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use radfm_core::Observation;
 use radfm_report::input::Report;
 use radfm_report::labeler::{Hedges, LabelOptions, Labeler, NoFindingRule};
 use radfm_synth::{generate, Config};
@@ -285,8 +286,8 @@ fn reports_say_what_the_truth_says() {
         );
         let said: HashSet<&str> = l
             .iter()
-            .filter(|(o, st)| *o != "No Finding" && st.is_positive_or_uncertain())
-            .map(|(o, _)| o)
+            .filter(|(o, st)| *o != Observation::NoFinding && st.is_positive_or_uncertain())
+            .map(|(o, _)| o.as_str())
             .collect();
         let stated: HashSet<&str> = t0["report_labels"]
             .as_object()

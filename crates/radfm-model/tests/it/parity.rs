@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use radfm_dicom::npy::Npy;
+use radfm_core::npy::Npy;
 use radfm_model::hf;
 
 fn fixture(model: &str) -> PathBuf {

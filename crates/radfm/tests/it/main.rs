@@ -1,0 +1,9 @@
+//! The integration tests of radfm: one test binary (each extra one would
+//! link the crate and its dependencies again), one module per area.
+
+mod cli;
+mod evaluate_cli;
+mod model_cli;
+mod pretrain_cli;
+mod reports_cli;
+mod synth_cli;
