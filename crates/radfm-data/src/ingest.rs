@@ -242,13 +242,17 @@ fn process(c: &Candidate, ctx: &Ctx) -> Outcome {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            tracing::error!("{}: internal error: {what}", c.display);
+            // a panic message can quote header values (PHI): it goes to the
+            // operator's terminal with -v, never into the dataset's log
+            tracing::info!("{}: internal error: {what}", c.display);
             Outcome::Done(source(
                 c,
                 "failed",
-                Some(format!(
-                    "internal error: {what} (please report this file's structure)"
-                )),
+                Some(
+                    "internal error: radfm panicked on this file (a bug: please report it; \
+                     -v prints the message)"
+                        .into(),
+                ),
             ))
         }
     }
@@ -295,7 +299,9 @@ fn process_inner(c: &Candidate, ctx: &Ctx) -> Result<Outcome, DicomError> {
             return Ok(Outcome::Done(source(
                 c,
                 "skipped",
-                Some(format!("quarantined: {why}; --allow-burned-in overrides")),
+                Some(format!(
+                    "quarantined: {why} (ingest with burned-in text allowed to keep it)"
+                )),
             )));
         }
     }
@@ -798,8 +804,8 @@ pub fn ingest(cfg: &IngestConfig, reporter: &dyn Reporter) -> Result<IngestSumma
         Some(p) => crate::reports::load(p)?,
         None => ReportIndex::default(),
     };
-    for (line, why) in &reports.rejected {
-        tracing::warn!("reports line {line}: {why}");
+    for why in &reports.rejected {
+        tracing::warn!("reports: {why}");
     }
     let catalog = Catalog::open(&cfg.out)?;
     let run_id = catalog

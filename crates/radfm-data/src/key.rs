@@ -37,7 +37,8 @@ pub fn load_or_create(path: &Path, dataset: &Path) -> Result<([u8; 32], bool), D
     match std::fs::read_to_string(path) {
         Ok(s) => {
             let s = s.trim();
-            if s.len() != 64 {
+            // checked as bytes first: slicing a non-ASCII text could split a character
+            if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(bad("expected 64 hex characters".into()));
             }
             let mut key = [0u8; 32];

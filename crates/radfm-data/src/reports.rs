@@ -1,8 +1,15 @@
 //! Report input for ingest: CSV or JSONL with `accession_number`,
-//! `study_instance_uid` and `text`.
+//! `study_instance_uid` and `text`, read by radfm-report's readers and
+//! indexed by study key.
+//!
+//! A row without text or without either key is rejected with its reason; so
+//! is a second report for an accession number or study UID already seen
+//! (the first one is kept: a duplicate never silently replaces it).
 
 use std::collections::HashMap;
 use std::path::Path;
+
+use radfm_report::input::Report;
 
 use crate::DataError;
 
@@ -11,8 +18,11 @@ pub struct ReportIndex {
     pub by_accession: HashMap<String, usize>,
     pub by_study_uid: HashMap<String, usize>,
     pub texts: Vec<String>,
-    /// Rows that could not be used, with the reason.
-    pub rejected: Vec<(usize, String)>,
+    /// Rows that could not be used, with the reason (rows are named by
+    /// their place in the file, never by a key: keys identify patients).
+    pub rejected: Vec<String>,
+    /// the report number (1-based, in file order) of each text
+    numbers: Vec<usize>,
 }
 
 impl ReportIndex {
@@ -23,22 +33,33 @@ impl ReportIndex {
             .map(|&i| self.texts[i].as_str())
     }
 
-    fn add(&mut self, line: usize, acc: Option<String>, uid: Option<String>, text: Option<String>) {
-        let acc = acc.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-        let uid = uid.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-        let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
-            self.rejected.push((line, "empty or missing text".into()));
+    /// Add the `n`th report of the file (1-based).
+    fn add(&mut self, n: usize, r: Report) {
+        if r.text.trim().is_empty() {
+            self.rejected.push(format!("report {n}: empty text"));
             return;
-        };
+        }
+        let (acc, uid) = (r.accession_number, r.study_instance_uid);
         if acc.is_none() && uid.is_none() {
-            self.rejected.push((
-                line,
-                "neither accession_number nor study_instance_uid".into(),
+            self.rejected.push(format!(
+                "report {n}: neither accession_number nor study_instance_uid"
+            ));
+            return;
+        }
+        let dup = |m: &HashMap<String, usize>, k: &Option<String>| {
+            k.as_ref().and_then(|k| m.get(k)).copied()
+        };
+        if let Some(first) = dup(&self.by_accession, &acc).or_else(|| dup(&self.by_study_uid, &uid))
+        {
+            self.rejected.push(format!(
+                "report {n}: the same accession_number or study_instance_uid as report {}; kept the first",
+                self.numbers[first]
             ));
             return;
         }
         let i = self.texts.len();
-        self.texts.push(text);
+        self.texts.push(r.text);
+        self.numbers.push(n);
         if let Some(a) = acc {
             self.by_accession.insert(a, i);
         }
@@ -49,58 +70,18 @@ impl ReportIndex {
 }
 
 pub fn load(path: &Path) -> Result<ReportIndex, DataError> {
-    let bad = |reason: String| DataError::Reports {
-        path: path.to_path_buf(),
-        reason,
-    };
     let mut idx = ReportIndex::default();
-    let is_csv = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    if is_csv {
-        let mut rdr = csv::Reader::from_path(path).map_err(|e| bad(e.to_string()))?;
-        let headers = rdr.headers().map_err(|e| bad(e.to_string()))?.clone();
-        let col = |name: &str| headers.iter().position(|h| h.trim() == name);
-        let (a, u, t) = (
-            col("accession_number"),
-            col("study_instance_uid"),
-            col("text"),
-        );
-        if t.is_none() {
-            return Err(bad("CSV has no 'text' column".into()));
+    let mut n = 0;
+    radfm_report::input::read_reports(path, |r| {
+        n += 1;
+        match r {
+            Ok(r) => idx.add(n, r),
+            Err(e) => idx.rejected.push(format!("report {n} ({e})")),
         }
-        for (i, rec) in rdr.records().enumerate() {
-            match rec {
-                Ok(r) => {
-                    let get = |c: Option<usize>| c.and_then(|c| r.get(c)).map(|s| s.to_string());
-                    idx.add(i + 2, get(a), get(u), get(t));
-                }
-                Err(e) => idx.rejected.push((i + 2, e.to_string())),
-            }
-        }
-    } else {
-        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            match serde_json::from_str::<serde_json::Value>(line) {
-                Ok(v) => {
-                    let get = |k: &str| match v.get(k) {
-                        Some(serde_json::Value::String(s)) => Some(s.clone()),
-                        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-                        _ => None,
-                    };
-                    idx.add(
-                        i + 1,
-                        get("accession_number"),
-                        get("study_instance_uid"),
-                        get("text"),
-                    );
-                }
-                Err(e) => idx.rejected.push((i + 1, format!("not JSON: {e}"))),
-            }
-        }
-    }
+    })
+    .map_err(|e| DataError::Reports {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     Ok(idx)
 }

@@ -10,7 +10,6 @@ use dicom_core::header::DataElement;
 use dicom_core::value::Value;
 use dicom_core::{PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
-use dicom_object::meta::FileMetaTableBuilder;
 use dicom_object::InMemDicomObject;
 
 use radfm_dicom::attrs::{seq_element as seq, str_element as s};
@@ -136,15 +135,8 @@ pub fn write_variant(template: &Path, out: &Path, i: usize, phi: bool) -> Result
     } else {
         f.ts.clone()
     };
-    let obj = ds
-        .with_meta(
-            FileMetaTableBuilder::new()
-                .transfer_syntax(ts)
-                .media_storage_sop_class_uid(sop_class)
-                .media_storage_sop_instance_uid(t[27].clone()),
-        )
-        .map_err(|e| e.to_string())?;
-    obj.write_to_file(out).map_err(|e| e.to_string())
+    radfm_dicom::write::write_part10(ds, &ts, &sop_class, &t[27], "RADFM_TEST", out)
+        .map_err(|e| e.to_string())
 }
 
 /// Reduce native multi-frame pixel data to its first frame (a projection image).
@@ -255,13 +247,13 @@ pub fn write_ct_slice(
         VR::US,
         PrimitiveValue::from(15u16),
     ));
-    let obj = ds
-        .with_meta(
-            FileMetaTableBuilder::new()
-                .transfer_syntax(radfm_dicom::read::EXPLICIT_VR_LE)
-                .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.2")
-                .media_storage_sop_instance_uid(sop),
-        )
-        .map_err(|e| e.to_string())?;
-    obj.write_to_file(out).map_err(|e| e.to_string())
+    radfm_dicom::write::write_part10(
+        ds,
+        radfm_dicom::read::EXPLICIT_VR_LE,
+        "1.2.840.10008.5.1.4.1.1.2",
+        &sop,
+        "RADFM_TEST",
+        out,
+    )
+    .map_err(|e| e.to_string())
 }

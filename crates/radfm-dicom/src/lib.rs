@@ -20,6 +20,7 @@ pub mod read;
 pub mod resample;
 mod rle;
 pub mod transform;
+pub mod write;
 
 pub use error::{DicomError, Result};
 pub use info::DicomInfo;

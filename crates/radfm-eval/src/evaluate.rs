@@ -22,13 +22,18 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use radfm_core::seed::splitmix64;
 use radfm_core::{Label, Observation, UncertainPolicy};
 use rayon::prelude::*;
-use serde_json::{json, Map, Value as Json};
+use serde_json::Value as Json;
 
 use crate::bootstrap::{by_patient, interval, percentile, resample_counts, resample_values};
 use crate::delong::delong;
 #[cfg(test)]
 use crate::metrics::Confusion;
 use crate::metrics::{brier, ece, Bins, Ranked};
+use crate::report::{
+    BootstrapInfo, Calibration, CalibrationEntry, CalibrationFit, Cell, CompareEntry, Comparison,
+    EvalReport, GapReport, Judged, LabelInfo, MicroReport, ObservationReport, Platt, RunsReport,
+    Skipped,
+};
 use crate::Value;
 
 /// The metrics reported per observation, in order.
@@ -789,14 +794,8 @@ pub fn curves(images: &[Image], opts: &Options) -> BTreeMap<String, crate::html:
     out
 }
 
-fn cell(v: &Value, samples: &[f64], resamples: usize, level: f64) -> Json {
-    match (v, interval(samples.to_vec(), resamples, level)) {
-        (Value::Undefined(why), _) => json!({"value": null, "ci": null, "reason": why}),
-        (Value::Defined(x), Some((lo, hi))) => json!({"value": x, "ci": [lo, hi]}),
-        (Value::Defined(x), None) => {
-            json!({"value": x, "ci": null, "reason": "undefined in most bootstrap resamples"})
-        }
-    }
+fn cell(v: &Value, samples: &[f64], resamples: usize, level: f64) -> Cell {
+    Cell::new(v, interval(samples.to_vec(), resamples, level))
 }
 
 /// The version of `metrics.json`'s layout; raised when a field changes meaning.
@@ -913,10 +912,10 @@ fn evaluate_set(
     opts: &Options,
     seed: u64,
     micro: bool,
-) -> (Map<String, Json>, Option<Map<String, Json>>) {
+) -> (BTreeMap<String, ObservationReport>, Option<MicroReport>) {
     let patients: Vec<&str> = images.iter().map(|i| i.patient.as_str()).collect();
     let groups = by_patient(&patients);
-    let mut out = Map::new();
+    let mut out = BTreeMap::new();
     // per observation: the images that have both a label and a score
     let cols: Vec<(Vec<usize>, Vec<bool>, Vec<f64>)> = observations
         .iter()
@@ -1000,39 +999,36 @@ fn evaluate_set(
     for (k, o) in observations.iter().enumerate() {
         let (idx, y, _) = &cols[k];
         let pos = idx.iter().filter(|&&i| y[i]).count();
-        let mut m = Map::new();
-        for (j, name) in METRICS.iter().enumerate() {
-            m.insert(
-                name.to_string(),
-                cell(&point[k][j], &samples[k][j], opts.bootstrap, opts.level),
-            );
-        }
-        m.insert("n".into(), json!(idx.len()));
-        m.insert("positives".into(), json!(pos));
-        m.insert(
-            "prevalence".into(),
-            json!(if idx.is_empty() {
-                Json::Null
-            } else {
-                json!(pos as f64 / idx.len() as f64)
-            }),
+        let metrics = METRICS
+            .iter()
+            .enumerate()
+            .map(|(j, name)| {
+                (
+                    *name,
+                    cell(&point[k][j], &samples[k][j], opts.bootstrap, opts.level),
+                )
+            })
+            .collect();
+        out.insert(
+            o.clone(),
+            ObservationReport {
+                metrics,
+                n: idx.len(),
+                positives: pos,
+                prevalence: (!idx.is_empty()).then(|| pos as f64 / idx.len() as f64),
+                threshold: thresholds.point[o],
+            },
         );
-        m.insert("threshold".into(), json!(thresholds.point[o]));
-        out.insert(o.clone(), Json::Object(m));
     }
     // micro averages are point values (like macro): bootstrapping the pooled
     // problem would double the cost of the whole evaluation
-    let micro_map = micro_point.map(|mp| {
-        let mut m = Map::new();
-        for (j, name) in METRICS.iter().enumerate() {
-            let cell = match &mp[j] {
-                Value::Defined(v) => json!({"value": v, "ci": null}),
-                Value::Undefined(why) => json!({"value": null, "ci": null, "reason": why}),
-            };
-            m.insert(name.to_string(), cell);
-        }
-        m.insert("threshold".into(), json!(pooled.as_ref().and_then(|p| p.1)));
-        m
+    let micro_map = micro_point.map(|mp| MicroReport {
+        metrics: METRICS
+            .iter()
+            .zip(&mp)
+            .map(|(name, v)| (*name, Cell::point(v)))
+            .collect(),
+        threshold: pooled.as_ref().and_then(|p| p.1),
     });
     (out, micro_map)
 }
@@ -1042,9 +1038,13 @@ fn is_val(i: &Image) -> bool {
 }
 
 /// Temperature and Platt scaling per observation, fitted on `val`, judged on `test`.
-fn calibration(val: &[&Image], test: &[&Image], observations: &[String]) -> Json {
+fn calibration(
+    val: &[&Image],
+    test: &[&Image],
+    observations: &[String],
+) -> BTreeMap<String, CalibrationEntry> {
     use crate::calibrate::{apply_platt, apply_temperature, fit_platt, fit_temperature};
-    let mut out = Map::new();
+    let mut out = BTreeMap::new();
     for o in observations {
         let col = |set: &[&Image]| -> (Vec<bool>, Vec<f64>) {
             set.iter()
@@ -1057,33 +1057,33 @@ fn calibration(val: &[&Image], test: &[&Image], observations: &[String]) -> Json
         if !probs || vy.iter().all(|&l| l) || vy.iter().all(|&l| !l) || ty.is_empty() {
             out.insert(
                 o.clone(),
-                json!({"reason": "needs probabilities and both classes in the validation split"}),
+                CalibrationEntry::Skipped(Skipped {
+                    reason: "needs probabilities and both classes in the validation split",
+                }),
             );
             continue;
         }
         let t = fit_temperature(&vp, &vy);
         let ab = fit_platt(&vp, &vy);
-        let judge = |p: &[f64]| {
-            json!({
-                "ece": ece(&ty, p, 10, Bins::Uniform).get(),
-                "ece_mass": ece(&ty, p, 10, Bins::Quantile).get(),
-                "brier": brier(&ty, p).get(),
-            })
+        let judge = |p: &[f64]| Judged {
+            ece: ece(&ty, p, 10, Bins::Uniform).get(),
+            ece_mass: ece(&ty, p, 10, Bins::Quantile).get(),
+            brier: brier(&ty, p).get(),
         };
         out.insert(
             o.clone(),
-            json!({
-                "temperature": t,
-                "platt": {"a": ab.0, "b": ab.1},
-                "fitted_on": vy.len(),
-                "judged_on": ty.len(),
-                "before": judge(&tp),
-                "after_temperature": judge(&apply_temperature(&tp, t)),
-                "after_platt": judge(&apply_platt(&tp, ab)),
+            CalibrationEntry::Fitted(CalibrationFit {
+                temperature: t,
+                platt: Platt { a: ab.0, b: ab.1 },
+                fitted_on: vy.len(),
+                judged_on: ty.len(),
+                before: judge(&tp),
+                after_temperature: judge(&apply_temperature(&tp, t)),
+                after_platt: judge(&apply_platt(&tp, ab)),
             }),
         );
     }
-    Json::Object(out)
+    out
 }
 
 /// Run the evaluation. `compare`: a second model's images (same ids) for DeLong.
@@ -1093,7 +1093,7 @@ pub fn evaluate(
     images: &[Image],
     compare: Option<&[Image]>,
     opts: &Options,
-) -> Result<Json, EvalError> {
+) -> Result<EvalReport, EvalError> {
     let val: Vec<&Image> = images.iter().filter(|i| is_val(i)).collect();
     let owned: Vec<Image>;
     let images: &[Image] = if val.is_empty() {
@@ -1120,30 +1120,26 @@ pub fn evaluate(
     let thresholds = Thresholds::choose(&val, &all, &observations, opts);
     let (overall, micro) = evaluate_set(&all, &observations, &thresholds, opts, opts.seed, true);
     // macro averages of the point values
-    let mut macro_ = Map::new();
+    let mut macro_ = BTreeMap::new();
     for name in METRICS {
         let v: Vec<f64> = overall
             .values()
-            .filter_map(|m| m[name]["value"].as_f64())
+            .filter_map(|m| m.metric(name)?.value)
             .collect();
         macro_.insert(
-            name.into(),
-            if v.is_empty() {
-                Json::Null
-            } else {
-                json!(v.iter().sum::<f64>() / v.len() as f64)
-            },
+            name,
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64),
         );
     }
     // subgroups and gaps
-    let mut subgroups = Map::new();
-    let mut gaps = Map::new();
+    let mut subgroups = BTreeMap::new();
+    let mut gaps = BTreeMap::new();
     for g in &opts.groups {
         let values: BTreeSet<&str> = images
             .iter()
             .filter_map(|i| i.groups.get(g).map(String::as_str))
             .collect();
-        let mut per = Map::new();
+        let mut per: BTreeMap<String, BTreeMap<String, ObservationReport>> = BTreeMap::new();
         for (k, v) in values.iter().enumerate() {
             let sub: Vec<&Image> = images
                 .iter()
@@ -1151,27 +1147,25 @@ pub fn evaluate(
                 .collect();
             per.insert(
                 v.to_string(),
-                Json::Object(
-                    evaluate_set(
-                        &sub,
-                        &observations,
-                        &thresholds,
-                        opts,
-                        opts.seed + 1 + k as u64,
-                        false,
-                    )
-                    .0,
-                ),
+                evaluate_set(
+                    &sub,
+                    &observations,
+                    &thresholds,
+                    opts,
+                    opts.seed + 1 + k as u64,
+                    false,
+                )
+                .0,
             );
         }
         // AUROC gap between the best and the worst subgroup, with a CI that allows for the pair
         // having been chosen from the data, and Holm's correction across observations
-        let mut gobs = Map::new();
+        let mut gobs = BTreeMap::new();
         let mut tests: Vec<(String, f64)> = Vec::new();
         for o in &observations {
             let pts: Vec<(&str, f64)> = values
                 .iter()
-                .filter_map(|v| Some((*v, per[*v][o]["auroc"]["value"].as_f64()?)))
+                .filter_map(|v| Some((*v, per[*v].get(o)?.metric("auroc")?.value?)))
                 .collect();
             if pts.len() < 2 {
                 continue;
@@ -1185,47 +1179,68 @@ pub fn evaluate(
             }
             gobs.insert(
                 o.clone(),
-                json!({"metric": "auroc", "best": best.0, "worst": worst.0, "gap": best.1 - worst.1,
-                       "ci": gap.as_ref().map(|gp| vec![gp.lo, gp.hi]),
-                       "ci_level": 1.0 - (1.0 - opts.level) / pairs as f64,
-                       "pairs": pairs,
-                       "p": gap.as_ref().map(|gp| gp.p),
-                       "p_holm": Json::Null,
-                       "flag": false}),
+                GapReport {
+                    metric: "auroc",
+                    best: best.0.to_string(),
+                    worst: worst.0.to_string(),
+                    gap: best.1 - worst.1,
+                    ci: gap.as_ref().map(|gp| [gp.lo, gp.hi]),
+                    ci_level: 1.0 - (1.0 - opts.level) / pairs as f64,
+                    pairs,
+                    p: gap.as_ref().map(|gp| gp.p),
+                    p_holm: None,
+                    flag: false,
+                },
             );
         }
         for (o, p_holm) in holm(&tests) {
-            let e = gobs.get_mut(&o).unwrap();
-            e["p_holm"] = json!(p_holm);
-            e["flag"] = json!(p_holm < 1.0 - opts.level);
+            let e = gobs.get_mut(&o).expect("tested observations have a gap");
+            e.p_holm = Some(p_holm);
+            e.flag = p_holm < 1.0 - opts.level;
         }
-        subgroups.insert(g.clone(), Json::Object(per));
-        gaps.insert(g.clone(), Json::Object(gobs));
+        subgroups.insert(g.clone(), per);
+        gaps.insert(g.clone(), gobs);
     }
-    let mut report = json!({
-        "n_images": images.len(),
-        "n_patients": by_patient(&images.iter().map(|i| i.patient.as_str()).collect::<Vec<_>>()).len(),
-        "schema_version": SCHEMA_VERSION,
-        "bootstrap": {"resamples": opts.bootstrap, "seed": opts.seed, "unit": opts.unit.as_str(), "interval": "percentile", "level": opts.level},
-        "operating_point": format!("{:?}", opts.operating_point),
-        "threshold_source": thresholds.source.as_str(),
-        "labels": {"uncertain": opts.uncertain.as_str(), "n_uncertain": images.iter().map(|i| i.uncertain).sum::<usize>()},
-        "observations": overall,
-        "macro": macro_,
-        "micro": micro,
-        "subgroups": subgroups,
-        "subgroup_gaps": gaps,
-    });
-    report["calibration"] = if val.is_empty() {
-        json!({"reason": "no validation split: mark images with \"split\": \"val\" in the truth to fit temperature and Platt scaling"})
+    let calibration = if val.is_empty() {
+        Calibration::Skipped(Skipped {
+            reason: "no validation split: mark images with \"split\": \"val\" in the truth to fit temperature and Platt scaling",
+        })
     } else {
         let test: Vec<&Image> = images.iter().collect();
-        calibration(&val, &test, &observations)
+        Calibration::PerObservation(calibration(&val, &test, &observations))
     };
-    report["n_validation_images"] = json!(val.len());
+    let patients: Vec<&str> = images.iter().map(|i| i.patient.as_str()).collect();
+    let mut report = EvalReport {
+        schema_version: SCHEMA_VERSION,
+        n_images: images.len(),
+        n_patients: by_patient(&patients).len(),
+        bootstrap: BootstrapInfo {
+            resamples: opts.bootstrap,
+            seed: opts.seed,
+            unit: opts.unit.as_str(),
+            interval: "percentile",
+            level: opts.level,
+        },
+        operating_point: format!("{:?}", opts.operating_point),
+        threshold_source: thresholds.source.as_str(),
+        labels: LabelInfo {
+            uncertain: opts.uncertain,
+            n_uncertain: images.iter().map(|i| i.uncertain).sum(),
+        },
+        observations: overall,
+        macro_,
+        micro,
+        subgroups,
+        subgroup_gaps: gaps,
+        calibration,
+        n_validation_images: val.len(),
+        compare: None,
+        runs: None,
+        main_run: None,
+    };
     if let Some(other) = compare {
         let by_id: HashMap<&str, &Image> = other.iter().map(|i| (i.id.as_str(), i)).collect();
-        let mut cmp = Map::new();
+        let mut cmp = BTreeMap::new();
         for o in &observations {
             let mut y = Vec::new();
             let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -1242,12 +1257,21 @@ pub fn evaluate(
                     pats.push(im.patient.as_str());
                 }
             }
-            let mut entry = match delong(&y, &a, &b) {
-                Some(d) => json!(d),
-                None => json!({"reason": "fewer than two images of each class"}),
+            let Some(d) = delong(&y, &a, &b) else {
+                cmp.insert(
+                    o.clone(),
+                    CompareEntry::Skipped(Skipped {
+                        reason: "fewer than two images of each class",
+                    }),
+                );
+                continue;
+            };
+            let mut entry = Comparison {
+                delong: d,
+                difference_ci: None,
             };
             // patient-bootstrap CI of the AUROC difference, A - B
-            if entry.get("difference").is_some() {
+            {
                 let idx: Vec<usize> = (0..y.len()).collect();
                 let (sa, sb) = (Sorted::new(&idx, &y, &a), Sorted::new(&idx, &y, &b));
                 let groups = by_patient(&pats);
@@ -1264,13 +1288,12 @@ pub fn evaluate(
                         Some(ua - ub)
                     })
                     .collect();
-                if let Some((lo, hi)) = interval(d, opts.bootstrap, opts.level) {
-                    entry["difference_ci"] = json!([lo, hi]);
-                }
+                entry.difference_ci =
+                    interval(d, opts.bootstrap, opts.level).map(|(lo, hi)| [lo, hi]);
             }
-            cmp.insert(o.clone(), entry);
+            cmp.insert(o.clone(), CompareEntry::Compared(entry));
         }
-        report["compare"] = Json::Object(cmp);
+        report.compare = Some(cmp);
     }
     Ok(report)
 }
@@ -1291,8 +1314,8 @@ fn scored_observations<'a>(images: impl Iterator<Item = &'a Image>) -> Vec<Strin
 
 /// Metrics per run (label-efficiency or shift views): for each run, every
 /// observation's metrics with CIs, in the given run order.
-pub fn per_run(runs: &[(String, Vec<Image>)], opts: &Options) -> Json {
-    let mut out = Map::new();
+pub fn per_run(runs: &[(String, Vec<Image>)], opts: &Options) -> RunsReport {
+    let mut out = BTreeMap::new();
     for (k, (name, imgs)) in runs.iter().enumerate() {
         let val: Vec<&Image> = imgs.iter().filter(|i| is_val(i)).collect();
         let imgs: Vec<&Image> = imgs.iter().filter(|i| !is_val(i)).collect();
@@ -1300,20 +1323,21 @@ pub fn per_run(runs: &[(String, Vec<Image>)], opts: &Options) -> Json {
         let thresholds = Thresholds::choose(&val, &imgs, &observations, opts);
         out.insert(
             name.clone(),
-            Json::Object(
-                evaluate_set(
-                    &imgs,
-                    &observations,
-                    &thresholds,
-                    opts,
-                    opts.seed + 1000 + k as u64,
-                    false,
-                )
-                .0,
-            ),
+            evaluate_set(
+                &imgs,
+                &observations,
+                &thresholds,
+                opts,
+                opts.seed + 1000 + k as u64,
+                false,
+            )
+            .0,
         );
     }
-    json!({"order": runs.iter().map(|r| r.0.clone()).collect::<Vec<_>>(), "metrics": out})
+    RunsReport {
+        order: runs.iter().map(|r| r.0.clone()).collect(),
+        metrics: out,
+    }
 }
 
 /// The best-minus-worst subgroup AUROC gap under the patient bootstrap.

@@ -397,7 +397,7 @@ impl<M: Objective> Run<M> {
         }
         if cfg_path.exists() {
             return Err(ModelError::Config(format!(
-                "{} already holds a run: pass --resume to continue it, or choose another --out",
+                "{} already holds a run: resume it, or start the new run in another directory",
                 dir.display()
             )));
         }

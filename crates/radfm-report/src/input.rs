@@ -4,8 +4,9 @@
 //!   (`<AbstractText Label="FINDINGS">`); the id is the file stem;
 //! - a directory (or archive) of `.txt` files; the id is the file stem;
 //! - a single `.xml` or `.txt` file;
-//! - JSONL with `id` (or `accession_number`) and `text` per line;
-//! - CSV with `id` (or `accession_number`) and `text` columns.
+//! - JSONL with `id` (or `accession_number`) and `text` per line, and the
+//!   study keys `accession_number` and `study_instance_uid` when present;
+//! - CSV with `id` (or `accession_number`) and `text` columns, likewise.
 //!
 //! Reports stream to a callback one at a time; a bad item (unreadable file,
 //! missing field, bad XML) is passed as an [`ItemError`] naming it, and the
@@ -28,6 +29,10 @@ pub struct Report {
     pub sections: Vec<Section>,
     /// IU/Open-i expert MeSH `<major>` terms (empty for other formats)
     pub mesh_major: Vec<String>,
+    /// the study keys a JSONL line or CSV row carries (`accession_number`,
+    /// `study_instance_uid`), which ingest matches to images
+    pub accession_number: Option<String>,
+    pub study_instance_uid: Option<String>,
 }
 
 impl Report {
@@ -40,7 +45,21 @@ impl Report {
             text,
             sections,
             mesh_major: Vec::new(),
+            accession_number: None,
+            study_instance_uid: None,
         }
+    }
+
+    /// The same report with its study keys (blank keys are none).
+    pub fn with_keys(mut self, accession: Option<&str>, study_uid: Option<&str>) -> Report {
+        let key = |k: Option<&str>| {
+            k.map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_string)
+        };
+        self.accession_number = key(accession);
+        self.study_instance_uid = key(study_uid);
+        self
     }
 
     /// The text of the named sections (see [`sections::select`]).
@@ -339,19 +358,25 @@ pub fn parse_iu_xml(id: String, xml: &str) -> Result<Report, String> {
         text,
         sections: secs,
         mesh_major,
+        accession_number: None,
+        study_instance_uid: None,
     })
 }
 
-fn json_id(v: &serde_json::Value) -> Option<String> {
-    let id = v
-        .get("id")
-        .or_else(|| v.get("accession_number"))
-        .or_else(|| v.get("study_instance_uid"))?;
-    match id {
+/// A string or number field as text.
+fn json_str(v: &serde_json::Value, key: &str) -> Option<String> {
+    match v.get(key)? {
         serde_json::Value::String(s) => Some(s.clone()),
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+fn json_id(v: &serde_json::Value) -> Option<String> {
+    ["id", "accession_number", "study_instance_uid"]
+        .iter()
+        .find(|k| v.get(**k).is_some())
+        .and_then(|k| json_str(v, k))
 }
 
 /// Read JSONL reports (`{"id", "text"}` per line) from `r`; `path` names
@@ -381,7 +406,10 @@ pub fn read_jsonl(
         let id = json_id(&v);
         let text = v.get("text").and_then(|t| t.as_str());
         f(match (id, text) {
-            (Some(id), Some(text)) => Ok(Report::from_text(id, text)),
+            (Some(id), Some(text)) => Ok(Report::from_text(id, text).with_keys(
+                json_str(&v, "accession_number").as_deref(),
+                json_str(&v, "study_instance_uid").as_deref(),
+            )),
             (None, _) => Err(err("no \"id\" (string or number)")),
             (_, None) => Err(err("no \"text\" string")),
         });
@@ -409,21 +437,27 @@ pub fn read_csv(
             .iter()
             .position(|h| names.iter().any(|n| h.trim().eq_ignore_ascii_case(n)))
     };
-    let id_col = col(&["id", "accession_number", "report_id"])
+    let id_col = col(&["id", "accession_number", "report_id", "study_instance_uid"])
         .ok_or_else(|| fmt("no \"id\" column".into()))?;
     let text_col = col(&["text", "report"]).ok_or_else(|| fmt("no \"text\" column".into()))?;
+    let (acc_col, uid_col) = (col(&["accession_number"]), col(&["study_instance_uid"]));
     for (n, rec) in rdr.records().enumerate() {
         let item = format!("{}:{}", path.display(), n + 2);
         f(match rec {
-            Ok(r) => match (r.get(id_col), r.get(text_col)) {
-                (Some(id), Some(text)) if !id.trim().is_empty() => {
-                    Ok(Report::from_text(id.trim(), text))
+            Ok(r) => {
+                let field =
+                    |c: Option<usize>| c.and_then(|c| r.get(c)).filter(|v| !v.trim().is_empty());
+                // the id column, else whichever study key the row has
+                let id = field(Some(id_col)).or(field(acc_col)).or(field(uid_col));
+                match (id, r.get(text_col)) {
+                    (Some(id), Some(text)) => Ok(Report::from_text(id.trim(), text)
+                        .with_keys(field(acc_col), field(uid_col))),
+                    _ => Err(ItemError {
+                        item,
+                        reason: "missing id or text".into(),
+                    }),
                 }
-                _ => Err(ItemError {
-                    item,
-                    reason: "missing id or text".into(),
-                }),
-            },
+            }
             Err(e) => Err(ItemError {
                 item,
                 reason: e.to_string(),

@@ -10,7 +10,6 @@ use dicom_core::value::PrimitiveValue;
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::mem::InMemElement;
-use dicom_object::meta::FileMetaTableBuilder;
 use dicom_object::InMemDicomObject;
 use sha2::{Digest, Sha256};
 
@@ -20,7 +19,6 @@ use crate::site::{Site, Syntax};
 
 pub const CR_SOP: &str = "1.2.840.10008.5.1.4.1.1.1";
 pub const DX_SOP: &str = "1.2.840.10008.5.1.4.1.1.1.1";
-const IMPL_UID: &str = "2.25.131730289947298761853428401396447123157";
 
 /// A valid, unique UID derived from the seed and a path of names: `2.25.<128-bit decimal>`.
 pub fn uid(seed: u64, parts: &[&str]) -> String {
@@ -320,22 +318,15 @@ pub fn write(
         VR::OW,
         PrimitiveValue::U8(bytes.into()),
     ));
-    let obj = ds
-        .with_meta(
-            FileMetaTableBuilder::new()
-                .transfer_syntax(site.syntax.uid())
-                .media_storage_sop_class_uid(sop_class)
-                .media_storage_sop_instance_uid(h.sop_uid.clone())
-                .implementation_class_uid(IMPL_UID)
-                .implementation_version_name("RADFM_SYNTH_1"),
-        )
-        .map_err(|e| e.to_string())?;
-    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
-    let mut f = radfm_core::AtomicFile::create(path).map_err(|e| err(&e))?;
-    match site.syntax {
-        Syntax::Deflated | Syntax::ExplicitLittle | Syntax::ImplicitLittle => {
-            obj.write_all(&mut f).map_err(|e| err(&e))?
-        }
-    };
-    f.commit().map_err(|e| err(&e))
+    // every syntax a site uses is native: dicom-rs encodes it as written
+    let (Syntax::Deflated | Syntax::ExplicitLittle | Syntax::ImplicitLittle) = site.syntax;
+    radfm_dicom::write::write_part10(
+        ds,
+        site.syntax.uid(),
+        sop_class,
+        &h.sop_uid,
+        "RADFM_SYNTH_1",
+        path,
+    )
+    .map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -401,17 +401,17 @@ pub fn generate(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Summary, SynthError> {
     if cfg.patients == 0 {
-        return Err(SynthError::Config("--patients must be at least 1".into()));
+        return Err(SynthError::Config("patients: must be at least 1".into()));
     }
     if !(64..=4096).contains(&cfg.size) {
         return Err(SynthError::Config(format!(
-            "--size {}: must be between 64 and 4096",
+            "size {}: must be between 64 and 4096 pixels",
             cfg.size
         )));
     }
     if cfg.sites == 0 || cfg.sites > 26 {
         return Err(SynthError::Config(format!(
-            "--sites {}: must be between 1 and 26",
+            "sites {}: must be between 1 and 26",
             cfg.sites
         )));
     }

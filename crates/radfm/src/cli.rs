@@ -402,8 +402,8 @@ pub struct IngestArgs {
     /// Reports (CSV or JSONL with accession_number, study_instance_uid, text).
     #[arg(long)]
     pub reports: Option<PathBuf>,
-    /// Long side of stored images, in pixels.
-    #[arg(long, default_value_t = 512, value_parser = at_least_1())]
+    /// Long side of stored images, in pixels (at least 8).
+    #[arg(long, default_value_t = 512, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(8..))]
     pub size: usize,
     /// Keep identifiers (no de-identification). Only for data that is already anonymous.
     #[arg(long)]
@@ -437,13 +437,13 @@ pub struct SynthArgs {
     #[arg(long, value_parser = at_least_1())]
     pub patients: usize,
     /// Number of sites (vendors, CR/DX, bit depth, VOI, noise, transfer syntax differ).
-    #[arg(long, default_value_t = 3, value_parser = at_least_1())]
+    #[arg(long, default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=26))]
     pub sites: usize,
     /// Random seed: the same seed gives byte-identical output.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Rows and columns of every image.
-    #[arg(long, default_value_t = 512, value_parser = at_least_1())]
+    /// Rows and columns of every image (64 to 4096).
+    #[arg(long, default_value_t = 512, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(64..=4096))]
     pub size: usize,
     /// NIH ChestX-ray14 table (Data_Entry_2017*.csv[.gz]): sample label combinations, age, sex, view and follow-ups from it.
     #[arg(long)]
@@ -464,7 +464,9 @@ pub struct EvaluateArgs {
     /// Predictions: JSONL with id, scores {observation: probability or logit}, optional "kind": "logit".
     #[arg(long)]
     pub pred: PathBuf,
-    /// Truth: JSONL with id, patient_id, labels {observation: 0|1} and group fields (as radfm synth writes).
+    /// Truth: JSONL with id, patient_id, labels {observation: 1|0|-1|null} (-1 uncertain, null
+    /// not labelled), optional split ("val" fits calibration and the operating point) and
+    /// group fields, as radfm synth writes.
     #[arg(long)]
     pub truth: PathBuf,
     /// Report directory (metrics.json).
@@ -473,7 +475,7 @@ pub struct EvaluateArgs {
     /// Subgroup fields, comma-separated (age_band is derived from age when absent).
     #[arg(long, value_delimiter = ',')]
     pub groups: Vec<String>,
-    /// Bootstrap resamples (of patients).
+    /// Bootstrap resamples (of patients, or of images with --unit image); at least 10.
     #[arg(long, default_value_t = 1000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(10..))]
     pub bootstrap: usize,
     /// Bootstrap seed.

@@ -425,4 +425,20 @@ fn reports_load_from_csv_and_jsonl() {
     let idx = radfm_data::reports::load(&jl).unwrap();
     assert_eq!(idx.find(Some("B7"), None), Some("Clear lungs."));
     assert_eq!(idx.rejected.len(), 1);
+    // a second report for an accession is a rejected row, never an overwrite
+    std::fs::write(
+        &jl,
+        "{\"accession_number\": \"B7\", \"text\": \"Clear lungs.\"}\n\
+         {\"accession_number\": \"C1\", \"text\": \"Small effusion.\"}\n\
+         {\"accession_number\": \"B7\", \"text\": \"Large effusion.\"}\n",
+    )
+    .unwrap();
+    let idx = radfm_data::reports::load(&jl).unwrap();
+    assert_eq!(idx.find(Some("B7"), None), Some("Clear lungs."));
+    assert_eq!(idx.rejected.len(), 1, "{:?}", idx.rejected);
+    let why = &idx.rejected[0];
+    assert!(
+        why.contains("report 3") && why.contains("report 1") && !why.contains("B7"),
+        "{why}"
+    );
 }

@@ -70,7 +70,7 @@ fn patient_bootstrap_covers_the_true_auroc() {
     );
 }
 
-/// `cargo test -p radfm-eval --release --test coverage -- --ignored --nocapture`
+/// `cargo test -p radfm-eval --release --test it coverage:: -- --ignored --nocapture`
 #[test]
 #[ignore = "2,000 datasets, about 3 minutes; the pooled coverage figure"]
 fn pooled_coverage_over_ten_seeds() {

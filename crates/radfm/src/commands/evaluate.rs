@@ -4,10 +4,12 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use radfm_eval::evaluate::{
     evaluate, join, EvalError, Line, OperatingPoint, Options, Source, Unit,
 };
+
+use radfm_eval::report::Cell;
 
 use crate::cli::{EvalUnit, EvaluateArgs};
 
@@ -34,12 +36,6 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
         .operating_point
         .parse()
         .map_err(|e| anyhow::anyhow!("--operating-point {e}"))?;
-    if a.bootstrap < 10 {
-        bail!(
-            "--bootstrap {}: use at least 10 resamples (1000 is the default)",
-            a.bootstrap
-        );
-    }
     let groups: Vec<String> = a
         .groups
         .iter()
@@ -107,8 +103,8 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
     let t = Instant::now();
     let mut report = evaluate(&images, other.as_deref(), &opts)?;
     if joined.len() > 1 {
-        report["runs"] = radfm_eval::evaluate::per_run(&joined, &opts);
-        report["main_run"] = serde_json::json!(joined.last().map(|x| x.0.clone()));
+        report.runs = Some(radfm_eval::evaluate::per_run(&joined, &opts));
+        report.main_run = joined.last().map(|x| x.0.clone());
     }
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
@@ -117,14 +113,15 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))?;
     let curves = radfm_eval::evaluate::curves(&images, &opts);
     let html = a.out.join("report.html");
-    radfm_core::atomic::write_atomic(&html, radfm_eval::html::page(&report, &curves).as_bytes())
+    let page = radfm_eval::html::page(&serde_json::to_value(&report)?, &curves);
+    radfm_core::atomic::write_atomic(&html, page.as_bytes())
         .with_context(|| format!("cannot write {}", html.display()))?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "{} images, {} patients; {} bootstrap resamples of patients in {:.1} s",
-        report["n_images"],
-        report["n_patients"],
+        report.n_images,
+        report.n_patients,
         a.bootstrap,
         t.elapsed().as_secs_f64()
     )?;
@@ -133,38 +130,27 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
         "{:<28} {:>22} {:>22}",
         "observation", "AUROC [95% CI]", "AUPRC [95% CI]"
     )?;
-    let fmt = |c: &serde_json::Value| match (c["value"].as_f64(), c["ci"].as_array()) {
-        (Some(v), Some(ci)) => format!(
-            "{v:.3} [{:.3}, {:.3}]",
-            ci[0].as_f64().unwrap_or(f64::NAN),
-            ci[1].as_f64().unwrap_or(f64::NAN)
-        ),
-        (Some(v), None) => format!("{v:.3} [-]"),
-        _ => format!("- ({})", c["reason"].as_str().unwrap_or("undefined")),
+    let fmt = |c: Option<&Cell>| match c.map(|c| (c.value, c.ci, c.reason)) {
+        Some((Some(v), Some([lo, hi]), _)) => format!("{v:.3} [{lo:.3}, {hi:.3}]"),
+        Some((Some(v), None, _)) => format!("{v:.3} [-]"),
+        Some((None, _, why)) => format!("- ({})", why.unwrap_or("undefined")),
+        None => "-".into(),
     };
-    if let Some(obs) = report["observations"].as_object() {
-        for (o, m) in obs {
+    for (o, m) in &report.observations {
+        writeln!(
+            out,
+            "{o:<28} {:>22} {:>22}",
+            fmt(m.metric("auroc")),
+            fmt(m.metric("auprc"))
+        )?;
+    }
+    for (name, per) in &report.subgroup_gaps {
+        for (o, gap) in per.iter().filter(|(_, g)| g.flag) {
             writeln!(
                 out,
-                "{o:<28} {:>22} {:>22}",
-                fmt(&m["auroc"]),
-                fmt(&m["auprc"])
+                "gap flagged: {o} AUROC, {name} {:?} vs {:?}: {:.3} (CI excludes 0)",
+                gap.best, gap.worst, gap.gap
             )?;
-        }
-    }
-    if let Some(g) = report["subgroup_gaps"].as_object() {
-        for (name, per) in g {
-            for (o, gap) in per.as_object().into_iter().flatten() {
-                if gap["flag"] == true {
-                    writeln!(
-                        out,
-                        "gap flagged: {o} AUROC, {name} {} vs {}: {:.3} (CI excludes 0)",
-                        gap["best"],
-                        gap["worst"],
-                        gap["gap"].as_f64().unwrap_or(0.0)
-                    )?;
-                }
-            }
         }
     }
     writeln!(out, "-> {} and {}", path.display(), html.display())?;

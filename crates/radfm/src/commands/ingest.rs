@@ -1,24 +1,14 @@
 //! `radfm ingest`.
 
-use anyhow::bail;
-
 use crate::cli::IngestArgs;
 
 pub fn run(a: IngestArgs) -> anyhow::Result<()> {
-    if a.size < 8 {
-        bail!("--size {} is too small (minimum 8 pixels)", a.size);
-    }
-    if a.shard_size == 0 {
-        bail!("--shard-size must be at least 1");
-    }
+    // --size, --shard-size and --jobs are range-checked by the parser
     let jobs = a.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
     });
-    if jobs == 0 {
-        bail!("--jobs must be at least 1");
-    }
     let key_path = a
         .key
         .clone()

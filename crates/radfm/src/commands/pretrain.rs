@@ -449,6 +449,12 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
         })
     };
     // a resumed run must be the run that was started: compare before any work
+    if !a.resume && a.out.join("config.json").exists() {
+        bail!(
+            "--out {} already holds a run: pass --resume to continue it, or choose another --out",
+            a.out.display()
+        );
+    }
     if a.resume {
         let mut draft = base(0);
         draft.clip = clip_config(0);

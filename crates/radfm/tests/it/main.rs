@@ -6,4 +6,5 @@ mod evaluate_cli;
 mod model_cli;
 mod pretrain_cli;
 mod reports_cli;
+mod snapshots;
 mod synth_cli;
