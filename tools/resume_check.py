@@ -64,8 +64,9 @@ def main():
     got = images(res)
     referenced = {r[0] for r in sqlite3.connect(os.path.join(res, "catalog.sqlite")).execute("SELECT DISTINCT shard FROM images")}
     left = [f for f in os.listdir(os.path.join(res, "shards")) if f not in referenced]
-    log = open(os.path.join(res, "ingest-log.jsonl")).read().splitlines()
-    log_clean = open(os.path.join(clean, "ingest-log.jsonl")).read().splitlines()
+    # the datasets name their inputs by keys; the private maps beside them have the paths
+    log = open(res + ".sources.jsonl").read().splitlines()
+    log_clean = open(clean + ".sources.jsonl").read().splitlines()
     strip = lambda lines: sorted((json.loads(l)["path"], json.loads(l)["status"]) for l in lines)
     print(f"clean run: {len(want)} images in {t_clean:.1f} s; after {kills} SIGKILLs and a resume: {len(got)} images")
     print(f"identical SOP set and pixels: {got == want}; temporary or orphan shards left: {len(left)}; "

@@ -1,8 +1,6 @@
 //! Age bands: one definition for the dataset card, the evaluation report's
 //! subgroups and the HIPAA Safe Harbor cap (ages over 89 are one band, 90+).
 
-use std::fmt;
-
 /// A patient's age band.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AgeBand {
@@ -61,17 +59,7 @@ impl AgeBand {
     }
 }
 
-impl fmt::Display for AgeBand {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl serde::Serialize for AgeBand {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
+text_form!(AgeBand);
 
 #[cfg(test)]
 mod tests {

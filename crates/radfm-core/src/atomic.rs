@@ -16,6 +16,17 @@ pub struct AtomicFile {
 
 impl AtomicFile {
     pub fn create(path: &Path) -> std::io::Result<AtomicFile> {
+        AtomicFile::open(path, false)
+    }
+
+    /// Like [`AtomicFile::create`], readable and writable by the owner only
+    /// (mode 0600 on Unix) from the first byte: for keys and maps back to
+    /// identities.
+    pub fn create_private(path: &Path) -> std::io::Result<AtomicFile> {
+        AtomicFile::open(path, true)
+    }
+
+    fn open(path: &Path, private: bool) -> std::io::Result<AtomicFile> {
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -28,7 +39,16 @@ impl AtomicFile {
             name.to_string_lossy(),
             std::process::id()
         ));
-        let f = File::create(&tmp)?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        if private {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        let f = opts.open(&tmp)?;
         Ok(AtomicFile {
             target: path.to_path_buf(),
             tmp,
@@ -93,5 +113,18 @@ mod tests {
         f.write_all(b"new").unwrap();
         f.commit().unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"new");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_files_are_the_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("map.jsonl");
+        let mut f = AtomicFile::create_private(&p).unwrap();
+        f.write_all(b"secret").unwrap();
+        f.commit().unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
 }

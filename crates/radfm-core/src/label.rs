@@ -110,11 +110,7 @@ impl UncertainPolicy {
     }
 }
 
-impl fmt::Display for UncertainPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+text_form!(UncertainPolicy, parse);
 
 impl std::str::FromStr for UncertainPolicy {
     type Err = String;
@@ -123,19 +119,6 @@ impl std::str::FromStr for UncertainPolicy {
             .into_iter()
             .find(|p| p.as_str() == s)
             .ok_or_else(|| format!("unknown uncertain-label policy {s:?} (exclude, zeros or ones)"))
-    }
-}
-
-impl serde::Serialize for UncertainPolicy {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for UncertainPolicy {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<UncertainPolicy, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

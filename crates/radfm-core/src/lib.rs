@@ -12,6 +12,32 @@
 //! - [`atomic`]: atomic file writes;
 //! - [`seed`]: seed derivation and stable hashing.
 
+/// `Display` and `Serialize` through the type's `as_str`, and with `parse`,
+/// `Deserialize` through its `FromStr`: the one text form of each enum.
+macro_rules! text_form {
+    ($t:ty) => {
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+    ($t:ty, parse) => {
+        text_form!($t);
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
 pub mod age;
 pub mod atomic;
 pub mod label;

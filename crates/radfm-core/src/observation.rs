@@ -2,7 +2,6 @@
 //! and spelling. Everything in radfm that names an observation uses
 //! [`Observation`]; the names appear as strings only here.
 
-use std::fmt;
 use std::ops::{Index, IndexMut};
 use std::str::FromStr;
 
@@ -87,11 +86,7 @@ impl Observation {
     }
 }
 
-impl fmt::Display for Observation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+text_form!(Observation, parse);
 
 /// A name that is none of the 14 CheXpert observations.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -107,19 +102,6 @@ impl FromStr for Observation {
             .into_iter()
             .find(|o| o.as_str() == s)
             .ok_or_else(|| ParseObservationError(s.to_string()))
-    }
-}
-
-impl serde::Serialize for Observation {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Observation {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Observation, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

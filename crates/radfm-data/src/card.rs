@@ -38,7 +38,10 @@ pub fn build(catalog: &Catalog) -> rusqlite::Result<Card> {
         patients: catalog.count("patients")?,
         studies: catalog.count("studies")?,
         reports: catalog.count("reports")?,
-        deidentification: radfm_dicom::deid::METHOD.into(),
+        deidentification: crate::ingest::policy_text(
+            catalog.meta(crate::ingest::META_POLICY)?.as_deref() != Some("identified"),
+        )
+        .into(),
         ..Default::default()
     };
     let mut st = c.prepare(

@@ -77,7 +77,7 @@ CREATE TABLE IF NOT EXISTS reports (
     phi_replaced INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sources (
-    path TEXT PRIMARY KEY,
+    source TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
     status TEXT NOT NULL,
@@ -91,10 +91,13 @@ pub struct Catalog {
     pub conn: Connection,
 }
 
-/// Provenance of one input file, as recorded in `sources`.
+/// Provenance of one input file, as recorded in `sources`. The file is named
+/// by its pseudonymous key only: paths of PACS exports carry names, MRNs and
+/// accession numbers. The key-to-path map lives outside the dataset
+/// (`DATASET.sources.jsonl`, see [`crate::ingest`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceRow {
-    pub path: String,
+    pub source: String,
     pub size: u64,
     pub mtime_ns: i64,
     pub status: String,
@@ -128,10 +131,45 @@ impl Catalog {
             )
             .and_then(|_| c.conn.execute_batch(SCHEMA))
             .map_err(|e| DataError::Catalog {
-                path,
+                path: path.clone(),
                 reason: e.to_string(),
             })?;
+        // catalogs before format 2 named input files by their paths
+        let columns: Vec<String> = c
+            .conn
+            .prepare("SELECT name FROM pragma_table_info('sources')")
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| DataError::Catalog {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        if !columns.iter().any(|c| c == "source") {
+            return Err(DataError::Catalog {
+                path,
+                reason: "written by an earlier radfm that stored input paths in the dataset; \
+                         ingest again into a new dataset directory"
+                    .into(),
+            });
+        }
         Ok(c)
+    }
+
+    /// A value of the `meta` table.
+    pub fn meta(&self, key: &str) -> rusqlite::Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .optional()
+    }
+
+    /// Set a value of the `meta` table.
+    pub fn set_meta(&self, key: &str, value: &str) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+            params![key, value],
+        )?;
+        Ok(())
     }
 
     pub fn begin_run(&self, config: &serde_json::Value) -> rusqlite::Result<i64> {
@@ -150,12 +188,12 @@ impl Catalog {
         Ok(())
     }
 
-    /// A source already handled with the same size and mtime.
-    pub fn source_done(&self, path: &str, size: u64, mtime_ns: i64) -> rusqlite::Result<bool> {
+    /// A source (by key) already handled with the same size and mtime.
+    pub fn source_done(&self, source: &str, size: u64, mtime_ns: i64) -> rusqlite::Result<bool> {
         self.conn
             .query_row(
-                "SELECT 1 FROM sources WHERE path = ?1 AND size = ?2 AND mtime_ns = ?3",
-                params![path, size as i64, mtime_ns],
+                "SELECT 1 FROM sources WHERE source = ?1 AND size = ?2 AND mtime_ns = ?3",
+                params![source, size as i64, mtime_ns],
                 |_| Ok(()),
             )
             .optional()
@@ -189,11 +227,11 @@ impl Catalog {
 
     pub fn sources(&self) -> rusqlite::Result<Vec<SourceRow>> {
         let mut st = self.conn.prepare(
-            "SELECT path, size, mtime_ns, status, reason, image_key FROM sources ORDER BY path",
+            "SELECT source, size, mtime_ns, status, reason, image_key FROM sources ORDER BY source",
         )?;
         let rows = st.query_map([], |r| {
             Ok(SourceRow {
-                path: r.get(0)?,
+                source: r.get(0)?,
                 size: r.get::<_, i64>(1)? as u64,
                 mtime_ns: r.get(2)?,
                 status: r.get(3)?,

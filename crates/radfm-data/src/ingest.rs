@@ -7,8 +7,8 @@
 //! `ingest-log.jsonl` with a status and a reason. Re-running skips inputs
 //! already recorded, so a killed run resumes without loss or duplicates.
 
-use std::collections::{BTreeMap, HashSet};
-use std::io::Read;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Instant;
@@ -44,6 +44,23 @@ pub struct IngestConfig {
     pub key_path: PathBuf,
     pub site: Option<String>,
     pub shard_size: usize,
+}
+
+impl IngestConfig {
+    /// What a run records in the catalog: the settings, never a path (input,
+    /// output, reports and key paths can name patients or sites).
+    pub fn recorded(&self) -> serde_json::Value {
+        json!({
+            "inputs": self.inputs.len(),
+            "reports": self.reports.is_some(),
+            "size": self.size,
+            "deid": self.deid,
+            "allow_burned_in": self.allow_burned_in,
+            "jobs": self.jobs,
+            "site": self.site,
+            "shard_size": self.shard_size,
+        })
+    }
 }
 
 /// Progress callbacks; the binary implements this with a progress bar.
@@ -131,13 +148,15 @@ enum Outcome {
 struct Candidate {
     path: PathBuf,
     display: String,
+    /// the pseudonymous key the dataset names this file by
+    source: String,
     size: u64,
     mtime_ns: i64,
 }
 
 fn source(c: &Candidate, status: &str, reason: Option<String>) -> SourceRow {
     SourceRow {
-        path: c.display.clone(),
+        source: c.source.clone(),
         size: c.size,
         mtime_ns: c.mtime_ns,
         status: status.into(),
@@ -166,18 +185,20 @@ fn burned_in_risk(info: &DicomInfo) -> Option<String> {
     sc.then(|| "Secondary Capture often has burned-in text and BurnedInAnnotation is not NO".into())
 }
 
+/// The patient's age in years from PatientAge of the header given, which is
+/// the de-identified one unless de-identification is off (de-identification
+/// derives it from the birth date, then drops the date). Never from a birth
+/// date here. Ages over 89 are 90 (HIPAA Safe Harbor: "90 or older").
 fn age_of(info: &DicomInfo) -> Option<f64> {
     info.patient_age
         .as_deref()
         .and_then(radfm_dicom::deid::parse_age)
-        .or_else(|| {
-            radfm_dicom::deid::age_years(
-                info.patient_birth_date.as_deref(),
-                info.study_date.as_deref(),
-            )
-            .map(|a| a as f64)
-        })
+        .filter(|a| a.is_finite() && *a >= 0.0)
+        .map(|a| a.min(MAX_AGE))
 }
+
+/// The age that stands for every age over 89.
+pub const MAX_AGE: f64 = 90.0;
 
 /// Header attributes whose values are treated as known PHI when scrubbing the study's report.
 const KNOWN_NAME_TAGS: [dicom_core::Tag; 8] = [
@@ -216,7 +237,7 @@ fn known_phi(ds: &dicom_object::InMemDicomObject) -> radfm_report::scrub::Known 
 
 struct Ctx<'a> {
     cfg: &'a IngestConfig,
-    /// SOP instances already delivered by a worker (final UID -> source path)
+    /// SOP instances already delivered by a worker (final UID -> source key)
     delivered: std::sync::Mutex<std::collections::HashMap<String, String>>,
     deid: Option<Deidentifier>,
     reports: &'a ReportIndex,
@@ -426,7 +447,7 @@ fn process_inner(c: &Candidate, ctx: &Ctx) -> Result<Outcome, DicomError> {
         body_part: info.body_part_examined.clone(),
         series_number: info.series_number,
         sex: info.patient_sex.clone(),
-        age_years: age_of(&orig),
+        age_years: age_of(&info),
         site,
         orig_rows: rows,
         orig_columns: cols,
@@ -438,7 +459,7 @@ fn process_inner(c: &Candidate, ctx: &Ctx) -> Result<Outcome, DicomError> {
         .lock()
         .expect("lock")
         .entry(meta.sop_uid.clone())
-        .or_insert_with(|| c.display.clone());
+        .or_insert_with(|| c.source.clone());
     let src = source(c, "ok", None);
     if is_volume_modality && frames == 1 {
         if let (Some(ipp), Some(iop)) =
@@ -516,6 +537,7 @@ fn discover(inputs: &[PathBuf]) -> Result<Vec<Candidate>, DataError> {
             out.push(Candidate {
                 path,
                 display,
+                source: String::new(), // keyed once the key is known
                 size,
                 mtime_ns,
             });
@@ -574,6 +596,8 @@ struct Writer<'a> {
     seen_sops: std::collections::HashMap<String, String>,
     seen_reports: HashSet<String>,
     summary: IngestSummary,
+    /// what every sidecar says of the identity policy
+    deidentification: &'static str,
 }
 
 fn npy_u16(shape: &[usize; 4], data: &[u16]) -> Vec<u8> {
@@ -625,6 +649,7 @@ impl Writer<'_> {
             "dtype": "uint16",
             "scale": 1.0 / PIXEL_SCALE as f64,
             "layout": "frames,rows,columns,channels",
+            "deidentification": self.deidentification,
             "meta": meta,
         });
         shard.append(&format!("{key}.npy"), &npy_u16(&pixels.shape, &pixels.data))?;
@@ -727,9 +752,9 @@ impl Writer<'_> {
             }
             for s in &p.sources {
                 tx.execute(
-                    "INSERT OR REPLACE INTO sources(path, size, mtime_ns, status, reason, image_key, run_id)
+                    "INSERT OR REPLACE INTO sources(source, size, mtime_ns, status, reason, image_key, run_id)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![s.path, s.size as i64, s.mtime_ns, s.status, s.reason, s.image_key, run_id],
+                    params![s.source, s.size as i64, s.mtime_ns, s.status, s.reason, s.image_key, run_id],
                 )?;
             }
             tx.commit()?;
@@ -783,6 +808,13 @@ fn build_volume(mut slices: Vec<Slice>) -> (ImageMeta, Pixels, Vec<SourceRow>) {
 
 pub fn ingest(cfg: &IngestConfig, reporter: &dyn Reporter) -> Result<IngestSummary, DataError> {
     let t0 = Instant::now();
+    // a run that cannot start creates nothing
+    if let Some(missing) = cfg.inputs.iter().find(|p| !p.exists()) {
+        return Err(DataError::Input {
+            path: missing.clone(),
+            reason: "does not exist".into(),
+        });
+    }
     std::fs::create_dir_all(&cfg.out).map_err(|e| DataError::Write {
         path: cfg.out.clone(),
         source: e,
@@ -808,8 +840,9 @@ pub fn ingest(cfg: &IngestConfig, reporter: &dyn Reporter) -> Result<IngestSumma
         tracing::warn!("reports: {why}");
     }
     let catalog = Catalog::open(&cfg.out)?;
+    check_policy(&cfg.out, &catalog, deid.as_ref())?;
     let run_id = catalog
-        .begin_run(&serde_json::to_value(cfg).unwrap_or_default())
+        .begin_run(&cfg.recorded())
         .map_err(|e| DataError::Catalog {
             path: cfg.out.join(crate::catalog::FILE_NAME),
             reason: e.to_string(),
@@ -821,7 +854,14 @@ pub fn ingest(cfg: &IngestConfig, reporter: &dyn Reporter) -> Result<IngestSumma
     let next_shard = shard::prepare_dir(&cfg.out, &referenced)?;
     let next_id = catalog.next_image_id().unwrap_or(1);
 
-    let all = discover(&cfg.inputs)?;
+    let mut all = discover(&cfg.inputs)?;
+    for c in &mut all {
+        c.source = source_key(deid.as_ref(), &c.display);
+    }
+    let found: Vec<(String, String)> = all
+        .iter()
+        .map(|c| (c.source.clone(), c.display.clone()))
+        .collect();
     let mut summary = IngestSummary {
         found: all.len(),
         key_created,
@@ -830,7 +870,7 @@ pub fn ingest(cfg: &IngestConfig, reporter: &dyn Reporter) -> Result<IngestSumma
     let mut todo = Vec::with_capacity(all.len());
     for c in all {
         if catalog
-            .source_done(&c.display, c.size, c.mtime_ns)
+            .source_done(&c.source, c.size, c.mtime_ns)
             .unwrap_or(false)
         {
             summary.already_done += 1;
@@ -856,6 +896,7 @@ pub fn ingest(cfg: &IngestConfig, reporter: &dyn Reporter) -> Result<IngestSumma
         seen_sops: Default::default(),
         seen_reports: HashSet::new(),
         summary,
+        deidentification: policy_text(cfg.deid),
     };
     let ctx = Ctx {
         cfg,
@@ -936,11 +977,165 @@ pub fn ingest(cfg: &IngestConfig, reporter: &dyn Reporter) -> Result<IngestSumma
     let mut summary = w.summary.clone();
     let _ = catalog.finish_run(run_id);
     write_log(&cfg.out, &catalog)?;
+    write_private_sources(&cfg.out, &catalog, &found)?;
     card::write(&cfg.out, &catalog)?;
     reporter.finish();
     summary.seconds = t0.elapsed().as_secs_f64();
     summary.megabytes = bytes_done as f64 / 1e6;
     Ok(summary)
+}
+
+/// The dataset's identity policy, stored in the catalog's `meta` table:
+/// "deidentified" or "identified" (`--no-deid`).
+pub const META_POLICY: &str = "deidentification";
+/// The fingerprint of the pseudonymisation key of a de-identified dataset.
+pub const META_KEY_FINGERPRINT: &str = "key_fingerprint";
+
+/// One dataset, one policy and one key: a de-identified dataset refuses a
+/// run without de-identification or under another key, and the reverse.
+/// The first run records them.
+fn check_policy(
+    dataset: &Path,
+    catalog: &Catalog,
+    deid: Option<&Deidentifier>,
+) -> Result<(), DataError> {
+    let db = |e: rusqlite::Error| DataError::Catalog {
+        path: dataset.join(crate::catalog::FILE_NAME),
+        reason: e.to_string(),
+    };
+    let policy = if deid.is_some() {
+        "deidentified"
+    } else {
+        "identified"
+    };
+    let refuse = |reason: String| DataError::Policy {
+        path: dataset.to_path_buf(),
+        reason,
+    };
+    match catalog.meta(META_POLICY).map_err(db)? {
+        Some(p) if p != policy => return Err(refuse(format!(
+            "the dataset is {p}; a run that is {policy} cannot add to it (one dataset, one policy)"
+        ))),
+        Some(_) => {}
+        None => catalog.set_meta(META_POLICY, policy).map_err(db)?,
+    }
+    catalog
+        .set_meta("deidentification_method", policy_text(deid.is_some()))
+        .map_err(db)?;
+    if let Some(d) = deid {
+        let fp = d.key_fingerprint();
+        match catalog.meta(META_KEY_FINGERPRINT).map_err(db)? {
+            Some(saved) if saved != fp => {
+                return Err(refuse(
+                    "it was pseudonymised under another key: this key would give the same \
+                     patients other pseudonyms (pass the dataset's own key)"
+                        .into(),
+                ))
+            }
+            Some(_) => {}
+            None => catalog.set_meta(META_KEY_FINGERPRINT, &fp).map_err(db)?,
+        }
+    }
+    Ok(())
+}
+
+/// What the card, the catalog and every sidecar say of the policy.
+pub fn policy_text(deid: bool) -> &'static str {
+    if deid {
+        radfm_dicom::deid::METHOD
+    } else {
+        NOT_DEIDENTIFIED
+    }
+}
+
+/// The policy text of a `--no-deid` dataset.
+pub const NOT_DEIDENTIFIED: &str =
+    "NOT DE-IDENTIFIED: names, identifiers, dates and ages are as in the source files";
+
+/// The pseudonymous key of an input file's path: keyed by the
+/// pseudonymisation key when de-identifying, a plain SHA-256 otherwise.
+fn source_key(deid: Option<&Deidentifier>, path: &str) -> String {
+    match deid {
+        Some(d) => d.source_key(path),
+        None => {
+            use sha2::{Digest, Sha256};
+            let h = Sha256::digest(path.as_bytes());
+            let hex: String = h[..8].iter().map(|b| format!("{b:02x}")).collect();
+            format!("src-{hex}")
+        }
+    }
+}
+
+/// The private file that maps the dataset's source keys back to input
+/// paths, for the operator: `<dataset>.sources.jsonl` beside the dataset
+/// directory (never inside it), mode 0600.
+pub fn sources_path(dataset: &Path) -> PathBuf {
+    let name = dataset
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "dataset".into());
+    let parent = dataset
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    parent.join(format!("{name}.sources.jsonl"))
+}
+
+/// Rewrite the private sources file: every source of the catalog with its
+/// path (from this run's files and the file's earlier lines), status and
+/// reason. With `-v` this run's lines also go to stderr.
+fn write_private_sources(
+    dataset: &Path,
+    catalog: &Catalog,
+    found: &[(String, String)],
+) -> Result<(), DataError> {
+    let path = sources_path(dataset);
+    let mut paths: HashMap<String, String> = std::fs::read_to_string(&path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            Some((
+                v["source"].as_str()?.to_string(),
+                v["path"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let this_run: HashSet<&str> = found.iter().map(|(k, _)| k.as_str()).collect();
+    paths.extend(found.iter().cloned());
+    let rows = catalog.sources().map_err(|e| DataError::Catalog {
+        path: dataset.join(crate::catalog::FILE_NAME),
+        reason: e.to_string(),
+    })?;
+    let mut out = Vec::new();
+    for r in rows {
+        let p = paths.get(&r.source);
+        if this_run.contains(r.source.as_str()) {
+            tracing::info!(
+                "{} = {}: {}{}",
+                r.source,
+                p.map_or("?", String::as_str),
+                r.status,
+                r.reason
+                    .as_deref()
+                    .map(|x| format!(" ({x})"))
+                    .unwrap_or_default()
+            );
+        }
+        let mut v = json!({"source": r.source, "path": p, "status": r.status});
+        if let Some(reason) = r.reason {
+            v["reason"] = json!(reason);
+        }
+        serde_json::to_writer(&mut out, &v).expect("json");
+        out.push(b'\n');
+    }
+    let write = |e: std::io::Error| DataError::Write {
+        path: path.clone(),
+        source: e,
+    };
+    let mut f = radfm_core::AtomicFile::create_private(&path).map_err(write)?;
+    f.write_all(&out).map_err(write)?;
+    f.commit().map_err(write)
 }
 
 /// Rewrite `ingest-log.jsonl` from the catalog's `sources` table (atomically),
@@ -952,7 +1147,7 @@ pub fn write_log(dataset: &Path, catalog: &Catalog) -> Result<(), DataError> {
     })?;
     let mut out = Vec::new();
     for r in rows {
-        let mut v = json!({"path": r.path, "status": r.status, "bytes": r.size});
+        let mut v = json!({"source": r.source, "status": r.status, "bytes": r.size});
         if let Some(reason) = r.reason {
             v["reason"] = json!(reason);
         }

@@ -32,4 +32,6 @@ pub enum DataError {
     Reports { path: PathBuf, reason: String },
     #[error("split: {reason}")]
     Split { reason: String },
+    #[error("dataset {path}: {reason}")]
+    Policy { path: PathBuf, reason: String },
 }

@@ -29,7 +29,7 @@ pub fn assign(
     let bad = |reason: String| DataError::Split { reason };
     for (n, f) in [("train", train), ("val", val), ("test", test)] {
         if !(0.0..=1.0).contains(&f) || !f.is_finite() {
-            return Err(bad(format!("--{n} {f} is not a fraction in [0, 1]")));
+            return Err(bad(format!("the {n} fraction {f} is not in [0, 1]")));
         }
     }
     let total = train + val + test;

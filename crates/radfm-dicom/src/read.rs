@@ -428,6 +428,19 @@ impl Scanner<'_> {
                     ));
                 }
             } else {
+                // A binary value whose length is not a whole number of values
+                // makes dicom-rs read fewer bytes than declared and lose its
+                // place: the next "header" is then data, and a crafted one made
+                // it allocate 4 GB for a 361-byte file (found by fuzzing).
+                let size = value_size(vr, group, element);
+                if len as usize % size != 0 {
+                    return Err(self.err(
+                        pos,
+                        format!(
+                            "element ({group:04X},{element:04X}) has length {len}, not a whole number of {size}-byte values"
+                        ),
+                    ));
+                }
                 let stop = pos.checked_add(len as usize).filter(|&e| e <= end).ok_or_else(|| {
                     self.err(
                         pos,
@@ -505,6 +518,28 @@ impl Scanner<'_> {
     }
 }
 
+/// The size of one value of a binary VR (explicit, or from the dictionary
+/// for implicit VR); 1 for text, bytes and unknown elements.
+fn value_size(vr: Option<[u8; 2]>, group: u16, element: u16) -> usize {
+    use dicom_core::dictionary::DataDictionary;
+    use dicom_core::{Tag, VR};
+    let vr = match vr {
+        Some(b) => std::str::from_utf8(&b)
+            .ok()
+            .and_then(|s| s.parse::<VR>().ok()),
+        None if group % 2 == 1 => None, // private: the dictionary does not know
+        None => StandardDataDictionary
+            .by_tag(Tag(group, element))
+            .map(|e| e.vr.relaxed()),
+    };
+    match vr {
+        Some(VR::US | VR::SS) => 2,
+        Some(VR::UL | VR::SL | VR::FL | VR::AT) => 4,
+        Some(VR::FD | VR::SV | VR::UV) => 8,
+        _ => 1,
+    }
+}
+
 fn is_implicit_sequence(group: u16, element: u16) -> bool {
     use dicom_core::dictionary::DataDictionary;
     use dicom_core::{Tag, VR};
@@ -527,6 +562,30 @@ pub(crate) fn prescan(body: &[u8], explicit: bool, little_endian: bool) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing: an implicit VR UL of length 2 desynchronised dicom-rs,
+    /// whose next "element" then declared 4 GB (and it allocated them).
+    #[test]
+    fn a_binary_value_of_partial_length_is_refused_before_parsing() {
+        let mut b = Vec::new();
+        let mut el = |g: u16, e: u16, v: &[u8]| {
+            b.extend(g.to_le_bytes());
+            b.extend(e.to_le_bytes());
+            b.extend((v.len() as u32).to_le_bytes());
+            b.extend(v);
+        };
+        el(0x0008, 0x0016, b"1.2.840.10008.5.1.4.1.1.7\0");
+        el(0x0028, 0x0010, &[0, 1]); // Rows, US: fine
+        el(0x0028, 0x0011, &[0]); // Columns, US, 1 byte: not a whole value
+        el(0x0028, 0x0100, &[0xff, 0xff, 0xff, 0x7f]);
+        let err = prescan(&b, false, true).unwrap_err().to_string();
+        assert!(
+            err.contains("(0028,0011) has length 1, not a whole number of 2-byte values"),
+            "{err}"
+        );
+        let e = parse(&b).unwrap_err().to_string();
+        assert!(e.contains("not a whole number"), "{e}");
+    }
 
     #[test]
     fn sniffing_rejects_text_and_accepts_preamble() {

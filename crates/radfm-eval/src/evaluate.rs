@@ -721,11 +721,7 @@ pub fn curves(images: &[Image], opts: &Options) -> BTreeMap<String, crate::html:
         let per: Vec<(Vec<f64>, Vec<f64>)> = (0..b)
             .into_par_iter()
             .map(|r| {
-                let pick = resample_counts(
-                    &groups,
-                    images.len(),
-                    splitmix64(opts.seed ^ splitmix64(r as u64 + 7)),
-                );
+                let pick = draw(&groups, images.len(), opts.seed, r, 7);
                 let rpts = st.roc(|i| pick[i]);
                 let tpr: Vec<f64> = grid.iter().map(|&f| tpr_at(&rpts, f)).collect();
                 // the highest precision at recall >= rc: suffix maxima, one pass (recall rises along pts)
@@ -796,6 +792,14 @@ pub fn curves(images: &[Image], opts: &Options) -> BTreeMap<String, crate::html:
 
 fn cell(v: &Value, samples: &[f64], resamples: usize, level: f64) -> Cell {
     Cell::new(v, interval(samples.to_vec(), resamples, level))
+}
+
+/// Bootstrap resample `r` of stream `stream` (one per use, so that draws for
+/// different purposes are independent): patient multiplicities over `n`
+/// images, from a generator seeded by (seed, stream, r) alone, so that the
+/// result does not depend on the thread count.
+fn draw(groups: &[Vec<usize>], n: usize, seed: u64, r: usize, stream: u64) -> Vec<u32> {
+    resample_counts(groups, n, splitmix64(seed ^ splitmix64(r as u64 + stream)))
 }
 
 /// The version of `metrics.json`'s layout; raised when a field changes meaning.
@@ -879,11 +883,7 @@ impl Thresholds {
         let resampled = (0..opts.bootstrap)
             .into_par_iter()
             .map(|r| {
-                let pick = resample_counts(
-                    &groups,
-                    val.len(),
-                    splitmix64(opts.seed ^ splitmix64(r as u64 + 101)),
-                );
+                let pick = draw(&groups, val.len(), opts.seed, r, 101);
                 on(val, Some(&pick)).0
             })
             .collect();
@@ -973,11 +973,7 @@ fn evaluate_set(
     let per_resample: Vec<Vec<[f64; 10]>> = (0..opts.bootstrap)
         .into_par_iter()
         .map(|r| {
-            let pick = resample_counts(
-                &groups,
-                images.len(),
-                splitmix64(seed ^ splitmix64(r as u64)),
-            );
+            let pick = draw(&groups, images.len(), seed, r, 0);
             let v: Vec<[f64; 10]> = observations
                 .iter()
                 .zip(&sorted)
@@ -1278,11 +1274,7 @@ pub fn evaluate(
                 let d: Vec<f64> = (0..opts.bootstrap)
                     .into_par_iter()
                     .filter_map(|r| {
-                        let pick = resample_counts(
-                            &groups,
-                            y.len(),
-                            splitmix64(opts.seed ^ splitmix64(r as u64 + 31)),
-                        );
+                        let pick = draw(&groups, y.len(), opts.seed, r, 31);
                         let ua = sa.metrics(|i| pick[i], None)[0].get()?;
                         let ub = sb.metrics(|i| pick[i], None)[0].get()?;
                         Some(ua - ub)

@@ -30,7 +30,7 @@ use crate::clip::{clip_loss, ClipTrain, ClipTrainConfig};
 use crate::mae::{Mae, MaeConfig};
 use crate::train::{
     load_params, named_params, parallel_grads, parallel_grads_coupled, save_safetensors,
-    split_rows, write_atomic, AdamW, AdamWConfig, Schedule,
+    split_rows, AdamW, AdamWConfig, Schedule,
 };
 use crate::vit::{Vit, VitConfig};
 use crate::weights::Weights;
@@ -403,12 +403,13 @@ impl<M: Objective> Run<M> {
         }
         let model = initial::<M>(&config, &ad)?;
         std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
-        write_atomic(
+        radfm_core::write_atomic(
             &cfg_path,
             serde_json::to_string_pretty(&config)
                 .expect("json")
                 .as_bytes(),
-        )?;
+        )
+        .map_err(|e| ModelError::io(&cfg_path, e))?;
         Ok(Run {
             opt: AdamW::new(config.adamw),
             config,
@@ -435,7 +436,7 @@ impl<M: Objective> Run<M> {
             .filter(|l| serde_json::from_str::<StepLog>(l).is_ok_and(|s| s.step <= self.opt.step))
             .map(|l| format!("{l}\n"))
             .collect();
-        write_atomic(&p, kept.as_bytes())
+        radfm_core::write_atomic(&p, kept.as_bytes()).map_err(|e| ModelError::io(&p, e))
     }
 
     /// The images (augmented) and text features of `step`'s batch, built
@@ -588,12 +589,14 @@ impl<M: Objective> Run<M> {
         std::fs::create_dir_all(&tmp).map_err(|e| ModelError::io(&tmp, e))?;
         save_safetensors(&tmp.join("model.safetensors"), &named_params(self.model()))?;
         save_safetensors(&tmp.join("optimizer.safetensors"), &self.opt.state_arrays())?;
-        write_atomic(
-            &tmp.join("state.json"),
+        let state = tmp.join("state.json");
+        radfm_core::write_atomic(
+            &state,
             serde_json::json!({"step": step, "optimizer": "adamw"})
                 .to_string()
                 .as_bytes(),
-        )?;
+        )
+        .map_err(|e| ModelError::io(&state, e))?;
         let _ = std::fs::remove_dir_all(&fin);
         std::fs::rename(&tmp, &fin).map_err(|e| ModelError::io(&fin, e))?;
         // keep the two newest checkpoints
@@ -630,10 +633,12 @@ impl<M: Objective> Run<M> {
                     "text_dim": c.text_dim, "text_model": c.text_model});
             }
         }
-        write_atomic(
-            &dir.join("config.json"),
+        let path = dir.join("config.json");
+        radfm_core::write_atomic(
+            &path,
             serde_json::to_string_pretty(&cfg).expect("json").as_bytes(),
         )
+        .map_err(|e| ModelError::io(&path, e))
     }
 }
 
@@ -709,7 +714,7 @@ impl Run<Mae> {
                 .map_err(|e| ModelError::Format(e.to_string()))?;
         }
         let path = self.dir.join("reconstructions.png");
-        write_atomic(&path, &buf)?;
+        radfm_core::write_atomic(&path, &buf).map_err(|e| ModelError::io(&path, e))?;
         Ok(path)
     }
 }

@@ -495,16 +495,10 @@ pub fn save_safetensors(
         .collect();
     let data = safetensors::serialize(views, &None)
         .map_err(|e| ModelError::Format(format!("{}: {e}", path.display())))?;
-    write_atomic(path, &data)
-}
-
-/// [`radfm_core::write_atomic`], creating the parent directory first.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    if let Some(dir) = dir {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
     }
-    radfm_core::write_atomic(path, bytes).map_err(|e| ModelError::io(path, e))
+    radfm_core::write_atomic(path, &data).map_err(|e| ModelError::io(path, e))
 }
 
 /// Every parameter's gradient in `grads`, in visiting order (tests compare

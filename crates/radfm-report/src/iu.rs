@@ -54,7 +54,7 @@ impl GoldMap {
             };
             if k == "_excluded_if_only" {
                 excluded_if_only = list()?.iter().map(|s| s.to_lowercase()).collect();
-            } else if k.starts_with('_') || k == "No Finding" {
+            } else if k.starts_with('_') || k == Observation::NoFinding.as_str() {
                 continue;
             } else {
                 let idx: Observation = k.parse().map_err(|e| format!("{e}"))?;

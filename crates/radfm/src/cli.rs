@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use radfm_core::UncertainPolicy;
 
-/// An enumerated flag: a clap `ValueEnum` whose `--help` lists the values,
-/// with `as_str` giving the value's name.
-macro_rules! value_enum {
-    ($(#[$m:meta])* $name:ident { $($var:ident => $s:literal),+ $(,)? }) => {
+/// Enumerated flags: clap `ValueEnum`s whose `--help` lists the values,
+/// with `as_str` giving a value's name.
+macro_rules! value_enums {
+    ($($(#[$m:meta])* $name:ident { $($var:ident => $s:literal),+ $(,)? })+) => {$(
         $(#[$m])*
         #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
         pub enum $name {
@@ -22,45 +22,29 @@ macro_rules! value_enum {
                 }
             }
         }
-    };
+    )+};
 }
 
-value_enum!(
+value_enums! {
     /// Where tensors live.
     Device { Cpu => "cpu", Cuda => "cuda" }
-);
-value_enum!(
     /// The pretraining objective.
     ObjectiveArg { Mae => "mae", Clip => "clip" }
-);
-value_enum!(
     /// Pretraining augmentations.
     AugmentArg { Standard => "standard", None => "none" }
-);
-value_enum!(
     /// What `model run` writes.
     ModelOutput { LastHiddenState => "last_hidden_state", Pooled => "pooled" }
-);
-value_enum!(
     /// Sentence pooling of a text encoder.
     TextPooling { Mean => "mean", Cls => "cls" }
-);
-value_enum!(
     /// When No Finding is positive.
     NoFindingArg { Normal => "normal", Chexpert => "chexpert" }
-);
-value_enum!(
     /// Which hedges label a finding uncertain.
     HedgesArg { Probable => "probable", All => "all" }
-);
-value_enum!(
     /// The unit a split assigns.
     SplitUnit { Patient => "patient" }
-);
-value_enum!(
     /// The unit of the bootstrap.
     EvalUnit { Patient => "patient", Image => "image" }
-);
+}
 
 /// A count of at least 1.
 fn at_least_1() -> clap::builder::RangedU64ValueParser<usize> {
@@ -72,40 +56,34 @@ fn at_least_1_u64() -> clap::builder::RangedU64ValueParser<u64> {
     clap::builder::RangedU64ValueParser::<u64>::new().range(1..)
 }
 
+/// A number that `ok` accepts, else an error saying `what` it must be.
+fn number(s: &str, ok: fn(f64) -> bool, what: &str) -> Result<f64, String> {
+    let x: f64 = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    if x.is_finite() && ok(x) {
+        Ok(x)
+    } else {
+        Err(format!("{x} is not {what}"))
+    }
+}
+
 /// A finite number greater than 0.
 fn positive_f64(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
-        Ok(x) => Err(format!("{x} is not a number greater than 0")),
-        Err(e) => Err(e.to_string()),
-    }
+    number(s, |x| x > 0.0, "a number greater than 0")
 }
 
 /// A finite number of at least 0.
 fn non_negative_f64(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
-        Ok(x) => Err(format!("{x} is not a number of at least 0")),
-        Err(e) => Err(e.to_string()),
-    }
+    number(s, |x| x >= 0.0, "a number of at least 0")
 }
 
 /// A fraction in [0, 1].
 fn fraction(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
-        Ok(x) => Err(format!("{x} is not in [0, 1]")),
-        Err(e) => Err(e.to_string()),
-    }
+    number(s, |x| (0.0..=1.0).contains(&x), "in [0, 1]")
 }
 
 /// A rate in [0, 1).
 fn rate(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(x) if (0.0..1.0).contains(&x) => Ok(x),
-        Ok(x) => Err(format!("{x} is not in [0, 1)")),
-        Err(e) => Err(e.to_string()),
-    }
+    number(s, |x| (0.0..1.0).contains(&x), "in [0, 1)")
 }
 
 #[derive(Parser, Debug)]

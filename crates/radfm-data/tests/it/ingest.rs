@@ -25,20 +25,77 @@ fn config(inputs: Vec<PathBuf>, out: &Path) -> IngestConfig {
     }
 }
 
-/// Every byte of every file under `dir`, as lowercase text (lossy), with its path.
+/// Every byte of every file under `dir`, as lowercase text (lossy), with its
+/// path; tar archives are also opened member by member, and gzip streams
+/// decompressed, so that nothing hides inside a container.
 fn all_bytes(dir: &Path) -> Vec<(PathBuf, String)> {
-    walkdir::WalkDir::new(dir)
+    fn expand(path: PathBuf, b: Vec<u8>, out: &mut Vec<(PathBuf, String)>) {
+        if b.starts_with(&[0x1f, 0x8b]) {
+            let mut d = Vec::new();
+            use std::io::Read;
+            if flate2::read::GzDecoder::new(&b[..])
+                .read_to_end(&mut d)
+                .is_ok()
+            {
+                expand(path.join("[gunzip]"), d, out);
+            }
+        }
+        if b.len() > 262 && &b[257..262] == b"ustar" {
+            let mut ar = tar::Archive::new(&b[..]);
+            for e in ar.entries().unwrap() {
+                let mut e = e.unwrap();
+                let name = e.path().unwrap().to_path_buf();
+                let mut m = Vec::new();
+                use std::io::Read;
+                e.read_to_end(&mut m).unwrap();
+                out.push((path.join(&name), name.to_string_lossy().to_lowercase()));
+                expand(path.join(name), m, out);
+            }
+        }
+        out.push((path, String::from_utf8_lossy(&b).to_lowercase()));
+    }
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(dir)
         .into_iter()
         .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .map(|e| {
-            let b = std::fs::read(e.path()).unwrap();
-            (
+    {
+        // file and folder names count too
+        out.push((
+            e.path().to_path_buf(),
+            e.file_name().to_string_lossy().to_lowercase(),
+        ));
+        if e.file_type().is_file() {
+            expand(
                 e.path().to_path_buf(),
-                String::from_utf8_lossy(&b).to_lowercase(),
-            )
-        })
-        .collect()
+                std::fs::read(e.path()).unwrap(),
+                &mut out,
+            );
+        }
+    }
+    out
+}
+
+/// The source key of the input whose path ends with `name`, from the private
+/// map beside the dataset.
+fn source_of(ds: &Path, name: &str) -> String {
+    let map = std::fs::read_to_string(radfm_data::ingest::sources_path(ds)).unwrap();
+    map.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["path"].as_str().unwrap().ends_with(name))
+        .unwrap_or_else(|| panic!("{name} is not in the private sources file"))["source"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The dataset's ingest log: its text and its lines.
+fn ingest_log(ds: &Path) -> (String, Vec<serde_json::Value>) {
+    let log = std::fs::read_to_string(ds.join(radfm_data::ingest::LOG_FILE)).unwrap();
+    let lines = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (log, lines)
 }
 
 /// Property: no PHI survives de-identification, anywhere in the dataset.
@@ -185,23 +242,17 @@ fn malformed_inputs_are_logged_not_fatal() {
     assert_eq!(s.found, 6);
     assert_eq!(s.ok, 0);
     assert_eq!(s.skipped + s.failed, 6, "{s:?}");
-    let log = std::fs::read_to_string(out.join(radfm_data::ingest::LOG_FILE)).unwrap();
-    let lines: Vec<serde_json::Value> = log
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (_, lines) = ingest_log(&out);
     assert_eq!(lines.len(), 6, "one line per input file");
     for l in &lines {
         assert_ne!(l["status"], "ok");
         let reason = l["reason"].as_str().unwrap();
         assert!(reason.len() > 10, "reason too vague: {l}");
     }
+    // the log names files by key; the private map beside the dataset has the paths
     let by = |name: &str| {
-        lines
-            .iter()
-            .find(|l| l["path"].as_str().unwrap().ends_with(name))
-            .unwrap()
-            .clone()
+        let key = source_of(&out, name);
+        lines.iter().find(|l| l["source"] == key).unwrap().clone()
     };
     assert!(by("empty.dcm")["reason"]
         .as_str()
@@ -221,6 +272,213 @@ fn malformed_inputs_are_logged_not_fatal() {
         by("absurd_length.dcm")
     );
     assert_eq!(by("dicm_then_garbage.dcm")["status"], "failed");
+}
+
+/// A PACS export laid out the usual way (`NAME^GIVEN_MRN/DATE_ACCESSION/NAME_MRN.dcm`)
+/// of patients aged 93 to 96: no token of any path reaches the dataset (its catalog,
+/// shards and their members, sidecars, card, log), the private map beside it has the
+/// paths, and no stored age is above 90.
+#[test]
+fn a_pacs_style_tree_leaves_no_path_token_and_no_age_over_90() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("export");
+    let people = [
+        (
+            "ZAWADZKI",
+            "ROSALIND",
+            "MRN4417203",
+            "19300415",
+            "ACC7781234",
+            1925,
+        ),
+        (
+            "QUIXLEY",
+            "BARNABY",
+            "MRN5520918",
+            "20190822",
+            "ACC7781990",
+            1924,
+        ),
+        (
+            "VANTERPOOL",
+            "HEPZIBAH",
+            "MRN6631457",
+            "20200109",
+            "ACC7782311",
+            1923,
+        ),
+        (
+            "OKONKWO",
+            "TIBERIUS",
+            "MRN7790026",
+            "20181130",
+            "ACC7783020",
+            1926,
+        ),
+    ];
+    let mut tokens = Vec::new();
+    for (i, (fam, given, mrn, date, acc, born)) in people.iter().enumerate() {
+        let dir = input
+            .join(format!("{fam}^{given}_{mrn}"))
+            .join(format!("{date}_{acc}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(format!("{fam}_{mrn}.dcm"));
+        testdata::write_variant(&template(), &file, i, false).unwrap();
+        // a birth date that makes the patient 93 to 96 at the study
+        let mut b = std::fs::read(&file).unwrap();
+        let old = b"19470312";
+        let pos = b
+            .windows(8)
+            .position(|w| w == old)
+            .expect("birth date in the file");
+        b[pos..pos + 8].copy_from_slice(format!("{born}0312").as_bytes());
+        std::fs::write(&file, b).unwrap();
+        tokens.extend([fam, given, mrn, date, acc].map(|t| t.to_lowercase()));
+    }
+    let out = tmp.path().join("ds");
+    let s = ingest(&config(vec![input.clone()], &out), &NoReporter).unwrap();
+    assert_eq!(s.ok, 4, "{s:?}");
+    let files = all_bytes(&out);
+    assert!(
+        files.len() > 20,
+        "catalog, shards and their members, log, card"
+    );
+    for (path, text) in &files {
+        for t in &tokens {
+            assert!(
+                !text.contains(t.as_str()),
+                "path token {t} in {}",
+                path.display()
+            );
+        }
+        assert!(
+            !text.contains("export"),
+            "the input folder's name in {}",
+            path.display()
+        );
+    }
+    // the private map has every path, and is the owner's alone
+    let private = radfm_data::ingest::sources_path(&out);
+    assert!(!private.starts_with(&out));
+    let map = std::fs::read_to_string(&private).unwrap();
+    for (fam, _, mrn, ..) in &people {
+        assert!(map.contains(&format!("{fam}_{mrn}.dcm")), "{map}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&private).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // ages: all 90, none above; the card's band is 90+
+    let cat = radfm_data::catalog::Catalog::open(&out).unwrap();
+    for table in ["images", "studies"] {
+        let ages: Vec<f64> = cat
+            .conn
+            .prepare(&format!("SELECT age_years FROM {table}"))
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(ages, vec![90.0; 4], "{table}");
+    }
+    for (path, text) in files
+        .iter()
+        .filter(|(p, _)| p.extension().is_some_and(|e| e == "json"))
+    {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
+            if let Some(age) = v["meta"]["age_years"].as_f64() {
+                assert!(age <= 90.0, "{age} in {}", path.display());
+            }
+        }
+    }
+    let card = std::fs::read_to_string(out.join("card.md")).unwrap();
+    assert!(card.contains("| 90+ | 4 |"), "{card}");
+}
+
+/// A `--no-deid` dataset says so in its card, its catalog and every sidecar; a
+/// dataset refuses a run under the other policy or under another key.
+#[test]
+fn one_dataset_one_policy_and_one_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    for i in 0..2 {
+        testdata::write_variant(&template(), &input.join(format!("{i}.dcm")), i, false).unwrap();
+    }
+    // not de-identified: said everywhere
+    let plain = tmp.path().join("plain");
+    let mut cfg = config(vec![input.clone()], &plain);
+    cfg.deid = false;
+    ingest(&cfg, &NoReporter).unwrap();
+    let card = std::fs::read_to_string(plain.join("card.md")).unwrap();
+    assert!(
+        card.contains("De-identification: NOT DE-IDENTIFIED"),
+        "{card}"
+    );
+    assert!(!card.contains("Basic Profile"), "{card}");
+    let cat = radfm_data::catalog::Catalog::open(&plain).unwrap();
+    assert_eq!(
+        cat.meta("deidentification").unwrap().as_deref(),
+        Some("identified")
+    );
+    assert!(cat
+        .meta("deidentification_method")
+        .unwrap()
+        .unwrap()
+        .starts_with("NOT DE-IDENTIFIED"));
+    let sidecars: Vec<serde_json::Value> = all_bytes(&plain)
+        .into_iter()
+        .filter(|(p, _)| {
+            p.extension().is_some_and(|e| e == "json") && p.to_string_lossy().contains(".tar/")
+        })
+        .filter_map(|(_, t)| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .filter(|v| v.is_object())
+        .collect();
+    assert_eq!(sidecars.len(), 2);
+    for v in &sidecars {
+        // all_bytes lowercases
+        assert!(
+            v["deidentification"]
+                .as_str()
+                .unwrap()
+                .starts_with("not de-identified"),
+            "{v}"
+        );
+    }
+    // and a de-identified run cannot add to it
+    let mut cfg2 = config(vec![input.clone()], &plain);
+    cfg2.deid = true;
+    let e = ingest(&cfg2, &NoReporter).unwrap_err().to_string();
+    assert!(e.contains("one dataset, one policy"), "{e}");
+    // a de-identified dataset refuses --no-deid, and another key
+    let ds = tmp.path().join("ds");
+    ingest(&config(vec![input.clone()], &ds), &NoReporter).unwrap();
+    let mut no = config(vec![input.clone()], &ds);
+    no.deid = false;
+    let e = ingest(&no, &NoReporter).unwrap_err().to_string();
+    assert!(e.contains("the dataset is deidentified"), "{e}");
+    let other_key = tmp.path().join("other.deid-key");
+    std::fs::write(&other_key, "ab".repeat(32)).unwrap();
+    let mut other = config(vec![input.clone()], &ds);
+    other.key_path = other_key;
+    let e = ingest(&other, &NoReporter).unwrap_err().to_string();
+    assert!(e.contains("another key"), "{e}");
+    // the catalog keeps the key's fingerprint, never the key
+    let key = std::fs::read_to_string(radfm_data::key::default_path(&ds)).unwrap();
+    let fp = radfm_data::catalog::Catalog::open(&ds)
+        .unwrap()
+        .meta("key_fingerprint")
+        .unwrap()
+        .unwrap();
+    assert_eq!(fp.len(), 32);
+    assert!(!key.contains(&fp) && !fp.contains(key.trim()));
+    for (path, text) in all_bytes(&ds) {
+        assert!(!text.contains(key.trim()), "key in {}", path.display());
+    }
+    // the same key again is fine
+    ingest(&config(vec![input], &ds), &NoReporter).unwrap();
 }
 
 /// A StudyDate holding a non-ASCII byte once panicked de-identification (a
@@ -253,11 +511,7 @@ fn a_non_ascii_study_date_fails_that_file_alone() {
     let out = tmp.path().join("ds");
     let s = ingest(&config(vec![input], &out), &NoReporter).unwrap();
     assert_eq!((s.found, s.ok), (4, 3), "{s:?}");
-    let log = std::fs::read_to_string(out.join(radfm_data::ingest::LOG_FILE)).unwrap();
-    let lines: Vec<serde_json::Value> = log
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (log, lines) = ingest_log(&out);
     assert_eq!(lines.len(), 4, "{log}");
     let ok = lines.iter().filter(|l| l["status"] == "ok").count();
     assert_eq!(ok, 3, "{log}");

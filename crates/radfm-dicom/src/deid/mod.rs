@@ -80,6 +80,22 @@ impl Deidentifier {
         format!("{prefix}{hex}")
     }
 
+    /// A fingerprint of the key (an HMAC of a fixed string under it): equal
+    /// for the same key, and telling nothing about the key itself. A
+    /// dataset stores it to refuse a run under another key.
+    pub fn key_fingerprint(&self) -> String {
+        let h = self.mac("key-fingerprint", "radfm pseudonymisation key v1");
+        h[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// A stable pseudonymous key for an input file's path, under which the
+    /// dataset refers to it (`src-` + 64 bits of the keyed hash).
+    pub fn source_key(&self, path: &str) -> String {
+        let h = self.mac("source-path", path);
+        let hex: String = h[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("src-{hex}")
+    }
+
     /// Per-patient date shift: 365 to 3650 days into the past.
     pub fn date_offset_days(&self, patient_id: &str) -> i64 {
         let h = self.mac("date-offset", patient_id.trim());
@@ -357,16 +373,19 @@ pub fn age_years(birth: Option<&str>, at: Option<&str>) -> Option<u32> {
 /// Parse an AS value (`045Y`, `006M`, `010W`, `003D`) into years.
 pub fn parse_age(s: &str) -> Option<f64> {
     let s = s.trim();
-    if s.len() < 2 {
+    // the unit is the last character (not byte: a non-ASCII byte there once
+    // panicked here; found by fuzzing)
+    let unit = s.chars().last()?;
+    let num = &s[..s.len() - unit.len_utf8()];
+    let n: f64 = num.trim().parse().ok()?;
+    if !n.is_finite() || n < 0.0 {
         return None;
     }
-    let (num, unit) = s.split_at(s.len() - 1);
-    let n: f64 = num.trim().parse().ok()?;
     Some(match unit {
-        "Y" | "y" => n,
-        "M" | "m" => n / 12.0,
-        "W" | "w" => n / 52.0,
-        "D" | "d" => n / 365.25,
+        'Y' | 'y' => n,
+        'M' | 'm' => n / 12.0,
+        'W' | 'w' => n / 52.0,
+        'D' | 'd' => n / 365.25,
         _ => return None,
     })
 }
@@ -407,6 +426,26 @@ mod tests {
         ];
         for (v, vr, days, want) in cases {
             assert_eq!(shift_date_or_datetime(v, vr, days), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn age_strings() {
+        let cases = [
+            ("045Y", Some(45.0)),
+            ("006M", Some(0.5)),
+            ("052W", Some(1.0)),
+            ("090Y", Some(90.0)),
+            ("Y", None),
+            ("", None),
+            ("-01Y", None),
+            // a multi-byte last character (found by fuzzing: it panicked)
+            ("04\u{e9}", None),
+            ("4\u{fffd}", None),
+            ("\u{e9}Y", None),
+        ];
+        for (v, want) in cases {
+            assert_eq!(parse_age(v), want, "{v:?}");
         }
     }
 

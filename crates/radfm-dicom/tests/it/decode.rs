@@ -299,3 +299,42 @@ fn shared_corpus_matches_pydicom() {
     );
     assert!(exact >= 55, "{exact}");
 }
+
+/// The inputs that fuzzing found to crash or exhaust memory (fixtures/fuzz/, from
+/// `fuzz/artifacts/read_and_decode`): each now returns, without a panic, and the
+/// ones that made dicom-rs allocate gigabytes are refused before it parses them.
+#[test]
+fn inputs_found_by_fuzzing_return_errors_not_panics() {
+    let dir = fixtures().join("fuzz");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let bytes = std::fs::read(&path).unwrap();
+        n += 1;
+        match read::parse(&bytes) {
+            Ok(file) => {
+                assert!(
+                    !name.starts_with("oom-") || bytes.len() > 20_000,
+                    "{name} parsed"
+                );
+                let _ = radfm_dicom::DicomInfo::from_file(&file);
+                if let Err(DicomError::Panic { reason }) =
+                    radfm_dicom::decode(&file, Stage::Display)
+                {
+                    panic!("{name}: a decoder panicked: {reason}");
+                }
+                let _ = radfm_dicom::deid::Deidentifier::new([1; 32]).apply(&file.dataset);
+            }
+            Err(DicomError::Panic { reason }) => panic!("{name}: parsing panicked: {reason}"),
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(
+                    !msg.contains("value bytes"),
+                    "{name}: dicom-rs was let loose: {msg}"
+                );
+            }
+        }
+    }
+    assert_eq!(n, 8, "every fuzz fixture was read");
+}

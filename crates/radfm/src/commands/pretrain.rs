@@ -339,10 +339,11 @@ fn embed_reports(
     if let Some(dir) = cache.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    radfm_model::train::write_atomic(
+    radfm_core::write_atomic(
         &cache,
         &radfm_core::npy::f32_bytes(&[texts.len(), d], &flat),
-    )?;
+    )
+    .with_context(|| format!("writing {}", cache.display()))?;
     Ok((out, d))
 }
 
@@ -519,7 +520,8 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
             let mut v = serde_json::to_value(&r)?;
             v["held_out"] = serde_json::json!(d.held_out_name);
             v["step"] = serde_json::json!(run.opt.step);
-            radfm_model::train::write_atomic(&path, serde_json::to_string_pretty(&v)?.as_bytes())?;
+            radfm_core::write_atomic(&path, serde_json::to_string_pretty(&v)?.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
             for (k, rec, chance) in &r.recall {
                 eprintln!(
                     "held-out image-to-report recall@{k}: {rec:.3} (chance {chance:.3}, {:.1}x)",

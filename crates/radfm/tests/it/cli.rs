@@ -76,12 +76,19 @@ fn unusable_arguments_fail_with_a_clear_message() {
         err.contains("/no/such/file.dcm") && err.contains("No such file"),
         "{err}"
     );
+    let t = tempfile::tempdir().unwrap();
+    let never = t.path().join("never");
     let out = radfm()
-        .args(["ingest", "/no/such/dir", "--out", "/tmp/x-radfm-never"])
+        .args(["ingest", "/no/such/dir", "--out"])
+        .arg(&never)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    assert!(
+        !never.exists(),
+        "nothing is created for a run that cannot start"
+    );
     let out = radfm()
         .args([
             "split", "/tmp", "--train", "0.9", "--val", "0.3", "--test", "0.1",
