@@ -40,7 +40,22 @@ pub fn f32_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
     to_bytes("<f4", shape, &raw)
 }
 
-/// A parsed `.npy` file (little-endian or single-byte dtypes only).
+/// The longest header [`Npy::read`] accepts.
+const MAX_HEADER: usize = 1 << 20;
+
+/// Bytes per value of the dtypes [`Npy::to_f64`] reads.
+fn item_size(descr: &str) -> Option<usize> {
+    match descr {
+        "|u1" | "<u1" | "|i1" | "<i1" => Some(1),
+        "<u2" | "<i2" => Some(2),
+        "<u4" | "<i4" | "<f4" => Some(4),
+        "<i8" | "<f8" => Some(8),
+        _ => None,
+    }
+}
+
+/// A parsed `.npy` file (little-endian or single-byte dtypes only). Its data
+/// holds exactly the values its shape says, for the dtypes it knows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Npy {
     pub descr: String,
@@ -56,6 +71,9 @@ impl Npy {
         if &magic[..6] != b"\x93NUMPY" {
             return Err(bad("not an .npy file"));
         }
+        if !(1..=3).contains(&magic[6]) {
+            return Err(bad("unknown .npy format version"));
+        }
         let hlen = if magic[6] == 1 {
             let mut l = [0u8; 2];
             r.read_exact(&mut l)?;
@@ -65,6 +83,11 @@ impl Npy {
             r.read_exact(&mut l)?;
             u32::from_le_bytes(l) as usize
         };
+        // a header is a short Python dict; a huge declared length is corruption
+        // (a 168-byte file once asked for 4 GB here; found by fuzzing)
+        if hlen > MAX_HEADER {
+            return Err(bad("header length is implausible"));
+        }
         let mut h = vec![0u8; hlen];
         r.read_exact(&mut h)?;
         let h = String::from_utf8_lossy(&h).to_string();
@@ -94,6 +117,22 @@ impl Npy {
             .collect::<io::Result<Vec<_>>>()?;
         let mut data = Vec::new();
         r.read_to_end(&mut data)?;
+        if let Some(size) = item_size(&descr) {
+            let need = shape
+                .iter()
+                .try_fold(size, |a, &d| a.checked_mul(d))
+                .ok_or_else(|| bad("shape overflows"))?;
+            if data.len() != need {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "data is {} bytes, but shape {:?} of {descr} needs {need}",
+                        data.len(),
+                        shape
+                    ),
+                ));
+            }
+        }
         Ok(Npy { descr, shape, data })
     }
 
@@ -139,6 +178,31 @@ impl Npy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn corrupt_files_are_errors() {
+        let good = f32_bytes(&[2, 3], &[0.0; 6]);
+        assert!(Npy::read(&good[..]).is_ok());
+        // data shorter or longer than the shape
+        assert!(Npy::read(&good[..good.len() - 4]).is_err());
+        let mut long = good.clone();
+        long.extend([0; 4]);
+        let e = Npy::read(&long[..]).unwrap_err().to_string();
+        assert!(e.contains("needs 24"), "{e}");
+        // an unknown version, or a header length of 4 GB (found by fuzzing)
+        let mut v = good.clone();
+        v[6] = 0xff;
+        assert!(Npy::read(&v[..]).is_err());
+        let mut h = b"\x93NUMPY\x02\x00".to_vec();
+        h.extend(u32::MAX.to_le_bytes());
+        assert!(Npy::read(&h[..])
+            .unwrap_err()
+            .to_string()
+            .contains("implausible"));
+        // a shape whose size overflows
+        let huge = to_bytes("<f4", &[usize::MAX, 2], &[]);
+        assert!(Npy::read(&huge[..]).is_err());
+    }
 
     #[test]
     fn int64_values() {

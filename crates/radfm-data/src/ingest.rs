@@ -1013,9 +1013,11 @@ fn check_policy(
         reason,
     };
     match catalog.meta(META_POLICY).map_err(db)? {
-        Some(p) if p != policy => return Err(refuse(format!(
+        Some(p) if p != policy => {
+            return Err(refuse(format!(
             "the dataset is {p}; a run that is {policy} cannot add to it (one dataset, one policy)"
-        ))),
+        )))
+        }
         Some(_) => {}
         None => catalog.set_meta(META_POLICY, policy).map_err(db)?,
     }
@@ -1070,15 +1072,42 @@ fn source_key(deid: Option<&Deidentifier>, path: &str) -> String {
 /// paths, for the operator: `<dataset>.sources.jsonl` beside the dataset
 /// directory (never inside it), mode 0600.
 pub fn sources_path(dataset: &Path) -> PathBuf {
-    let name = dataset
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "dataset".into());
-    let parent = dataset
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    parent.join(format!("{name}.sources.jsonl"))
+    crate::key::beside(dataset, "sources.jsonl")
+}
+
+/// One line of a log: the source key (and with `path`, its path), status,
+/// size, reason and image.
+fn log_line(r: &SourceRow, path: Option<Option<&String>>) -> serde_json::Value {
+    let mut v = json!({"source": r.source, "status": r.status, "bytes": r.size});
+    if let Some(p) = path {
+        v["path"] = json!(p);
+    }
+    if let Some(reason) = &r.reason {
+        v["reason"] = json!(reason);
+    }
+    if let Some(k) = &r.image_key {
+        v["image"] = json!(k);
+    }
+    v
+}
+
+/// Write JSON lines atomically; `private` files are the owner's alone.
+fn write_lines(path: &Path, lines: &[serde_json::Value], private: bool) -> Result<(), DataError> {
+    let write = |e: std::io::Error| DataError::Write {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let mut f = if private {
+        radfm_core::AtomicFile::create_private(path)
+    } else {
+        radfm_core::AtomicFile::create(path)
+    }
+    .map_err(write)?;
+    for v in lines {
+        serde_json::to_writer(&mut f, v).map_err(|e| write(e.into()))?;
+        f.write_all(b"\n").map_err(write)?;
+    }
+    f.commit().map_err(write)
 }
 
 /// Rewrite the private sources file: every source of the catalog with its
@@ -1108,7 +1137,7 @@ fn write_private_sources(
         reason: e.to_string(),
     })?;
     let mut out = Vec::new();
-    for r in rows {
+    for r in &rows {
         let p = paths.get(&r.source);
         if this_run.contains(r.source.as_str()) {
             tracing::info!(
@@ -1122,20 +1151,9 @@ fn write_private_sources(
                     .unwrap_or_default()
             );
         }
-        let mut v = json!({"source": r.source, "path": p, "status": r.status});
-        if let Some(reason) = r.reason {
-            v["reason"] = json!(reason);
-        }
-        serde_json::to_writer(&mut out, &v).expect("json");
-        out.push(b'\n');
+        out.push(log_line(r, Some(p)));
     }
-    let write = |e: std::io::Error| DataError::Write {
-        path: path.clone(),
-        source: e,
-    };
-    let mut f = radfm_core::AtomicFile::create_private(&path).map_err(write)?;
-    f.write_all(&out).map_err(write)?;
-    f.commit().map_err(write)
+    write_lines(&path, &out, true)
 }
 
 /// Rewrite `ingest-log.jsonl` from the catalog's `sources` table (atomically),
@@ -1145,18 +1163,6 @@ pub fn write_log(dataset: &Path, catalog: &Catalog) -> Result<(), DataError> {
         path: dataset.join(crate::catalog::FILE_NAME),
         reason: e.to_string(),
     })?;
-    let mut out = Vec::new();
-    for r in rows {
-        let mut v = json!({"source": r.source, "status": r.status, "bytes": r.size});
-        if let Some(reason) = r.reason {
-            v["reason"] = json!(reason);
-        }
-        if let Some(k) = r.image_key {
-            v["image"] = json!(k);
-        }
-        serde_json::to_writer(&mut out, &v).expect("json");
-        out.push(b'\n');
-    }
-    let path = dataset.join(LOG_FILE);
-    radfm_core::write_atomic(&path, &out).map_err(|e| DataError::Write { path, source: e })
+    let lines: Vec<serde_json::Value> = rows.iter().map(|r| log_line(r, None)).collect();
+    write_lines(&dataset.join(LOG_FILE), &lines, false)
 }

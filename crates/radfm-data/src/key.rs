@@ -8,6 +8,12 @@ use crate::DataError;
 
 /// Default key location for a dataset directory: a sibling `<name>.deid-key`.
 pub fn default_path(dataset: &Path) -> PathBuf {
+    beside(dataset, "deid-key")
+}
+
+/// `<name>.<suffix>` beside the dataset directory `<name>`: where the files
+/// that must never be inside the dataset live.
+pub fn beside(dataset: &Path, suffix: &str) -> PathBuf {
     let name = dataset
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
@@ -16,7 +22,7 @@ pub fn default_path(dataset: &Path) -> PathBuf {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    parent.join(format!("{name}.deid-key"))
+    parent.join(format!("{name}.{suffix}"))
 }
 
 /// Load the key, or create it (mode 0600) if the file does not exist.

@@ -273,8 +273,10 @@ pub(crate) fn decode(data: &[u8], m: &PixelModule) -> Result<Vec<u8>, String> {
             }
             0xDD => {
                 let s = seg(p)?;
-                restart_interval =
-                    u16::from_be_bytes([s[0], *s.get(1).ok_or("short DRI")?]) as usize;
+                restart_interval = u16::from_be_bytes([
+                    *s.first().ok_or("short DRI")?,
+                    *s.get(1).ok_or("short DRI")?,
+                ]) as usize;
                 p += 2 + s.len() + 2;
             }
             0xC0 | 0xC1 => {
@@ -341,7 +343,8 @@ pub(crate) fn decode(data: &[u8], m: &PixelModule) -> Result<Vec<u8>, String> {
                     return Err("scan before frame header".into());
                 }
                 let s = seg(p)?;
-                let ns = s[0] as usize;
+                // an empty SOS segment once panicked here (found by fuzzing)
+                let ns = *s.first().ok_or("empty SOS segment")? as usize;
                 let mut scomp = Vec::with_capacity(ns);
                 for i in 0..ns {
                     let cid = *s.get(1 + 2 * i).ok_or("short SOS")?;

@@ -527,15 +527,17 @@ fn value_size(vr: Option<[u8; 2]>, group: u16, element: u16) -> usize {
         Some(b) => std::str::from_utf8(&b)
             .ok()
             .and_then(|s| s.parse::<VR>().ok()),
+        // a group length (gggg,0000) is UL in every group, private ones too
+        None if element == 0x0000 => Some(VR::UL),
         None if group % 2 == 1 => None, // private: the dictionary does not know
         None => StandardDataDictionary
             .by_tag(Tag(group, element))
             .map(|e| e.vr.relaxed()),
     };
     match vr {
-        Some(VR::US | VR::SS) => 2,
-        Some(VR::UL | VR::SL | VR::FL | VR::AT) => 4,
-        Some(VR::FD | VR::SV | VR::UV) => 8,
+        Some(VR::US | VR::SS | VR::OW) => 2,
+        Some(VR::UL | VR::SL | VR::FL | VR::AT | VR::OF | VR::OL) => 4,
+        Some(VR::FD | VR::SV | VR::UV | VR::OD | VR::OV) => 8,
         _ => 1,
     }
 }

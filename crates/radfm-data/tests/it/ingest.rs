@@ -88,6 +88,22 @@ fn source_of(ds: &Path, name: &str) -> String {
         .to_string()
 }
 
+/// `DIR/in/` with `n` header variants of the template, named `<prefix><i>.dcm`.
+fn variants(dir: &Path, prefix: &str, n: usize) -> PathBuf {
+    let input = dir.join("in");
+    std::fs::create_dir(&input).unwrap();
+    for i in 0..n {
+        testdata::write_variant(
+            &template(),
+            &input.join(format!("{prefix}{i}.dcm")),
+            i,
+            false,
+        )
+        .unwrap();
+    }
+    input
+}
+
 /// The dataset's ingest log: its text and its lines.
 fn ingest_log(ds: &Path) -> (String, Vec<serde_json::Value>) {
     let log = std::fs::read_to_string(ds.join(radfm_data::ingest::LOG_FILE)).unwrap();
@@ -402,11 +418,7 @@ fn a_pacs_style_tree_leaves_no_path_token_and_no_age_over_90() {
 #[test]
 fn one_dataset_one_policy_and_one_key() {
     let tmp = tempfile::tempdir().unwrap();
-    let input = tmp.path().join("in");
-    std::fs::create_dir(&input).unwrap();
-    for i in 0..2 {
-        testdata::write_variant(&template(), &input.join(format!("{i}.dcm")), i, false).unwrap();
-    }
+    let input = variants(tmp.path(), "", 2);
     // not de-identified: said everywhere
     let plain = tmp.path().join("plain");
     let mut cfg = config(vec![input.clone()], &plain);
@@ -487,12 +499,7 @@ fn one_dataset_one_policy_and_one_key() {
 #[test]
 fn a_non_ascii_study_date_fails_that_file_alone() {
     let tmp = tempfile::tempdir().unwrap();
-    let input = tmp.path().join("in");
-    std::fs::create_dir(&input).unwrap();
-    for i in 0..3 {
-        testdata::write_variant(&template(), &input.join(format!("good{i}.dcm")), i, false)
-            .unwrap();
-    }
+    let input = variants(tmp.path(), "good", 3);
     let bad = input.join("bad_date.dcm");
     testdata::write_variant(&template(), &bad, 3, false).unwrap();
     let mut bytes = std::fs::read(&bad).unwrap();
@@ -531,11 +538,7 @@ fn a_non_ascii_study_date_fails_that_file_alone() {
 #[test]
 fn reingest_skips_done_work_and_splits_are_patient_disjoint() {
     let tmp = tempfile::tempdir().unwrap();
-    let input = tmp.path().join("in");
-    std::fs::create_dir(&input).unwrap();
-    for i in 0..10 {
-        testdata::write_variant(&template(), &input.join(format!("a{i}.dcm")), i, false).unwrap();
-    }
+    let input = variants(tmp.path(), "a", 10);
     // the same image under another name is a duplicate, not a second image
     std::fs::copy(input.join("a0.dcm"), input.join("copy_of_a0.dcm")).unwrap();
     let out = tmp.path().join("ds");

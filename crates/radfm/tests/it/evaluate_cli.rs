@@ -123,25 +123,8 @@ fn metrics_json_with_cis_subgroups_and_delong() {
             v.to_string() + "\n"
         })
         .collect();
-    let tv = t.path().join("truth_val.jsonl");
-    std::fs::write(&tv, marked).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_radfm"))
-        .args([
-            "evaluate",
-            "--pred",
-            pred.to_str().unwrap(),
-            "--truth",
-            tv.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--bootstrap",
-            "50",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let pred_text = std::fs::read_to_string(&pred).unwrap();
+    let m = evaluate(&marked, &pred_text, &[]).unwrap();
     assert_eq!(m["n_validation_images"], 100);
     assert_eq!(m["n_images"], 300);
     let c = &m["calibration"]["Edema"];
@@ -165,34 +148,15 @@ fn metrics_json_with_cis_subgroups_and_delong() {
             })
         })
         .collect();
-    let pr = t.path().join("runs.jsonl");
-    std::fs::write(&pr, runs).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_radfm"))
-        .args([
-            "evaluate",
-            "--pred",
-            pr.to_str().unwrap(),
-            "--truth",
-            truth.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--bootstrap",
-            "50",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let (m, html) =
+        evaluate_with_html(&std::fs::read_to_string(&truth).unwrap(), &runs, &[]).unwrap();
     assert_eq!(
         m["runs"]["order"],
         serde_json::json!(["probe-1%", "probe-100%"])
     );
     assert_eq!(m["main_run"], "probe-100%");
     assert!(m["runs"]["metrics"]["probe-1%"]["Edema"]["auroc"]["value"].is_f64());
-    assert!(std::fs::read_to_string(out.join("report.html"))
-        .unwrap()
-        .contains("AUROC by run"));
+    assert!(html.contains("AUROC by run"));
 
     // ids without truth are an error that names them
     std::fs::write(&pred2, "{\"id\": \"nope\", \"scores\": {\"Edema\": 0.5}}\n").unwrap();
@@ -215,6 +179,15 @@ fn metrics_json_with_cis_subgroups_and_delong() {
 
 /// Run `radfm evaluate` on JSONL texts; Ok(metrics.json) or Err(stderr).
 fn evaluate(truth: &str, pred: &str, extra: &[&str]) -> Result<serde_json::Value, String> {
+    evaluate_with_html(truth, pred, extra).map(|r| r.0)
+}
+
+/// [`evaluate`], with report.html.
+fn evaluate_with_html(
+    truth: &str,
+    pred: &str,
+    extra: &[&str],
+) -> Result<(serde_json::Value, String), String> {
     let t = tempfile::tempdir().unwrap();
     let (tp, pp, out) = (
         t.path().join("truth.jsonl"),
@@ -238,7 +211,8 @@ fn evaluate(truth: &str, pred: &str, extra: &[&str]) -> Result<serde_json::Value
         return Err(stderr);
     }
     let text = std::fs::read_to_string(out.join("metrics.json")).unwrap();
-    Ok(serde_json::from_str(&text).unwrap())
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    Ok((serde_json::from_str(&text).unwrap(), html))
 }
 
 /// 120 patients, one image each, two observations; every fifth Edema label and every
