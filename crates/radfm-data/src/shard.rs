@@ -1,25 +1,25 @@
 //! Pixel shards: WebDataset-style tar files of `KEY.npy` + `KEY.json` pairs.
 //!
-//! A shard is written to `shards/.shard-NNNNNN.tar.tmp`, fsynced and renamed
-//! to `shards/shard-NNNNNN.tar` only when complete, so readers never see a
+//! A shard is written atomically ([`radfm_core::AtomicFile`]: a temporary
+//! `shards/.shard-NNNNNN.tar.tmp-PID`, fsynced and renamed to
+//! `shards/shard-NNNNNN.tar` only when complete), so readers never see a
 //! partial shard. The catalog commit that follows the rename is what makes the
 //! shard part of the dataset: a run killed between the two leaves a complete
 //! shard that no catalog row references, and the next run deletes it (with
 //! any temporary files) before it writes anything.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use radfm_core::AtomicFile;
 
 use crate::DataError;
 
 pub const DIR: &str = "shards";
 
 pub struct ShardWriter {
-    dir: PathBuf,
     index: u64,
-    tmp: PathBuf,
-    builder: tar::Builder<BufWriter<File>>,
+    path: std::path::PathBuf,
+    builder: tar::Builder<AtomicFile>,
     pub members: usize,
     pub bytes: u64,
 }
@@ -43,7 +43,7 @@ pub fn prepare_dir(
     for entry in std::fs::read_dir(&dir).map_err(|e| io_err(&dir, e))? {
         let entry = entry.map_err(|e| io_err(&dir, e))?;
         let name = entry.file_name().to_string_lossy().to_string();
-        if name.ends_with(".tmp") {
+        if name.starts_with('.') && name.contains(".tmp") {
             let _ = std::fs::remove_file(entry.path());
         } else if let Some(n) = name
             .strip_prefix("shard-")
@@ -69,15 +69,13 @@ pub fn shard_name(index: u64) -> String {
 
 impl ShardWriter {
     pub fn create(dataset: &Path, index: u64) -> Result<Self, DataError> {
-        let dir = dataset.join(DIR);
-        let tmp = dir.join(format!(".{}.tmp", shard_name(index)));
-        let f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-        let mut builder = tar::Builder::new(BufWriter::with_capacity(1 << 20, f));
+        let path = dataset.join(DIR).join(shard_name(index));
+        let f = AtomicFile::create(&path).map_err(|e| io_err(&path, e))?;
+        let mut builder = tar::Builder::new(f);
         builder.mode(tar::HeaderMode::Deterministic);
         Ok(ShardWriter {
-            dir,
             index,
-            tmp,
+            path,
             builder,
             members: 0,
             bytes: 0,
@@ -96,7 +94,7 @@ impl ShardWriter {
         h.set_cksum();
         self.builder
             .append_data(&mut h, member, data)
-            .map_err(|e| io_err(&self.tmp, e))?;
+            .map_err(|e| io_err(&self.path, e))?;
         self.members += 1;
         self.bytes += data.len() as u64;
         Ok(())
@@ -105,13 +103,11 @@ impl ShardWriter {
     /// Finish the tar, fsync and move it into place. Returns the shard's file name.
     pub fn finish(self) -> Result<String, DataError> {
         let name = self.name();
-        let tmp = self.tmp.clone();
-        let mut w = self.builder.into_inner().map_err(|e| io_err(&tmp, e))?;
-        w.flush().map_err(|e| io_err(&tmp, e))?;
-        let f = w.into_inner().map_err(|e| io_err(&tmp, e.into_error()))?;
-        f.sync_all().map_err(|e| io_err(&tmp, e))?;
-        let dest = self.dir.join(&name);
-        std::fs::rename(&tmp, &dest).map_err(|e| io_err(&dest, e))?;
+        let f = self
+            .builder
+            .into_inner()
+            .map_err(|e| io_err(&self.path, e))?;
+        f.commit().map_err(|e| io_err(&self.path, e))?;
         Ok(name)
     }
 }

@@ -380,38 +380,20 @@ fn the_operating_point_comes_from_the_validation_split() {
     assert_eq!(m["n_images"], 80);
     assert_eq!(m["n_validation_images"], 40);
     // the threshold is the validation images' Youden point
-    let val_truth: String = split
-        .lines()
-        .take(40)
-        .map(|l| l.replace("\"val\"", "\"test\"") + "\n")
-        .collect();
-    let val_pred: String = pred
-        .lines()
-        .take(40)
-        .map(|l| l.to_string() + "\n")
-        .collect();
-    let on_val = evaluate(&val_truth, &val_pred, &[]).unwrap();
-    let t_val = on_val["observations"]["Edema"]["threshold"]
-        .as_f64()
-        .unwrap();
-    assert_eq!(
-        m["observations"]["Edema"]["threshold"].as_f64().unwrap(),
-        t_val
-    );
-    let test_truth: String = split
-        .lines()
-        .skip(40)
-        .map(|l| l.to_string() + "\n")
-        .collect();
-    let test_pred: String = pred
-        .lines()
-        .skip(40)
-        .map(|l| l.to_string() + "\n")
-        .collect();
-    let on_test = evaluate(&test_truth, &test_pred, &[]).unwrap();
-    let t_test = on_test["observations"]["Edema"]["threshold"]
-        .as_f64()
-        .unwrap();
+    let lines = |text: &str, range: std::ops::Range<usize>| -> String {
+        let l: Vec<&str> = text.lines().collect();
+        l[range]
+            .iter()
+            .map(|l| l.replace("\"val\"", "\"test\"") + "\n")
+            .collect()
+    };
+    let threshold =
+        |m: &serde_json::Value| m["observations"]["Edema"]["threshold"].as_f64().unwrap();
+    let on_val = evaluate(&lines(&split, 0..40), &lines(&pred, 0..40), &[]).unwrap();
+    let t_val = threshold(&on_val);
+    assert_eq!(threshold(&m), t_val);
+    let on_test = evaluate(&lines(&split, 40..120), &lines(&pred, 40..120), &[]).unwrap();
+    let t_test = threshold(&on_test);
     assert_ne!(t_val, t_test, "the case must tell the two apart");
     // ranking metrics do not depend on the threshold: the same on the test images
     assert_eq!(
