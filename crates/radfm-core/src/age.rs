@@ -14,6 +14,10 @@ pub enum AgeBand {
 }
 
 impl AgeBand {
+    /// The name of the derived field: an evaluation subgroup (`--groups age_band`)
+    /// and the dataset card's table.
+    pub const FIELD: &'static str = "age_band";
+
     pub const ALL: [AgeBand; 6] = [
         AgeBand::Under18,
         AgeBand::From18To39,

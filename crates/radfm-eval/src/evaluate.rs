@@ -326,7 +326,7 @@ pub fn join(
         };
         let mut g = BTreeMap::new();
         for name in groups {
-            let v = if name == "age_band" && tv.get("age_band").is_none() {
+            let v = if name == radfm_core::AgeBand::FIELD && tv.get(name).is_none() {
                 tv.get("age")
                     .and_then(Json::as_f64)
                     .and_then(radfm_core::AgeBand::of)

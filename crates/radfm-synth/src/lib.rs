@@ -92,10 +92,6 @@ struct PatientOut {
     summary: Summary,
 }
 
-fn patient_seed(seed: u64, index: usize) -> u64 {
-    radfm_core::seed::derive(seed, index as u64)
-}
-
 const INDICATIONS: [&str; 10] = [
     "Cough.",
     "Shortness of breath.",
@@ -135,7 +131,7 @@ fn one_patient(
     cohort: Option<&Cohort>,
     index: usize,
 ) -> Result<PatientOut, SynthError> {
-    let mut rng = ChaCha8Rng::seed_from_u64(patient_seed(cfg.seed, index));
+    let mut rng = ChaCha8Rng::seed_from_u64(radfm_core::seed::derive(cfg.seed, index as u64));
     let plan = plan::plan_patient(index, cfg.sites, cohort, &mut rng);
     let site = site::site(plan.site);
     let female = plan.sex == Sex::F;

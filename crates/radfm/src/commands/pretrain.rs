@@ -175,12 +175,6 @@ fn load_images(dataset: &Path, size: usize, quiet: bool) -> anyhow::Result<Image
     Ok(Images { size, keys, pixels })
 }
 
-/// A stable pseudo-random number in [0, 1) from a patient key (FNV-1a), so the
-/// held-out patients do not depend on the training seed.
-fn unit_hash(key: &str) -> f64 {
-    radfm_core::seed::unit_interval(key.as_bytes())
-}
-
 /// The text a study contributes: FINDINGS plus IMPRESSION (the whole report
 /// when it has neither), scrubbed again for anything ingest let through.
 fn report_text(report: &str) -> String {
@@ -238,7 +232,9 @@ fn clip_data(dataset: &Path, images: &Images, holdout: f64) -> anyhow::Result<Cl
                 _ => None,
             }
         } else {
-            Some(unit_hash(&r.patient_key) < holdout)
+            // a stable number in [0, 1) per patient (FNV-1a of the key), so that
+            // the held-out patients do not depend on the training seed
+            Some(radfm_core::seed::unit_interval(r.patient_key.as_bytes()) < holdout)
         };
         let e = studies
             .entry(r.study_uid.clone())
