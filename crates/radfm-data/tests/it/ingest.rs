@@ -493,6 +493,50 @@ fn one_dataset_one_policy_and_one_key() {
     ingest(&config(vec![input], &ds), &NoReporter).unwrap();
 }
 
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+
+    /// Property: a random PHI string placed in any header element the variants carry
+    /// (patient, physician, institution, description, comment, ID, accession, address
+    /// fields, a nested sequence, a private tag), in the folder name or in the file name
+    /// never appears anywhere under the dataset, tar members included.
+    #[test]
+    fn a_random_phi_string_anywhere_in_the_input_never_reaches_the_dataset(
+        long in "Q[A-Z0-9]{29}",
+        place in 0usize..27,
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let tokens = testdata::phi_tokens(0);
+        // as long as the token it replaces (so the element keeps its length), else 14
+        let phi = long[..if place < 25 { tokens[place].len() } else { 14 }].to_string();
+        let folder = if place == 25 { phi.clone() } else { "in".to_string() };
+        let input = tmp.path().join(&folder);
+        std::fs::create_dir(&input).unwrap();
+        let name = if place == 26 { format!("{phi}.dcm") } else { "x.dcm".to_string() };
+        let file = input.join(name);
+        testdata::write_variant(&template(), &file, 0, true).unwrap();
+        if place < 25 {
+            // the token of that element, overwritten in place (same length)
+            let token = tokens[place].as_bytes();
+            let mut b = std::fs::read(&file).unwrap();
+            let mut hits = 0;
+            while let Some(pos) = b.windows(token.len()).position(|w| w == token) {
+                b[pos..pos + token.len()].copy_from_slice(phi.as_bytes());
+                hits += 1;
+            }
+            assert!(hits > 0, "token {place} is in the file");
+            std::fs::write(&file, b).unwrap();
+        }
+        let out = tmp.path().join("ds");
+        let s = ingest(&config(vec![input], &out), &NoReporter).unwrap();
+        proptest::prop_assert_eq!(s.ok, 1);
+        let needle = phi.to_lowercase();
+        for (path, text) in all_bytes(&out) {
+            proptest::prop_assert!(!text.contains(&needle), "{} (place {}) in {}", phi, place, path.display());
+        }
+    }
+}
+
 /// A StudyDate holding a non-ASCII byte once panicked de-identification (a
 /// string sliced inside a UTF-8 character), which aborted the whole ingest.
 /// Now that file fails alone, with a reason, and the good files are ingested.

@@ -429,6 +429,27 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Properties: pseudonyms, UIDs and date offsets are stable under one key and
+        /// differ under another; a pseudonym never contains the value it replaces.
+        #[test]
+        fn pseudonyms_are_keyed(id in "[A-Za-z0-9^ .-]{3,40}", k1 in proptest::prelude::any::<[u8; 32]>(),
+                                k2 in proptest::prelude::any::<[u8; 32]>()) {
+            proptest::prop_assume!(k1 != k2);
+            let (a, a2, b) = (Deidentifier::new(k1), Deidentifier::new(k1), Deidentifier::new(k2));
+            proptest::prop_assert_eq!(a.pseudonym("P", "patient", &id), a2.pseudonym("P", "patient", &id));
+            proptest::prop_assert_ne!(a.pseudonym("P", "patient", &id), b.pseudonym("P", "patient", &id));
+            proptest::prop_assert_eq!(a.uid(&id), a2.uid(&id));
+            proptest::prop_assert_ne!(a.uid(&id), b.uid(&id));
+            proptest::prop_assert_eq!(a.date_offset_days(&id), a2.date_offset_days(&id));
+            proptest::prop_assert_eq!(a.source_key(&id), a2.source_key(&id));
+            proptest::prop_assert_ne!(a.source_key(&id), b.source_key(&id));
+            proptest::prop_assert_ne!(a.key_fingerprint(), b.key_fingerprint());
+            let p = a.pseudonym("P", "patient", &id);
+            proptest::prop_assert!(!p.contains(id.trim()) || id.trim().len() < 6);
+        }
+    }
+
     #[test]
     fn age_strings() {
         let cases = [
