@@ -840,7 +840,14 @@ pub fn ingest(cfg: &IngestConfig, reporter: &dyn Reporter) -> Result<IngestSumma
         tracing::warn!("reports: {why}");
     }
     let catalog = Catalog::open(&cfg.out)?;
-    check_policy(&cfg.out, &catalog, deid.as_ref())?;
+    if let Err(e) = check_policy(&cfg.out, &catalog, deid.as_ref()) {
+        // a key made just now for a dataset that has another one would be
+        // picked up by the next run and refused again: take it back
+        if key_created {
+            let _ = std::fs::remove_file(&cfg.key_path);
+        }
+        return Err(e);
+    }
     let run_id = catalog
         .begin_run(&cfg.recorded())
         .map_err(|e| DataError::Catalog {

@@ -11,6 +11,7 @@
 use std::io::Read;
 use std::path::Path;
 
+use dicom_core::VR;
 use dicom_dictionary_std::StandardDataDictionary;
 use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::InMemDicomObject;
@@ -412,10 +413,8 @@ impl Scanner<'_> {
                 (None, self.u32(pos + 4), 8)
             };
             pos += header;
-            let is_sq = match vr {
-                Some(v) => &v == b"SQ",
-                None => is_implicit_sequence(group, element),
-            };
+            let evr = element_vr(vr, group, element);
+            let is_sq = evr == Some(VR::SQ);
             if len == u32::MAX {
                 let undefined_un = matches!(vr, Some(v) if &v == b"UN");
                 let pixel = group == 0x7FE0 && element == 0x0010;
@@ -432,7 +431,7 @@ impl Scanner<'_> {
                 // makes dicom-rs read fewer bytes than declared and lose its
                 // place: the next "header" is then data, and a crafted one made
                 // it allocate 4 GB for a 361-byte file (found by fuzzing).
-                let size = value_size(vr, group, element);
+                let size = value_size(evr);
                 if len as usize % size != 0 {
                     return Err(self.err(
                         pos,
@@ -518,37 +517,30 @@ impl Scanner<'_> {
     }
 }
 
-/// The size of one value of a binary VR (explicit, or from the dictionary
-/// for implicit VR); 1 for text, bytes and unknown elements.
-fn value_size(vr: Option<[u8; 2]>, group: u16, element: u16) -> usize {
+/// An element's VR: the explicit one, or for implicit VR the dictionary's
+/// (looked up once per element: the prescan runs on every file ingested).
+fn element_vr(vr: Option<[u8; 2]>, group: u16, element: u16) -> Option<VR> {
     use dicom_core::dictionary::DataDictionary;
-    use dicom_core::{Tag, VR};
-    let vr = match vr {
-        Some(b) => std::str::from_utf8(&b)
-            .ok()
-            .and_then(|s| s.parse::<VR>().ok()),
+    use dicom_core::Tag;
+    match vr {
+        Some(b) => std::str::from_utf8(&b).ok().and_then(|s| s.parse().ok()),
         // a group length (gggg,0000) is UL in every group, private ones too
         None if element == 0x0000 => Some(VR::UL),
         None if group % 2 == 1 => None, // private: the dictionary does not know
         None => StandardDataDictionary
             .by_tag(Tag(group, element))
             .map(|e| e.vr.relaxed()),
-    };
+    }
+}
+
+/// The size of one value of a binary VR; 1 for text, bytes and unknown VRs.
+fn value_size(vr: Option<VR>) -> usize {
     match vr {
         Some(VR::US | VR::SS | VR::OW) => 2,
         Some(VR::UL | VR::SL | VR::FL | VR::AT | VR::OF | VR::OL) => 4,
         Some(VR::FD | VR::SV | VR::UV | VR::OD | VR::OV) => 8,
         _ => 1,
     }
-}
-
-fn is_implicit_sequence(group: u16, element: u16) -> bool {
-    use dicom_core::dictionary::DataDictionary;
-    use dicom_core::{Tag, VR};
-    StandardDataDictionary
-        .by_tag(Tag(group, element))
-        .map(|e| e.vr.relaxed() == VR::SQ)
-        .unwrap_or(false)
 }
 
 /// Walk the data set once and check every declared length against the file size.

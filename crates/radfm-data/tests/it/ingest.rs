@@ -477,6 +477,16 @@ fn one_dataset_one_policy_and_one_key() {
     other.key_path = other_key;
     let e = ingest(&other, &NoReporter).unwrap_err().to_string();
     assert!(e.contains("another key"), "{e}");
+    // and a key that did not exist is not left behind by the refused run
+    let missing_key = tmp.path().join("new.deid-key");
+    let mut fresh = config(vec![input.clone()], &ds);
+    fresh.key_path = missing_key.clone();
+    let e = ingest(&fresh, &NoReporter).unwrap_err().to_string();
+    assert!(e.contains("another key"), "{e}");
+    assert!(
+        !missing_key.exists(),
+        "the key made for the refused run is removed"
+    );
     // the catalog keeps the key's fingerprint, never the key
     let key = std::fs::read_to_string(radfm_data::key::default_path(&ds)).unwrap();
     let fp = radfm_data::catalog::Catalog::open(&ds)
