@@ -39,6 +39,8 @@ pub struct IngestConfig {
     pub size: usize,
     pub deid: bool,
     pub allow_burned_in: bool,
+    /// replace report PHI with realistic surrogates instead of typed placeholders
+    pub surrogates: bool,
     pub jobs: usize,
     #[serde(skip)]
     pub key_path: PathBuf,
@@ -56,6 +58,7 @@ impl IngestConfig {
             "size": self.size,
             "deid": self.deid,
             "allow_burned_in": self.allow_burned_in,
+            "surrogates": self.surrogates,
             "jobs": self.jobs,
             "site": self.site,
             "shard_size": self.shard_size,
@@ -240,6 +243,8 @@ struct Ctx<'a> {
     /// SOP instances already delivered by a worker (final UID -> source key)
     delivered: std::sync::Mutex<std::collections::HashMap<String, String>>,
     deid: Option<Deidentifier>,
+    /// report surrogates (--surrogates), keyed by a subkey of the pseudonymisation key
+    surrogates: Option<radfm_report::scrub::Surrogates>,
     reports: &'a ReportIndex,
 }
 
@@ -406,8 +411,19 @@ fn process_inner(c: &Candidate, ctx: &Ctx) -> Result<Outcome, DicomError> {
                 return (text.to_string(), 0);
             }
             let known = known_phi(&file.dataset);
-            let (s, kinds) = radfm_report::scrub::scrub(text, &known);
-            (s, kinds.len())
+            let spans = radfm_report::scrub::find(text, &known);
+            let how = match (&ctx.surrogates, &ctx.deid) {
+                (Some(sur), Some(d)) => radfm_report::scrub::Replacement::Surrogates(
+                    sur,
+                    radfm_report::scrub::Patient {
+                        id: &patient_key,
+                        // the same shift as the patient's DICOM dates
+                        date_offset_days: d.pseudonyms(&file.dataset).date_offset_days,
+                    },
+                ),
+                _ => radfm_report::scrub::Replacement::Placeholders,
+            };
+            (radfm_report::scrub::replace(text, &spans, how), spans.len())
         });
 
     let spacing = info.pixel_spacing;
@@ -905,10 +921,15 @@ pub fn ingest(cfg: &IngestConfig, reporter: &dyn Reporter) -> Result<IngestSumma
         summary,
         deidentification: policy_text(cfg.deid),
     };
+    let surrogates = deid
+        .as_ref()
+        .filter(|_| cfg.surrogates)
+        .map(|d| radfm_report::scrub::Surrogates::new(d.subkey("report-surrogates")));
     let ctx = Ctx {
         cfg,
         delivered: Default::default(),
         deid,
+        surrogates,
         reports: &reports,
     };
     let pool = rayon::ThreadPoolBuilder::new()

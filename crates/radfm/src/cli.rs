@@ -312,11 +312,21 @@ pub enum ReportsCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Replace names, dates, phone numbers, IDs, addresses and ages over 89 with typed placeholders.
+    /// Find PHI (names, dates, times, phone numbers, IDs, e-mail and web addresses, addresses,
+    /// ages over 89, institutions) and replace it with typed placeholders such as [NAME], or
+    /// with realistic surrogates. Writes JSONL: id, text, phi (the types replaced) and spans
+    /// ([start, end, type], character offsets into the input text).
     Scrub {
         input: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        /// Realistic surrogates instead of placeholders, consistent within a report (the same
+        /// name always gets the same fake name); keyed by --key.
+        #[arg(long, requires = "key")]
+        surrogates: bool,
+        /// Secret key file for --surrogates (64 hex characters; created with mode 0600 if missing).
+        #[arg(long)]
+        key: Option<PathBuf>,
     },
     /// Report-generation metrics: BLEU-1..4, ROUGE-L and CheXpert-label F1 (pairs matched by id).
     Score {
@@ -389,6 +399,10 @@ pub struct IngestArgs {
     /// Ingest images that may carry burned-in text instead of quarantining them.
     #[arg(long)]
     pub allow_burned_in: bool,
+    /// Replace PHI in reports with realistic surrogates (fake names, shifted dates, same shapes),
+    /// consistent within a patient, instead of typed placeholders such as [NAME].
+    #[arg(long, conflicts_with = "no_deid")]
+    pub surrogates: bool,
     /// Worker threads (default: all cores).
     #[arg(long, value_parser = at_least_1())]
     pub jobs: Option<usize>,

@@ -18,6 +18,7 @@ fn config(inputs: Vec<PathBuf>, out: &Path) -> IngestConfig {
         size: 32,
         deid: true,
         allow_burned_in: false,
+        surrogates: false,
         jobs: 2,
         key_path: radfm_data::key::default_path(out),
         site: None,

@@ -80,6 +80,12 @@ impl Deidentifier {
         format!("{prefix}{hex}")
     }
 
+    /// A key for another purpose (`domain`), derived from this one: the
+    /// report surrogates' key, say. Telling nothing about this key.
+    pub fn subkey(&self, domain: &str) -> [u8; 32] {
+        self.mac("subkey", domain)
+    }
+
     /// A fingerprint of the key (an HMAC of a fixed string under it): equal
     /// for the same key, and telling nothing about the key itself. A
     /// dataset stores it to refuse a run under another key.

@@ -3,4 +3,5 @@
 
 mod iu_dev;
 mod metrics_reference;
+mod phi_iu;
 mod phi_scrub;

@@ -20,6 +20,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<()> {
         size: a.size,
         deid: !a.no_deid,
         allow_burned_in: a.allow_burned_in,
+        surrogates: a.surrogates,
         jobs,
         key_path: key_path.clone(),
         site: a.site,

@@ -30,7 +30,12 @@ pub fn run(c: ReportsCommand) -> anyhow::Result<()> {
             hedges,
         } => label(&input, &out, &sections, no_finding, hedges),
         ReportsCommand::Sections { input, out } => sections(&input, &out),
-        ReportsCommand::Scrub { input, out } => scrub(&input, &out),
+        ReportsCommand::Scrub {
+            input,
+            out,
+            surrogates,
+            key,
+        } => scrub(&input, &out, surrogates.then_some(key).flatten().as_deref()),
         ReportsCommand::Score {
             pred,
             reference,
@@ -198,15 +203,35 @@ fn sections(input: &Path, out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn scrub(input: &Path, out: &Path) -> anyhow::Result<()> {
-    let known = radfm_report::scrub::Known::default();
+fn scrub(input: &Path, out: &Path, surrogate_key: Option<&Path>) -> anyhow::Result<()> {
+    use radfm_report::scrub::{self, Known, Patient, Replacement, Surrogates};
+    let surrogates = match surrogate_key {
+        Some(k) => {
+            let (key, created) = radfm_data::key::load_or_create(k, out)?;
+            if created {
+                eprintln!("created surrogate key {} (mode 0600): keep it secret", k.display());
+            }
+            Some(Surrogates::new(key))
+        }
+        None => None,
+    };
+    let known = Known::default();
     each_report(input, out, |r| {
-        let (text, kinds) = radfm_report::scrub::scrub(&r.text, &known);
-        let kinds: Vec<&str> = kinds
+        let spans = scrub::find(&r.text, &known);
+        let how = match &surrogates {
+            Some(s) => Replacement::Surrogates(
+                s,
+                Patient { id: &r.id, date_offset_days: s.date_offset_days(&r.id) },
+            ),
+            None => Replacement::Placeholders,
+        };
+        let text = scrub::replace(&r.text, &spans, how);
+        let kinds: Vec<&str> = spans.iter().map(|s| s.kind.as_str()).collect();
+        let offsets: Vec<serde_json::Value> = spans
             .iter()
-            .map(|k| k.placeholder().trim_matches(['[', ']']))
+            .map(|s| json!([char_offset(&r.text, s.start), char_offset(&r.text, s.end), s.kind.as_str()]))
             .collect();
-        Ok(json!({"id": r.id, "text": text, "phi": kinds}))
+        Ok(json!({"id": r.id, "text": text, "phi": kinds, "spans": offsets}))
     })?;
     Ok(())
 }
