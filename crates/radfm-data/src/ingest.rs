@@ -326,7 +326,7 @@ fn process_inner(c: &Candidate, ctx: &Ctx) -> Result<Outcome, DicomError> {
                 c,
                 "skipped",
                 Some(format!(
-                    "quarantined: {why} (ingest with burned-in text allowed to keep it)"
+                    "quarantined: {why} (--allow-burned-in keeps it)"
                 )),
             )));
         }
@@ -437,6 +437,25 @@ fn process_inner(c: &Candidate, ctx: &Ctx) -> Result<Outcome, DicomError> {
     for f in 0..frames {
         frame.clear();
         pipeline.display_into(&raw, &display_map, f * fsz, (f + 1) * fsz, &mut frame);
+        // burned-in text in the pixels, whatever the header says (first frame)
+        if f == 0 && !ctx.cfg.allow_burned_in {
+            let gray: std::borrow::Cow<[f32]> = if ch == 1 {
+                std::borrow::Cow::Borrowed(&frame)
+            } else {
+                std::borrow::Cow::Owned(frame.chunks(ch).map(|p| p.iter().sum::<f32>() / ch as f32).collect())
+            };
+            if let Some(t) = radfm_dicom::text_detect::detect(&gray, rows, cols) {
+                return Ok(Outcome::Done(source(
+                    c,
+                    "skipped",
+                    Some(format!(
+                        "quarantined: text found in the pixels ({} characters in a line, {}; --allow-burned-in keeps it)",
+                        t.chars,
+                        t.region()
+                    )),
+                )));
+            }
+        }
         let r = radfm_dicom::resample::resize(&frame, rows, cols, ch, target.0, target.1);
         data.extend(
             r.iter()

@@ -18,6 +18,7 @@ mod jpeg_sequential;
 pub mod pixels;
 pub mod read;
 pub mod resample;
+pub mod text_detect;
 mod rle;
 pub mod transform;
 pub mod write;

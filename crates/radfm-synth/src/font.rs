@@ -237,26 +237,68 @@ fn glyph(c: char) -> Option<&'static [u8; 7]> {
 
 /// Draw `text` into a `w`-wide image at (x, y), each font pixel a `scale` x `scale` block, with `value`.
 pub fn draw(img: &mut [f32], w: usize, x: usize, y: usize, scale: usize, text: &str, value: f32) {
+    draw_styled(img, w, x, y, &Style::plain(scale), text, value);
+}
+
+/// How text is drawn: the variety burned-in annotations come in (sizes,
+/// aspect, weight, slant, letter spacing), so that a text detector is not
+/// tuned to one rendering.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Style {
+    /// width and height of a font pixel, in image pixels
+    pub sx: usize,
+    pub sy: usize,
+    /// strokes one pixel wider
+    pub bold: bool,
+    /// slant: rows shifted right by up to this many pixels at the top
+    pub slant: usize,
+    /// columns between characters, in font pixels (the plain font has 1)
+    pub spacing: usize,
+}
+
+impl Style {
+    pub fn plain(scale: usize) -> Style {
+        Style { sx: scale, sy: scale, bold: false, slant: 0, spacing: 1 }
+    }
+
+    /// Width in pixels of `text` in this style.
+    pub fn width(&self, text: &str) -> usize {
+        text.chars().count() * (5 + self.spacing) * self.sx + self.slant + usize::from(self.bold)
+    }
+
+    /// Height in pixels of a line of text in this style.
+    pub fn height(&self) -> usize {
+        7 * self.sy
+    }
+}
+
+/// Draw `text` in `style`; returns the pixels set (indices into `img`).
+pub fn draw_styled(img: &mut [f32], w: usize, x: usize, y: usize, style: &Style, text: &str, value: f32) -> Vec<usize> {
     let h = img.len() / w;
+    let mut set = Vec::new();
+    let (sx, sy) = (style.sx.max(1), style.sy.max(1));
     for (k, c) in text.chars().enumerate() {
         let Some(g) = glyph(c) else { continue };
-        let gx = x + k * 6 * scale;
+        let gx = x + k * (5 + style.spacing) * sx;
         for (r, bits) in g.iter().enumerate() {
+            let shift = style.slant * (6 - r) / 6;
             for col in 0..5 {
                 if bits & (1 << (4 - col)) == 0 {
                     continue;
                 }
-                for dy in 0..scale {
-                    for dx in 0..scale {
-                        let (px, py) = (gx + col * scale + dx, y + r * scale + dy);
+                for dy in 0..sy {
+                    for dx in 0..sx + usize::from(style.bold) {
+                        let (px, py) = (gx + shift + col * sx + dx, y + r * sy + dy);
                         if px < w && py < h {
                             img[py * w + px] = value;
+                            set.push(py * w + px);
                         }
                     }
                 }
             }
         }
     }
+    set
 }
 
 /// Width in pixels of `text` drawn at `scale`.

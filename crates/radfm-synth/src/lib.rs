@@ -50,6 +50,10 @@ pub struct Config {
     /// view and follow-ups from it
     pub cohort: Option<PathBuf>,
     pub contact_sheet: bool,
+    /// fraction of frontal images with text burned into the pixels; three in
+    /// five of them say so in the header (BurnedInAnnotation YES), the rest
+    /// do not (default 0.05)
+    pub burned_in: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,7 +136,7 @@ fn one_patient(
     index: usize,
 ) -> Result<PatientOut, SynthError> {
     let mut rng = ChaCha8Rng::seed_from_u64(radfm_core::seed::derive(cfg.seed, index as u64));
-    let plan = plan::plan_patient(index, cfg.sites, cohort, &mut rng);
+    let plan = plan::plan_patient(index, cfg.sites, cfg.burned_in, cohort, &mut rng);
     let site = site::site(plan.site);
     let female = plan.sex == Sex::F;
     let person = Person::random(&mut rng, female);
@@ -283,14 +287,22 @@ fn one_patient(
             let mut acq = site::acquire(&site, cfg.size, canvas.attenuation(), marker, &mut rng);
             let rel = format!("dicom/{}/p{index:05}/{si:02}_{ii:02}.dcm", site.label);
             if img.burned_in != BurnedIn::None {
-                let text = format!(
-                    "{} {} {}",
-                    person.family.to_uppercase(),
-                    mrn,
-                    phi::da(birth)
-                );
-                site::burn_in(&site, cfg.size, &mut acq, &text);
-                for v in [person.family.to_uppercase(), mrn.clone(), phi::da(birth)] {
+                // its own random stream, so that the rest of the image is
+                // what it would be without the text
+                let mut trng = ChaCha8Rng::seed_from_u64(radfm_core::seed::fnv1a_parts(&[
+                    cfg.seed.to_string().as_bytes(),
+                    rel.as_bytes(),
+                    b"burned-in",
+                ]));
+                let name = format!("{}^{}", person.family.to_uppercase(), person.given.to_uppercase());
+                let mut lines = vec![format!("{} {}", name, mrn)];
+                match trng.gen_range(0..3) {
+                    0 => lines[0].push_str(&format!(" {}", phi::da(birth))),
+                    1 => lines.push(format!("DOB {}", phi::da(birth))),
+                    _ => lines.push(format!("{} {}", phi::da(birth), site.label.to_uppercase())),
+                }
+                site::burn_in(&site, cfg.size, &mut acq, &lines, &mut trng);
+                for v in [person.family.to_uppercase(), person.given.to_uppercase(), mrn.clone(), phi::da(birth)] {
                     out.phi.push(PhiRecord {
                         value: v,
                         location: "pixels".into(),
@@ -403,6 +415,12 @@ pub fn generate(
         return Err(SynthError::Config(format!(
             "size {}: must be between 64 and 4096 pixels",
             cfg.size
+        )));
+    }
+    if !(0.0..=1.0).contains(&cfg.burned_in) {
+        return Err(SynthError::Config(format!(
+            "the burned-in fraction must be between 0 and 1, not {}",
+            cfg.burned_in
         )));
     }
     if cfg.sites == 0 || cfg.sites > 26 {

@@ -434,11 +434,16 @@ fn findings_for(labels: &[Observation], age: u32, rng: &mut ChaCha8Rng) -> Vec<F
     out
 }
 
-fn images_for(first_view: View, rng: &mut ChaCha8Rng) -> Vec<ImagePlan> {
-    let burned = |rng: &mut ChaCha8Rng| match rng.gen_range(0..100) {
-        0..=2 => BurnedIn::Marked,
-        3..=4 => BurnedIn::Unmarked,
-        _ => BurnedIn::None,
+fn images_for(first_view: View, burned_in: f64, rng: &mut ChaCha8Rng) -> Vec<ImagePlan> {
+    let burned = |rng: &mut ChaCha8Rng| {
+        let u: f64 = rng.gen();
+        if u < burned_in * 0.6 {
+            BurnedIn::Marked
+        } else if u < burned_in {
+            BurnedIn::Unmarked
+        } else {
+            BurnedIn::None
+        }
     };
     let mut v = vec![ImagePlan {
         view: first_view,
@@ -457,6 +462,7 @@ fn images_for(first_view: View, rng: &mut ChaCha8Rng) -> Vec<ImagePlan> {
 pub fn plan_patient(
     index: usize,
     sites: usize,
+    burned_in: f64,
     cohort: Option<&Cohort>,
     rng: &mut ChaCha8Rng,
 ) -> PatientPlan {
@@ -481,7 +487,7 @@ pub fn plan_patient(
                 day,
                 age: *age,
                 findings: findings_for(&labels, *age, rng),
-                images: images_for(*view, rng),
+                images: images_for(*view, burned_in, rng),
             });
             day += rng.gen_range(20..400);
         }
@@ -521,7 +527,7 @@ pub fn plan_patient(
                 day,
                 age: a,
                 findings: findings_for(&labels, a, rng),
-                images: images_for(view, rng),
+                images: images_for(view, burned_in, rng),
             });
             prev = Some(labels);
             day += rng.gen_range(7..500);

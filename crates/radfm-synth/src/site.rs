@@ -226,17 +226,85 @@ pub fn acquire(
     Acquired { stored, display }
 }
 
-/// Burn `text` into the image (after acquisition, as a modality overlay would).
-pub fn burn_in(site: &Site, n: usize, img: &mut Acquired, text: &str) {
-    let scale = (n / 200).max(1);
-    let w = font::width(text, scale);
-    let x = n.saturating_sub(w + n / 30);
-    let y = n - n / 12;
-    font::draw(&mut img.display, n, x, y, scale, text, 1.0);
-    let max = ((1u32 << site.bits) - 1) as u16;
-    for (s, d) in img.stored.iter_mut().zip(&img.display) {
-        if *d >= 1.0 {
-            *s = if site.monochrome1 { 0 } else { max };
+/// Burn `lines` of text into the image (after acquisition, as a modality
+/// overlay or a secondary capture would), in a random style: size (font
+/// pixels of 1 to 4 image pixels, wide or tall), weight, slant, spacing,
+/// position (any corner or the middle of the top or bottom edge), bright or
+/// dark text at a legible contrast (0.25 to 0.6 of the display range against
+/// the pixels under it), with or without a box behind it.
+pub fn burn_in(site: &Site, n: usize, img: &mut Acquired, lines: &[String], rng: &mut ChaCha8Rng) {
+    let base = (n / 256).max(1);
+    let sx = (base * rng.gen_range(2..=5) / 3).max(1);
+    let sy = match rng.gen_range(0..4) {
+        0 => sx * 2,
+        1 => (sx * 2 / 3).max(1),
+        _ => sx,
+    }
+    .max(1);
+    let style = font::Style {
+        sx,
+        sy,
+        bold: rng.gen_bool(0.3),
+        slant: if rng.gen_bool(0.2) { sy * 2 } else { 0 },
+        spacing: rng.gen_range(1..=2),
+    };
+    let lh = style.height() + sy * 3;
+    let width = lines.iter().map(|l| style.width(l)).max().unwrap_or(0).min(n);
+    let height = lh * lines.len();
+    let pad = n / 40;
+    let (x, y) = match rng.gen_range(0..6) {
+        0 => (pad, pad),
+        1 => (n.saturating_sub(width + pad), pad),
+        2 => (pad, n.saturating_sub(height + pad)),
+        3 => (n.saturating_sub(width + pad), n.saturating_sub(height + pad)),
+        4 => (n.saturating_sub(width) / 2, pad),
+        _ => (n.saturating_sub(width) / 2, n.saturating_sub(height + pad)),
+    };
+    // a box behind the text, as many overlays have
+    let boxed = rng.gen_bool(0.3);
+    // legible: bright or dark by 0.25 to 0.6 against what is under the text
+    let under = {
+        let (mut sum, mut count) = (0f32, 0usize);
+        for yy in y..(y + height).min(n) {
+            for xx in x..(x + width).min(n) {
+                sum += img.display[yy * n + xx];
+                count += 1;
+            }
         }
+        sum / count.max(1) as f32
+    };
+    let contrast = rng.gen_range(0.25..=0.6f32);
+    let dark = !boxed
+        && if under + contrast > 1.0 {
+            true
+        } else if under - contrast < 0.0 {
+            false
+        } else {
+            rng.gen_bool(0.3)
+        };
+    let mut changed = Vec::new();
+    if boxed {
+        let shade = rng.gen_range(0.0..0.15f32);
+        for yy in y.saturating_sub(sy)..(y + height).min(n) {
+            for xx in x.saturating_sub(sx)..(x + width + sx).min(n) {
+                img.display[yy * n + xx] = shade;
+                changed.push(yy * n + xx);
+            }
+        }
+    }
+    let value = if boxed {
+        rng.gen_range(0.6..=1.0f32)
+    } else if dark {
+        (under - contrast).max(0.0)
+    } else {
+        (under + contrast).min(1.0)
+    };
+    for (k, line) in lines.iter().enumerate() {
+        changed.extend(font::draw_styled(&mut img.display, n, x, y + k * lh, &style, line, value));
+    }
+    let max = ((1u32 << site.bits) - 1) as f32;
+    for i in changed {
+        let v = (img.display[i].clamp(0.0, 1.0) * max).round();
+        img.stored[i] = (if site.monochrome1 { max - v } else { v }) as u16;
     }
 }

@@ -443,6 +443,10 @@ pub struct SynthArgs {
     /// Also write contact-sheet.png: examples per observation.
     #[arg(long)]
     pub contact_sheet: bool,
+    /// Fraction of frontal images with text burned into the pixels (name, MRN, birth date, in
+    /// random sizes, positions, contrast and styles); 3 in 5 flagged in the header, 2 not.
+    #[arg(long, default_value_t = 0.05, value_parser = fraction)]
+    pub burned_in: f64,
     /// Worker threads (default: all cores).
     #[arg(long, value_parser = at_least_1())]
     pub jobs: Option<usize>,

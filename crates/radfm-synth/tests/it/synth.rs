@@ -18,6 +18,7 @@ fn cfg(out: &Path, patients: usize, seed: u64, size: usize) -> Config {
         size,
         cohort: None,
         contact_sheet: false,
+        burned_in: 0.05,
     }
 }
 

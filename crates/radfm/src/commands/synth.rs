@@ -16,6 +16,7 @@ pub fn run(a: SynthArgs) -> anyhow::Result<()> {
         size: a.size,
         cohort: a.cohort.clone(),
         contact_sheet: a.contact_sheet,
+        burned_in: a.burned_in,
     };
     let bar = ProgressBar::with_draw_target(
         Some(a.patients as u64),

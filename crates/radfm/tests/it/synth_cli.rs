@@ -1,5 +1,7 @@
 //! `radfm synth` end to end: the archive ingests, every image that is not
-//! quarantined lands in the dataset, and no injected PHI string survives.
+//! quarantined lands in the dataset, images with text in the pixels are
+//! quarantined whether the header says so or not (and kept with
+//! --allow-burned-in), and no injected PHI string survives.
 
 use std::path::Path;
 use std::process::Command;
@@ -35,7 +37,9 @@ fn synth_then_ingest_leaves_no_phi() {
         "--seed",
         "5",
         "--size",
-        "128",
+        "256",
+        "--burned-in",
+        "0.3",
         "--quiet",
         "--contact-sheet",
     ]);
@@ -61,11 +65,48 @@ fn synth_then_ingest_leaves_no_phi() {
     let images: usize = db
         .query_row("select count(*) from images", [], |r| r.get(0))
         .unwrap();
+    // the log says why each image was quarantined; the map to paths is private
+    let reason: std::collections::HashMap<String, String> =
+        std::fs::read_to_string(t.path().join("dataset.sources.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|v| {
+                (
+                    v["path"].as_str().unwrap().to_string(),
+                    v["reason"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+    let why = |t: &serde_json::Value| reason[&p(&arch.join(t["file"].as_str().unwrap())).to_string()].clone();
+    let (mut by_header, mut by_pixels, mut unmarked) = (0, 0, 0);
+    for t in &truth {
+        let r = why(t);
+        match t["burned_in"].as_str().unwrap() {
+            "marked" => assert!(r.contains("BurnedInAnnotation is YES"), "{t}: {r}"),
+            "unmarked" => {
+                unmarked += 1;
+                by_pixels += usize::from(r.contains("text found in the pixels"));
+            }
+            _ => assert!(!r.contains("quarantined"), "a clean image was quarantined: {r}"),
+        }
+        by_header += usize::from(r.contains("BurnedInAnnotation"));
+    }
+    assert!(unmarked >= 3 && by_pixels * 10 >= unmarked * 9, "{by_pixels} of {unmarked} unmarked images found");
+    assert_eq!(by_header, marked);
     assert_eq!(
-        images + marked,
+        images + marked + by_pixels,
         truth.len(),
         "every image not quarantined for burned-in text is ingested: {out}"
     );
+    // --allow-burned-in keeps them all
+    let kept = t.path().join("kept");
+    radfm(&["ingest", p(&arch.join("dicom")), "--out", p(&kept), "--quiet", "--allow-burned-in"]);
+    let n: usize = rusqlite::Connection::open(kept.join("catalog.sqlite"))
+        .unwrap()
+        .query_row("select count(*) from images", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, truth.len());
 
     // everything the dataset holds as text: catalog rows, shard JSON, log, card
     let mut text = String::new();
