@@ -108,6 +108,9 @@ pub fn detect_with(
     // few steps along their rows are skipped (with their neighbours kept, so
     // that a character across a tile edge is whole).
     let busy = busy_tiles(&work, h, w, 0.75 * threshold);
+    if !busy.iter().any(|&b| b) {
+        return None;
+    }
     let tw = w.div_ceil(TILE);
     // both polarities in one pass: bit 0 bright, bit 1 dark
     let mut marks = vec![0u8; h * w];
@@ -166,7 +169,7 @@ fn busy_tiles(v: &[f32], h: usize, w: usize, step: f32) -> Vec<bool> {
     let mut busy = vec![false; th * tw];
     for ty in 0..th {
         for tx in 0..tw {
-            if count[ty * tw + tx] >= 12 {
+            if count[ty * tw + tx] >= 30 {
                 for ny in ty.saturating_sub(1)..(ty + 2).min(th) {
                     for nx in tx.saturating_sub(1)..(tx + 2).min(tw) {
                         busy[ny * tw + nx] = true;
