@@ -1037,6 +1037,10 @@ pub fn ingest(cfg: &IngestConfig, reporter: &dyn Reporter) -> Result<IngestSumma
 pub const META_POLICY: &str = "deidentification";
 /// The fingerprint of the pseudonymisation key of a de-identified dataset.
 pub const META_KEY_FINGERPRINT: &str = "key_fingerprint";
+/// The form of the pseudonyms and UIDs a de-identified dataset holds.
+pub const META_PSEUDONYM_SCHEME: &str = "pseudonym_scheme";
+/// Scheme 2: `P` + 12 hex + a 4-hex keyed check; UIDs `2.25.` + 96 bits + a 32-bit check.
+pub const PSEUDONYM_SCHEME: &str = "2";
 
 /// One dataset, one policy and one key: a de-identified dataset refuses a
 /// run without de-identification or under another key, and the reverse.
@@ -1073,6 +1077,20 @@ fn check_policy(
         .map_err(db)?;
     if let Some(d) = deid {
         let fp = d.key_fingerprint();
+        // pseudonyms and UIDs carry a keyed check since scheme 2: a dataset
+        // made before would get pseudonyms of another form for the same patients
+        let scheme = catalog.meta(META_PSEUDONYM_SCHEME).map_err(db)?;
+        let has_key = catalog.meta(META_KEY_FINGERPRINT).map_err(db)?.is_some();
+        match scheme.as_deref() {
+            Some(PSEUDONYM_SCHEME) => {}
+            None if !has_key => catalog.set_meta(META_PSEUDONYM_SCHEME, PSEUDONYM_SCHEME).map_err(db)?,
+            other => {
+                return Err(refuse(format!(
+                    "its pseudonyms are of an older form (scheme {}); this radfm writes scheme {PSEUDONYM_SCHEME},                      which would give the same patients other pseudonyms: ingest into a new dataset",
+                    other.unwrap_or("1")
+                )))
+            }
+        }
         match catalog.meta(META_KEY_FINGERPRINT).map_err(db)? {
             Some(saved) if saved != fp => {
                 return Err(refuse(

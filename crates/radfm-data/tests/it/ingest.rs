@@ -501,7 +501,17 @@ fn one_dataset_one_policy_and_one_key() {
         assert!(!text.contains(key.trim()), "key in {}", path.display());
     }
     // the same key again is fine
-    ingest(&config(vec![input], &ds), &NoReporter).unwrap();
+    ingest(&config(vec![input.clone()], &ds), &NoReporter).unwrap();
+    // a dataset made by an older radfm (pseudonyms without the keyed check) is refused
+    let cat = radfm_data::catalog::Catalog::open(&ds).unwrap();
+    assert_eq!(cat.meta("pseudonym_scheme").unwrap().as_deref(), Some("2"));
+    drop(cat);
+    rusqlite::Connection::open(ds.join("catalog.sqlite"))
+        .unwrap()
+        .execute("delete from meta where key = 'pseudonym_scheme'", [])
+        .unwrap();
+    let e = ingest(&config(vec![input], &ds), &NoReporter).unwrap_err().to_string();
+    assert!(e.contains("older form"), "{e}");
 }
 
 proptest::proptest! {
