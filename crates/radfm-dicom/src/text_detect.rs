@@ -454,6 +454,11 @@ mod tests {
             eprintln!("bright={bright}: {} blobs", boxes.len());
         });
         eprintln!("{r:?}");
+        let t = std::time::Instant::now();
+        for _ in 0..20 {
+            std::hint::black_box(detect(&frame, rows, cols));
+        }
+        eprintln!("{:.2} ms per call", t.elapsed().as_secs_f64() * 50.0);
         let mut out = format!("P5\n{cols} {rows}\n255\n").into_bytes();
         out.extend(img);
         std::fs::write("/tmp/text-debug.pgm", out).unwrap();
