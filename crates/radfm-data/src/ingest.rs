@@ -325,9 +325,7 @@ fn process_inner(c: &Candidate, ctx: &Ctx) -> Result<Outcome, DicomError> {
             return Ok(Outcome::Done(source(
                 c,
                 "skipped",
-                Some(format!(
-                    "quarantined: {why} (--allow-burned-in keeps it)"
-                )),
+                Some(format!("quarantined: {why} (--allow-burned-in keeps it)")),
             )));
         }
     }
@@ -442,7 +440,12 @@ fn process_inner(c: &Candidate, ctx: &Ctx) -> Result<Outcome, DicomError> {
             let gray: std::borrow::Cow<[f32]> = if ch == 1 {
                 std::borrow::Cow::Borrowed(&frame)
             } else {
-                std::borrow::Cow::Owned(frame.chunks(ch).map(|p| p.iter().sum::<f32>() / ch as f32).collect())
+                std::borrow::Cow::Owned(
+                    frame
+                        .chunks(ch)
+                        .map(|p| p.iter().sum::<f32>() / ch as f32)
+                        .collect(),
+                )
             };
             if let Some(t) = radfm_dicom::text_detect::detect(&gray, rows, cols) {
                 return Ok(Outcome::Done(source(

@@ -18,8 +18,8 @@ mod jpeg_sequential;
 pub mod pixels;
 pub mod read;
 pub mod resample;
-pub mod text_detect;
 mod rle;
+pub mod text_detect;
 pub mod transform;
 pub mod write;
 

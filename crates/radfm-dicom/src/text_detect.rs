@@ -36,8 +36,20 @@ impl TextFound {
     pub fn region(&self) -> String {
         let cy = (self.bbox[0] + self.bbox[2]) / 2.0;
         let cx = (self.bbox[1] + self.bbox[3]) / 2.0;
-        let v = if cy < 0.33 { "top" } else if cy > 0.67 { "bottom" } else { "middle" };
-        let h = if cx < 0.33 { "-left" } else if cx > 0.67 { "-right" } else { "" };
+        let v = if cy < 0.33 {
+            "top"
+        } else if cy > 0.67 {
+            "bottom"
+        } else {
+            "middle"
+        };
+        let h = if cx < 0.33 {
+            "-left"
+        } else if cx > 0.67 {
+            "-right"
+        } else {
+            ""
+        };
         format!("{v}{h}")
     }
 }
@@ -127,10 +139,12 @@ pub fn detect_with(
             let (ml, mr, mu, md) = (mean[l], mean[r], mean[up + x], mean[down + x]);
             let across = v - ml.max(mr);
             let vertical = v - mu.max(md);
-            let bright = (across > threshold && vertical > threshold) || across.max(vertical) > strong;
+            let bright =
+                (across > threshold && vertical > threshold) || across.max(vertical) > strong;
             let across = ml.min(mr) - v;
             let vertical = mu.min(md) - v;
-            let dark = (across > threshold && vertical > threshold) || across.max(vertical) > strong;
+            let dark =
+                (across > threshold && vertical > threshold) || across.max(vertical) > strong;
             marks[row + x] = u8::from(bright) | (u8::from(dark) << 1);
         }
     }
@@ -139,7 +153,10 @@ pub fn detect_with(
         let bit = if bright { 1 } else { 2 };
         let mask: Vec<bool> = marks.iter().map(|&m| m & bit != 0).collect();
         let blobs = characters(&mask, h, w);
-        let boxes: Vec<[usize; 4]> = blobs.iter().map(|b| [b.top, b.left, b.bottom, b.right]).collect();
+        let boxes: Vec<[usize; 4]> = blobs
+            .iter()
+            .map(|b| [b.top, b.left, b.bottom, b.right])
+            .collect();
         seen(bright, &boxes, (h, w));
         if let Some(t) = lines(&blobs, h, w) {
             if found.as_ref().is_none_or(|f| t.chars > f.chars) {
@@ -257,7 +274,13 @@ fn characters(mask: &[bool], h: usize, w: usize) -> Vec<Blob> {
         seen[start] = true;
         stack.push(start);
         let (mut b, mut n) = (
-            Blob { top: start / w, left: start % w, bottom: start / w, right: start % w, chars: 1 },
+            Blob {
+                top: start / w,
+                left: start % w,
+                bottom: start / w,
+                right: start % w,
+                chars: 1,
+            },
             0usize,
         );
         let mut too_big = false;
@@ -310,7 +333,8 @@ fn characters(mask: &[bool], h: usize, w: usize) -> Vec<Blob> {
                     for &i in pixels.iter().filter(|&&i| i / w == b.top + row) {
                         on[i % w - b.left] = true;
                     }
-                    runs[row] = on.windows(2).filter(|p| p[1] && !p[0]).count() + usize::from(on[0]);
+                    runs[row] =
+                        on.windows(2).filter(|p| p[1] && !p[0]).count() + usize::from(on[0]);
                 }
                 let mean_runs = runs.iter().sum::<usize>() as f32 / bh as f32;
                 if mean_runs >= (0.6 * chars as f32).max(2.0) {
@@ -374,13 +398,15 @@ fn lines(blobs: &[Blob], h: usize, w: usize) -> Option<TextFound> {
         .filter(|g| chars(g) >= MIN_CHARS && g.len() >= 3)
         .collect();
     let best = text.iter().max_by_key(|g| chars(g))?;
-    let bb = best.iter().fold(
-        [usize::MAX, usize::MAX, 0, 0],
-        |acc, &i| {
-            let b = blobs[i];
-            [acc[0].min(b.top), acc[1].min(b.left), acc[2].max(b.bottom), acc[3].max(b.right)]
-        },
-    );
+    let bb = best.iter().fold([usize::MAX, usize::MAX, 0, 0], |acc, &i| {
+        let b = blobs[i];
+        [
+            acc[0].min(b.top),
+            acc[1].min(b.left),
+            acc[2].max(b.bottom),
+            acc[3].max(b.right),
+        ]
+    });
     Some(TextFound {
         chars: chars(best),
         lines: text.len(),
@@ -402,19 +428,27 @@ mod tests {
         let mut v: Vec<f32> = (0..n * n)
             .map(|i| {
                 let (y, x) = ((i / n) as f32, (i % n) as f32);
-                let noise = (((i as u64).wrapping_mul(6364136223846793005) >> 40) as f32 / 16_777_216.0 - 0.5) * 0.04;
+                let noise = (((i as u64).wrapping_mul(6364136223846793005) >> 40) as f32
+                    / 16_777_216.0
+                    - 0.5)
+                    * 0.04;
                 0.3 + 0.3 * (x / n as f32) + 0.1 * (y / n as f32).sin() + noise
             })
             .collect();
         // an "E"-like glyph: 5x7 cells, three bars and a stem
-        let glyph = [0b11111u8, 0b10000, 0b10000, 0b11110, 0b10000, 0b10000, 0b11111];
+        let glyph = [
+            0b11111u8, 0b10000, 0b10000, 0b11110, 0b10000, 0b10000, 0b11111,
+        ];
         for c in 0..chars {
             for (r, bits) in glyph.iter().enumerate() {
                 for col in 0..5 {
                     if bits & (1 << (4 - col)) != 0 {
                         for dy in 0..scale {
                             for dx in 0..scale {
-                                let (y, x) = (n - 8 * scale - 12 + r * scale + dy, 20 + c * 6 * scale + col * scale + dx);
+                                let (y, x) = (
+                                    n - 8 * scale - 12 + r * scale + dy,
+                                    20 + c * 6 * scale + col * scale + dx,
+                                );
                                 if y < n && x < n {
                                     v[y * n + x] = value;
                                 }
@@ -440,7 +474,10 @@ mod tests {
         let [_, rows, cols, samples] = raw.shape();
         let mut frame = Vec::new();
         pipeline.display_into(&raw, &map, 0, rows * cols * samples, &mut frame);
-        let mut img: Vec<u8> = frame.iter().map(|v| (v.clamp(0.0, 1.0) * 200.0) as u8).collect();
+        let mut img: Vec<u8> = frame
+            .iter()
+            .map(|v| (v.clamp(0.0, 1.0) * 200.0) as u8)
+            .collect();
         let r = detect_with(&frame, rows, cols, &mut |bright, boxes, _| {
             for b in boxes {
                 for y in b[0]..=b[2] {
@@ -469,9 +506,18 @@ mod tests {
         let t = detect(&image(256, 8, 2, 1.0), 256, 256).expect("eight characters");
         assert!(t.chars >= 7, "{t:?}");
         assert_eq!(t.region(), "bottom-left");
-        assert!(detect(&image(256, 8, 2, 0.0), 256, 256).is_some(), "dark text");
-        assert!(detect(&image(256, 1, 3, 1.0), 256, 256).is_none(), "one side marker");
-        assert!(detect(&image(256, 0, 2, 1.0), 256, 256).is_none(), "no text");
+        assert!(
+            detect(&image(256, 8, 2, 0.0), 256, 256).is_some(),
+            "dark text"
+        );
+        assert!(
+            detect(&image(256, 1, 3, 1.0), 256, 256).is_none(),
+            "one side marker"
+        );
+        assert!(
+            detect(&image(256, 0, 2, 1.0), 256, 256).is_none(),
+            "no text"
+        );
         // a large image is looked at at the working resolution: still found
         let big = image(2048, 10, 8, 1.0);
         assert!(detect(&big, 2048, 2048).is_some());
@@ -486,24 +532,39 @@ mod timing {
     fn detector_time() {
         let n = 512;
         let img: Vec<f32> = (0..n * n)
-            .map(|i| 0.4 + 0.1 * (((i as u64).wrapping_mul(6364136223846793005) >> 40) as f32 / 16_777_216.0))
+            .map(|i| {
+                0.4 + 0.1
+                    * (((i as u64).wrapping_mul(6364136223846793005) >> 40) as f32 / 16_777_216.0)
+            })
             .collect();
         let t = std::time::Instant::now();
         for _ in 0..50 {
             std::hint::black_box(super::detect(&img, n, n));
         }
-        eprintln!("{:.2} ms per 512x512 image", t.elapsed().as_secs_f64() * 1000.0 / 50.0);
+        eprintln!(
+            "{:.2} ms per 512x512 image",
+            t.elapsed().as_secs_f64() * 1000.0 / 50.0
+        );
         let time = |what: &str, f: &mut dyn FnMut()| {
             let t = std::time::Instant::now();
             for _ in 0..50 {
                 f();
             }
-            eprintln!("  {what}: {:.2} ms", t.elapsed().as_secs_f64() * 1000.0 / 50.0);
+            eprintln!(
+                "  {what}: {:.2} ms",
+                t.elapsed().as_secs_f64() * 1000.0 / 50.0
+            );
         };
-        time("noise", &mut || { std::hint::black_box(super::noise_sigma(&img, n, n)); });
-        time("box mean", &mut || { std::hint::black_box(super::box_mean(&img, n, n, 5)); });
+        time("noise", &mut || {
+            std::hint::black_box(super::noise_sigma(&img, n, n));
+        });
+        time("box mean", &mut || {
+            std::hint::black_box(super::box_mean(&img, n, n, 5));
+        });
         let mask: Vec<bool> = img.iter().map(|&v| v > 0.49).collect();
         eprintln!("  ({} mask pixels)", mask.iter().filter(|&&m| m).count());
-        time("components", &mut || { std::hint::black_box(super::characters(&mask, n, n)); });
+        time("components", &mut || {
+            std::hint::black_box(super::characters(&mask, n, n));
+        });
     }
 }

@@ -258,7 +258,13 @@ pub struct Style {
 
 impl Style {
     pub fn plain(scale: usize) -> Style {
-        Style { sx: scale, sy: scale, bold: false, slant: 0, spacing: 1 }
+        Style {
+            sx: scale,
+            sy: scale,
+            bold: false,
+            slant: 0,
+            spacing: 1,
+        }
     }
 
     /// Width in pixels of `text` in this style.
@@ -273,7 +279,15 @@ impl Style {
 }
 
 /// Draw `text` in `style`; returns the pixels set (indices into `img`).
-pub fn draw_styled(img: &mut [f32], w: usize, x: usize, y: usize, style: &Style, text: &str, value: f32) -> Vec<usize> {
+pub fn draw_styled(
+    img: &mut [f32],
+    w: usize,
+    x: usize,
+    y: usize,
+    style: &Style,
+    text: &str,
+    value: f32,
+) -> Vec<usize> {
     let h = img.len() / w;
     let mut set = Vec::new();
     let (sx, sy) = (style.sx.max(1), style.sy.max(1));

@@ -294,7 +294,11 @@ fn one_patient(
                     rel.as_bytes(),
                     b"burned-in",
                 ]));
-                let name = format!("{}^{}", person.family.to_uppercase(), person.given.to_uppercase());
+                let name = format!(
+                    "{}^{}",
+                    person.family.to_uppercase(),
+                    person.given.to_uppercase()
+                );
                 let mut lines = vec![format!("{} {}", name, mrn)];
                 match trng.gen_range(0..3) {
                     0 => lines[0].push_str(&format!(" {}", phi::da(birth))),
@@ -302,7 +306,12 @@ fn one_patient(
                     _ => lines.push(format!("{} {}", phi::da(birth), site.label.to_uppercase())),
                 }
                 site::burn_in(&site, cfg.size, &mut acq, &lines, &mut trng);
-                for v in [person.family.to_uppercase(), person.given.to_uppercase(), mrn.clone(), phi::da(birth)] {
+                for v in [
+                    person.family.to_uppercase(),
+                    person.given.to_uppercase(),
+                    mrn.clone(),
+                    phi::da(birth),
+                ] {
                     out.phi.push(PhiRecord {
                         value: v,
                         location: "pixels".into(),

@@ -437,7 +437,10 @@ fn findings_for(labels: &[Observation], age: u32, rng: &mut ChaCha8Rng) -> Vec<F
 fn images_for(first_view: View, burned_in: f64, rng: &mut ChaCha8Rng) -> Vec<ImagePlan> {
     // in whole percent, drawn as before the rate was a setting, so that the
     // default (5%: 3 marked, 2 unmarked) gives the archives it always gave
-    let (marked, all) = ((burned_in * 60.0).round() as u32, (burned_in * 100.0).round() as u32);
+    let (marked, all) = (
+        (burned_in * 60.0).round() as u32,
+        (burned_in * 100.0).round() as u32,
+    );
     let burned = |rng: &mut ChaCha8Rng| match rng.gen_range(0..100u32) {
         u if u < marked => BurnedIn::Marked,
         u if u < all => BurnedIn::Unmarked,

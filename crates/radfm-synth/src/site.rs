@@ -249,14 +249,22 @@ pub fn burn_in(site: &Site, n: usize, img: &mut Acquired, lines: &[String], rng:
         spacing: rng.gen_range(1..=2),
     };
     let lh = style.height() + sy * 3;
-    let width = lines.iter().map(|l| style.width(l)).max().unwrap_or(0).min(n);
+    let width = lines
+        .iter()
+        .map(|l| style.width(l))
+        .max()
+        .unwrap_or(0)
+        .min(n);
     let height = lh * lines.len();
     let pad = n / 40;
     let (x, y) = match rng.gen_range(0..6) {
         0 => (pad, pad),
         1 => (n.saturating_sub(width + pad), pad),
         2 => (pad, n.saturating_sub(height + pad)),
-        3 => (n.saturating_sub(width + pad), n.saturating_sub(height + pad)),
+        3 => (
+            n.saturating_sub(width + pad),
+            n.saturating_sub(height + pad),
+        ),
         4 => (n.saturating_sub(width) / 2, pad),
         _ => (n.saturating_sub(width) / 2, n.saturating_sub(height + pad)),
     };
@@ -300,7 +308,15 @@ pub fn burn_in(site: &Site, n: usize, img: &mut Acquired, lines: &[String], rng:
         (under + contrast).min(1.0)
     };
     for (k, line) in lines.iter().enumerate() {
-        changed.extend(font::draw_styled(&mut img.display, n, x, y + k * lh, &style, line, value));
+        changed.extend(font::draw_styled(
+            &mut img.display,
+            n,
+            x,
+            y + k * lh,
+            &style,
+            line,
+            value,
+        ));
     }
     let max = ((1u32 << site.bits) - 1) as f32;
     for i in changed {

@@ -510,7 +510,9 @@ fn one_dataset_one_policy_and_one_key() {
         .unwrap()
         .execute("delete from meta where key = 'pseudonym_scheme'", [])
         .unwrap();
-    let e = ingest(&config(vec![input], &ds), &NoReporter).unwrap_err().to_string();
+    let e = ingest(&config(vec![input], &ds), &NoReporter)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("older form"), "{e}");
 }
 

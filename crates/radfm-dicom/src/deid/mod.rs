@@ -173,7 +173,8 @@ impl Deidentifier {
         // key's pseudonyms, which no one without the key can make): keep the
         // pseudonym and do not shift the dates a second time.
         if let Some(id) = attrs::string(ds, tags::PATIENT_ID) {
-            let removed = attrs::string(ds, tags::PATIENT_IDENTITY_REMOVED).as_deref() == Some("YES");
+            let removed =
+                attrs::string(ds, tags::PATIENT_IDENTITY_REMOVED).as_deref() == Some("YES");
             if removed && self.is_own_pseudonym("P", "patient", id.trim()) {
                 return Pseudonyms {
                     patient_id: id.trim().to_string(),

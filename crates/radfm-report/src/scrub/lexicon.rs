@@ -28,8 +28,8 @@ pub(crate) struct Lexicon {
 pub(crate) const MEDICAL_ENDINGS: &[&str] = &[
     "itis", "osis", "oses", "emia", "ectomy", "otomy", "ostomy", "plasty", "pathy", "algia",
     "pnea", "megaly", "ectasis", "gram", "graphy", "scopy", "omas", "cele", "rrhea", "uria",
-    "trophy", "plasia", "genic", "ology", "ologic", "ological", "ectomies", "itis", "ysis",
-    "osus", "otic", "emic", "oid", "oids",
+    "trophy", "plasia", "genic", "ology", "ologic", "ological", "ectomies", "itis", "ysis", "osus",
+    "otic", "emic", "oid", "oids",
 ];
 
 fn lines(s: &'static str) -> impl Iterator<Item = &'static str> {
@@ -49,7 +49,8 @@ pub(crate) fn phrase_words(p: &str) -> Vec<String> {
 pub(crate) fn lexicon() -> &'static Lexicon {
     static L: OnceLock<Lexicon> = OnceLock::new();
     L.get_or_init(|| {
-        let places: HashSet<&'static str> = lines(include_str!("../../data/us_places.txt")).collect();
+        let places: HashSet<&'static str> =
+            lines(include_str!("../../data/us_places.txt")).collect();
         let place_words = places
             .iter()
             .map(|p| p.split(' ').count())
@@ -62,9 +63,13 @@ pub(crate) fn lexicon() -> &'static Lexicon {
                 clinical.entry(first.clone()).or_default().push(w);
             }
         }
-        let first: HashSet<&'static str> = lines(include_str!("../../data/first_names.txt")).collect();
+        let first: HashSet<&'static str> =
+            lines(include_str!("../../data/first_names.txt")).collect();
         let mut report_words = HashSet::new();
-        for rules in [include_str!("../../rules/mentions.txt"), include_str!("../../rules/triggers.txt")] {
+        for rules in [
+            include_str!("../../rules/mentions.txt"),
+            include_str!("../../rules/triggers.txt"),
+        ] {
             for l in lines(rules).filter(|l| !l.starts_with('[')) {
                 for w in l.split(|c: char| !c.is_ascii_alphabetic()) {
                     let w = w.to_ascii_lowercase();
@@ -94,7 +99,10 @@ mod tests {
     #[test]
     fn lists_are_loaded_and_classify_names() {
         let l = lexicon();
-        assert!(l.first.len() > 5000 && l.last.len() > 80_000, "Census lists");
+        assert!(
+            l.first.len() > 5000 && l.last.len() > 80_000,
+            "Census lists"
+        );
         for n in ["john", "mary", "rose"] {
             assert!(l.first.contains(n), "{n}");
         }

@@ -118,7 +118,10 @@ fn tokenize(text: &str, lex: &Lexicon) -> Vec<Token> {
                     || matches!(p.key.as_str(), "dr" | "mr" | "mrs" | "ms" | "st" | "prof")
                         && before.len() == p.end + 1
             }),
-            Some(c) => matches!(c, '!' | '?' | ':' | ';' | '\n' | '\r' | '(' | '"' | '*' | '•' | '>' | '[' | '|'),
+            Some(c) => matches!(
+                c,
+                '!' | '?' | ':' | ';' | '\n' | '\r' | '(' | '"' | '*' | '•' | '>' | '[' | '|'
+            ),
         };
         let letters: Vec<char> = word.chars().filter(|c| c.is_alphabetic()).collect();
         let shape = if letters.len() == 1 && letters[0].is_uppercase() {
@@ -139,12 +142,17 @@ fn tokenize(text: &str, lex: &Lexicon) -> Vec<Token> {
         }
         // a month before a number is a date, not a name (August 2000, June 3)
         let month_before_number = MONTH_NAMES.contains(&key.as_str())
-            && text[end..].trim_start_matches([' ', '.']).starts_with(|c: char| c.is_ascii_digit());
+            && text[end..]
+                .trim_start_matches([' ', '.'])
+                .starts_with(|c: char| c.is_ascii_digit());
         let first_name = lex.first.contains(key.as_str()) && !month_before_number;
         let is_name = first_name || lex.last.contains(key.as_str());
         let class = if key.len() >= 2 && key.chars().all(|c| c == 'x') {
             Class::Masked
-        } else if lex.report_words.contains(&key) || month_before_number || FUNCTION_WORDS.contains(&key.as_str()) {
+        } else if lex.report_words.contains(&key)
+            || month_before_number
+            || FUNCTION_WORDS.contains(&key.as_str())
+        {
             Class::English
         } else if is_name && lex.wordy.contains(key.as_str()) {
             Class::Wordy
@@ -152,7 +160,9 @@ fn tokenize(text: &str, lex: &Lexicon) -> Vec<Token> {
             Class::Name
         } else if lex.english.contains(key.as_str())
             || key.len() == 1
-            || MEDICAL_ENDINGS.iter().any(|e| key.len() > e.len() + 2 && key.ends_with(e))
+            || MEDICAL_ENDINGS
+                .iter()
+                .any(|e| key.len() > e.len() + 2 && key.ends_with(e))
         {
             Class::English
         } else {
@@ -198,7 +208,8 @@ fn mark_clinical(toks: &mut [Token], lex: &Lexicon) {
             .map(|p| p.len())
             .max();
         // a one-word eponym after an initial is a person (I. Ewing)
-        let after_initial = i > 0 && toks[i - 1].shape == Shape::Initial && toks[i].gap == Gap::Join;
+        let after_initial =
+            i > 0 && toks[i - 1].shape == Shape::Initial && toks[i].gap == Gap::Join;
         if let Some(n) = best.filter(|&n| !(n == 1 && after_initial)) {
             for t in &mut toks[i..i + n] {
                 t.clinical = true;
@@ -209,48 +220,249 @@ fn mark_clinical(toks: &mut [Token], lex: &Lexicon) {
 
 const WEAK_AFTER: &[&str] = &["is", "was", "has", "had", "who", "seen"];
 const STRONG_BEFORE: &[&str] = &[
-    "dr", "patient", "pt", "mr", "mrs", "ms", "miss", "notified", "called", "paged", "informed",
-    "contacted", "told", "attn", "cc", "son", "daughter", "wife", "husband", "mother", "father",
-    "sister", "brother", "nurse", "caregiver", "friend",
+    "dr",
+    "patient",
+    "pt",
+    "mr",
+    "mrs",
+    "ms",
+    "miss",
+    "notified",
+    "called",
+    "paged",
+    "informed",
+    "contacted",
+    "told",
+    "attn",
+    "cc",
+    "son",
+    "daughter",
+    "wife",
+    "husband",
+    "mother",
+    "father",
+    "sister",
+    "brother",
+    "nurse",
+    "caregiver",
+    "friend",
 ];
 const PERSON_AFTER: &[&str] = &[
-    "presents", "presented", "presenting", "returns", "returned",
-    "reports", "reported", "denies", "denied", "complains", "complained", "states", "stated",
-    "underwent", "notified", "called", "paged", "informed", "aware", "agrees", "agreed",
-    "comes", "came", "arrives", "arrived", "says", "said", "verbalized", "acknowledged",
-    "requests", "requested", "declined", "refused", "consented", "feels", "felt", "fell",
+    "presents",
+    "presented",
+    "presenting",
+    "returns",
+    "returned",
+    "reports",
+    "reported",
+    "denies",
+    "denied",
+    "complains",
+    "complained",
+    "states",
+    "stated",
+    "underwent",
+    "notified",
+    "called",
+    "paged",
+    "informed",
+    "aware",
+    "agrees",
+    "agreed",
+    "comes",
+    "came",
+    "arrives",
+    "arrived",
+    "says",
+    "said",
+    "verbalized",
+    "acknowledged",
+    "requests",
+    "requested",
+    "declined",
+    "refused",
+    "consented",
+    "feels",
+    "felt",
+    "fell",
 ];
 const PERSON_BEFORE: &[&str] = &[
-    "with", "to", "by", "and", "from", "for", "dr", "patient", "pt", "mr", "mrs", "ms", "miss",
-    "notified", "called", "paged", "informed", "contacted", "told", "discussed", "attn", "cc",
-    "of", "at", "via", "son", "daughter", "wife", "husband", "mother", "father", "sister",
-    "brother", "nurse", "caregiver", "friend",
+    "with",
+    "to",
+    "by",
+    "and",
+    "from",
+    "for",
+    "dr",
+    "patient",
+    "pt",
+    "mr",
+    "mrs",
+    "ms",
+    "miss",
+    "notified",
+    "called",
+    "paged",
+    "informed",
+    "contacted",
+    "told",
+    "discussed",
+    "attn",
+    "cc",
+    "of",
+    "at",
+    "via",
+    "son",
+    "daughter",
+    "wife",
+    "husband",
+    "mother",
+    "father",
+    "sister",
+    "brother",
+    "nurse",
+    "caregiver",
+    "friend",
 ];
 const INSTITUTION_HEADS: &[&str] = &[
-    "hospital", "hospitals", "clinic", "clinics", "infirmary", "healthcare", "sanatorium",
-    "hospice", "center", "centre", "health", "memorial", "imaging", "radiology", "medical",
-    "regional", "university", "institute", "pavilion",
+    "hospital",
+    "hospitals",
+    "clinic",
+    "clinics",
+    "infirmary",
+    "healthcare",
+    "sanatorium",
+    "hospice",
+    "center",
+    "centre",
+    "health",
+    "memorial",
+    "imaging",
+    "radiology",
+    "medical",
+    "regional",
+    "university",
+    "institute",
+    "pavilion",
 ];
 
 const MONTH_NAMES: &[&str] = &[
-    "january", "february", "march", "april", "may", "june", "july", "august", "september",
-    "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep",
-    "sept", "oct", "nov", "dec",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
 ];
 const FUNCTION_WORDS: &[&str] = &[
-    "the", "and", "not", "for", "with", "from", "was", "has", "had", "are", "this", "that",
-    "there", "these", "those", "its", "per", "than", "then", "also", "both", "all", "any", "some",
-    "each", "new", "old", "see", "seen", "please", "status", "history", "but", "into", "over",
-    "under", "after", "before", "since", "during", "without", "within", "upon", "via", "our",
-    "your", "his", "her", "their", "who", "which", "what", "when", "where", "why", "how", "can",
-    "could", "would", "should", "did", "does", "done", "now", "here", "today", "yesterday", "none",
+    "the",
+    "and",
+    "not",
+    "for",
+    "with",
+    "from",
+    "was",
+    "has",
+    "had",
+    "are",
+    "this",
+    "that",
+    "there",
+    "these",
+    "those",
+    "its",
+    "per",
+    "than",
+    "then",
+    "also",
+    "both",
+    "all",
+    "any",
+    "some",
+    "each",
+    "new",
+    "old",
+    "see",
+    "seen",
+    "please",
+    "status",
+    "history",
+    "but",
+    "into",
+    "over",
+    "under",
+    "after",
+    "before",
+    "since",
+    "during",
+    "without",
+    "within",
+    "upon",
+    "via",
+    "our",
+    "your",
+    "his",
+    "her",
+    "their",
+    "who",
+    "which",
+    "what",
+    "when",
+    "where",
+    "why",
+    "how",
+    "can",
+    "could",
+    "would",
+    "should",
+    "did",
+    "does",
+    "done",
+    "now",
+    "here",
+    "today",
+    "yesterday",
+    "none",
 ];
 const INSTITUTION_STOPS: &[&str] = &[
-    "department", "dept", "division", "section", "service", "services", "unit", "floor", "wing",
-    "room", "emergency", "lab", "laboratory", "and",
+    "department",
+    "dept",
+    "division",
+    "section",
+    "service",
+    "services",
+    "unit",
+    "floor",
+    "wing",
+    "room",
+    "emergency",
+    "lab",
+    "laboratory",
+    "and",
 ];
 /// Credentials after a name: never part of it.
-const CREDENTIALS: &[&str] = &["md", "do", "rn", "np", "phd", "mbbs", "frcr", "dnp", "crnp", "arnp", "aprn", "dds", "dmd", "pa"];
+const CREDENTIALS: &[&str] = &[
+    "md", "do", "rn", "np", "phd", "mbbs", "frcr", "dnp", "crnp", "arnp", "aprn", "dds", "dmd",
+    "pa",
+];
 
 fn capitalised(t: &Token) -> bool {
     matches!(t.shape, Shape::Title | Shape::Upper | Shape::Initial)
@@ -293,7 +505,12 @@ fn institutions(text: &str, toks: &[Token], taken: &mut [bool], out: &mut Vec<Sp
             let joined = toks[a].gap == Gap::Join
                 || (p.key == "st" && text[p.end..toks[a].start].trim() == ".")
                 || (toks[a].gap == Gap::Break && text[p.end..toks[a].start] == *"'s ");
-            if joined && capitalised(p) && !p.clinical && p.class != Class::Masked && !p.sentence_start_label(text) {
+            if joined
+                && capitalised(p)
+                && !p.clinical
+                && p.class != Class::Masked
+                && !p.sentence_start_label(text)
+            {
                 a -= 1;
             } else {
                 break;
@@ -303,7 +520,9 @@ fn institutions(text: &str, toks: &[Token], taken: &mut [bool], out: &mut Vec<Sp
         let mut b = i;
         while b + 1 < toks.len() {
             let n = &toks[b + 1];
-            if n.gap == Gap::Join && (capitalised(n) || n.key == "of" && b + 2 < toks.len() && capitalised(&toks[b + 2]))
+            if n.gap == Gap::Join
+                && (capitalised(n)
+                    || n.key == "of" && b + 2 < toks.len() && capitalised(&toks[b + 2]))
                 && n.class != Class::Masked
             {
                 b += 1;
@@ -380,11 +599,15 @@ fn places(toks: &[Token], lex: &Lexicon, taken: &mut [bool], out: &mut Vec<Span>
         // run of capitalised words (Meghan Fairbanks is a name)
         let ordinary = b == i && toks[i].class == Class::English;
         let neighbour = |t: &Token| {
-            capitalised(t) && (t.class != Class::English || t.shape == Shape::Initial) && !t.clinical
+            capitalised(t)
+                && (t.class != Class::English || t.shape == Shape::Initial)
+                && !t.clinical
         };
         let near = |g: Gap| g != Gap::Break;
         let inside_run = (i > 0 && near(toks[i].gap) && neighbour(&toks[i - 1]))
-            || toks.get(b + 1).is_some_and(|n| near(n.gap) && neighbour(n) && n.shape != Shape::Upper);
+            || toks
+                .get(b + 1)
+                .is_some_and(|n| near(n.gap) && neighbour(n) && n.shape != Shape::Upper);
         if !toks[i].sentence_start && !ordinary && !inside_run {
             push(out, toks, i, b, PhiKind::Address);
             for x in &mut taken[i..=b] {
@@ -413,7 +636,10 @@ fn names(text: &str, toks: &[Token], taken: &mut [bool], out: &mut Vec<Span>) {
                 || (n.shape == Shape::Upper) == (cur.shape == Shape::Upper);
             let credential = (n.shape == Shape::Upper && CREDENTIALS.contains(&n.key.as_str()))
                 || (n.shape == Shape::Initial && text[n.end..].starts_with(".D."))
-                || (cur.shape == Shape::Initial && cur.key == "m" && n.key == "d" && text[cur.end..].starts_with(".D"));
+                || (cur.shape == Shape::Initial
+                    && cur.key == "m"
+                    && n.key == "d"
+                    && text[cur.end..].starts_with(".D"));
             let ok = !taken[b + 1]
                 && !credential
                 && capitalised(n)
@@ -424,7 +650,10 @@ fn names(text: &str, toks: &[Token], taken: &mut [bool], out: &mut Vec<Span>) {
                     Gap::Join => true,
                     // Wood, Marie: a surname-like word, a comma, a first name
                     Gap::Comma => {
-                        b == i && name_like(cur) && (n.first_name || cur.class != Class::Unknown && n.class == Class::Unknown)
+                        b == i
+                            && name_like(cur)
+                            && (n.first_name
+                                || cur.class != Class::Unknown && n.class == Class::Unknown)
                             && n.class != Class::English
                     }
                     Gap::Break => false,
@@ -443,7 +672,11 @@ fn names(text: &str, toks: &[Token], taken: &mut [bool], out: &mut Vec<Span>) {
             let t = &toks[k];
             // not a function word, nor a verb or adverb (Called Rose Young)
             let verbish = ["ed", "ing", "ly"].iter().any(|e| t.key.ends_with(e));
-            if t.shape != Shape::Title || FUNCTION_WORDS.contains(&t.key.as_str()) || t.key.len() < 3 || verbish {
+            if t.shape != Shape::Title
+                || FUNCTION_WORDS.contains(&t.key.as_str())
+                || t.key.len() < 3
+                || verbish
+            {
                 return false;
             }
             let first_at = |j: usize| toks[j].class == Class::Name && toks[j].first_name;
@@ -451,18 +684,27 @@ fn names(text: &str, toks: &[Token], taken: &mut [bool], out: &mut Vec<Span>) {
                 && k > i
                 && (first_at(k - 1)
                     || toks[k - 1].shape == Shape::Initial && k > i + 1 && first_at(k - 2));
-            let before_last = k < b && {
-                let n = &toks[k + 1];
-                let n = if n.shape == Shape::Initial && k + 2 <= b { &toks[k + 2] } else { n };
-                matches!(n.class, Class::Name | Class::Wordy) && lex.last.contains(n.key.as_str())
-            } && toks[k + 1].gap == Gap::Join
+            let before_last = k < b
+                && {
+                    let n = &toks[k + 1];
+                    let n = if n.shape == Shape::Initial && k + 2 <= b {
+                        &toks[k + 2]
+                    } else {
+                        n
+                    };
+                    matches!(n.class, Class::Name | Class::Wordy)
+                        && lex.last.contains(n.key.as_str())
+                }
+                && toks[k + 1].gap == Gap::Join
                 && !lex.report_words.contains(&t.key);
             after_first || before_last
         };
         let mut a = i;
         for k in i..=b + 1 {
             let boundary = k > b
-                || toks[k].class == Class::English && toks[k].shape != Shape::Initial && !absorbed(k)
+                || toks[k].class == Class::English
+                    && toks[k].shape != Shape::Initial
+                    && !absorbed(k)
                 || toks[k].sentence_start_label(text);
             if boundary {
                 if k > a {
@@ -497,13 +739,12 @@ fn judge(text: &str, toks: &[Token], a: usize, b: usize, out: &mut Vec<Span>) {
                 || matches!(p.key.as_str(), "dr" | "mr" | "mrs" | "ms")
         });
     let rest = &text[toks[b].end..];
-    let verb = next.filter(|n| {
-        n.shape == Shape::Lower && text[toks[b].end..n.start].trim().is_empty()
-    });
+    let verb =
+        next.filter(|n| n.shape == Shape::Lower && text[toks[b].end..n.start].trim().is_empty());
     // "is", "was", "has" follow clinical words as often as names
     let weak_verb = verb.is_some_and(|n| WEAK_AFTER.contains(&n.key.as_str()));
-    let strong_before = !toks[a].sentence_start
-        && prev.is_some_and(|p| STRONG_BEFORE.contains(&p.key.as_str()));
+    let strong_before =
+        !toks[a].sentence_start && prev.is_some_and(|p| STRONG_BEFORE.contains(&p.key.as_str()));
     let after_cue = verb.is_some_and(|n| PERSON_AFTER.contains(&n.key.as_str())) || {
         // "Wood, 93 F", "Hunter, a 45-year-old"
         let r = rest.trim_start_matches([' ', '\t']);
@@ -512,20 +753,39 @@ fn judge(text: &str, toks: &[Token], a: usize, b: usize, out: &mut Vec<Span>) {
             .find_map(|p| r.strip_prefix(p))
             .is_some_and(|r| {
                 r.starts_with(|c: char| c.is_ascii_digit())
-                    || ["xxxx", "age", "man", "woman", "male", "female", "patient", "boy", "girl", "gentleman", "lady", "pleasant", "very pleasant"]
-                        .iter()
-                        .any(|w| r.to_lowercase().starts_with(w))
+                    || [
+                        "xxxx",
+                        "age",
+                        "man",
+                        "woman",
+                        "male",
+                        "female",
+                        "patient",
+                        "boy",
+                        "girl",
+                        "gentleman",
+                        "lady",
+                        "pleasant",
+                        "very pleasant",
+                    ]
+                    .iter()
+                    .any(|w| r.to_lowercase().starts_with(w))
             });
         is_a || r.strip_prefix(',').is_some_and(|r| {
             let r = r.trim_start();
-            r.starts_with(|c: char| c.is_ascii_digit()) || r.starts_with("a ") || r.starts_with("an ")
+            r.starts_with(|c: char| c.is_ascii_digit())
+                || r.starts_with("a ")
+                || r.starts_with("an ")
         }) || r.starts_with("'s ")
     };
     if upper {
         // all capitals: acronyms are common, so ask for a real name word
         let real = words
             .iter()
-            .filter(|t| t.class == Class::Name && t.key.len() >= 3 || t.class == Class::Wordy && t.key.len() >= 4)
+            .filter(|t| {
+                t.class == Class::Name && t.key.len() >= 3
+                    || t.class == Class::Wordy && t.key.len() >= 4
+            })
             .count();
         let all_namey = words.iter().all(|t| {
             matches!(t.class, Class::Name | Class::Wordy | Class::Unknown)

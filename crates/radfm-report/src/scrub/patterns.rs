@@ -25,10 +25,14 @@ fn city_state(c: &regex::Captures<'_>) -> bool {
         return true;
     }
     // "Bell, MD" and "Lee, DO" are credentials far more often than Maryland
-    if c.name("state").is_some_and(|s| matches!(s.as_str(), "MD" | "PA")) {
+    if c.name("state")
+        .is_some_and(|s| matches!(s.as_str(), "MD" | "PA"))
+    {
         return false;
     }
-    let between = &c[0][c.name("city").map_or(0, |m| m.end() - c.get(0).unwrap().start())..];
+    let between = &c[0][c
+        .name("city")
+        .map_or(0, |m| m.end() - c.get(0).unwrap().start())..];
     if !between.trim_start().starts_with(',') {
         return false;
     }

@@ -39,19 +39,90 @@ impl std::fmt::Debug for Surrogates {
 }
 
 const STREET_WORDS: &[&str] = &[
-    "street", "st", "avenue", "ave", "road", "rd", "boulevard", "blvd", "lane", "ln", "drive",
-    "dr", "court", "ct", "way", "place", "pl", "parkway", "pkwy", "circle", "cir", "terrace",
-    "highway", "hwy", "trail", "pike", "apt", "apartment", "suite", "ste", "unit", "box", "po",
-    "p", "o", "n", "s", "e", "w", "north", "south", "east", "west",
+    "street",
+    "st",
+    "avenue",
+    "ave",
+    "road",
+    "rd",
+    "boulevard",
+    "blvd",
+    "lane",
+    "ln",
+    "drive",
+    "dr",
+    "court",
+    "ct",
+    "way",
+    "place",
+    "pl",
+    "parkway",
+    "pkwy",
+    "circle",
+    "cir",
+    "terrace",
+    "highway",
+    "hwy",
+    "trail",
+    "pike",
+    "apt",
+    "apartment",
+    "suite",
+    "ste",
+    "unit",
+    "box",
+    "po",
+    "p",
+    "o",
+    "n",
+    "s",
+    "e",
+    "w",
+    "north",
+    "south",
+    "east",
+    "west",
 ];
 const KEEP_INSTITUTION: &[&str] = &[
-    "hospital", "hospitals", "clinic", "clinics", "infirmary", "healthcare", "center", "centre",
-    "health", "memorial", "imaging", "radiology", "medical", "regional", "university", "institute",
-    "of", "the", "and", "system", "children's", "st", "saint", "community", "general",
+    "hospital",
+    "hospitals",
+    "clinic",
+    "clinics",
+    "infirmary",
+    "healthcare",
+    "center",
+    "centre",
+    "health",
+    "memorial",
+    "imaging",
+    "radiology",
+    "medical",
+    "regional",
+    "university",
+    "institute",
+    "of",
+    "the",
+    "and",
+    "system",
+    "children's",
+    "st",
+    "saint",
+    "community",
+    "general",
 ];
 const MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
 
 impl Surrogates {
@@ -106,7 +177,9 @@ impl Surrogates {
             }
             PhiKind::Url => {
                 let mut s = self.stream(p, "url", original);
-                let hex: String = (0..4).map(|_| format!("{:02x}", s.next().expect("endless"))).collect();
+                let hex: String = (0..4)
+                    .map(|_| format!("{:02x}", s.next().expect("endless")))
+                    .collect();
                 format!("https://example.org/r/{hex}")
             }
             PhiKind::Address => self.address(p, original),
@@ -132,7 +205,10 @@ impl Surrogates {
         let lex = lexicon();
         // "Last, First" puts the given name second; otherwise it comes first
         let comma = original.contains(',');
-        let words = original.split(|c: char| !c.is_alphabetic()).filter(|w| w.chars().count() > 1).count();
+        let words = original
+            .split(|c: char| !c.is_alphabetic())
+            .filter(|w| w.chars().count() > 1)
+            .count();
         let mut k = 0;
         self.map_words(original, |w| {
             let lw = w.to_lowercase();
@@ -144,7 +220,9 @@ impl Surrogates {
             let new = if letters == 1 {
                 let c = self.pick(p, "initial", &lw, &INITIALS);
                 c.to_string()
-            } else if lex.first.contains(lw.as_str()) && (given_slot || !lex.last.contains(lw.as_str())) {
+            } else if lex.first.contains(lw.as_str())
+                && (given_slot || !lex.last.contains(lw.as_str()))
+            {
                 self.first(p, &lw)
             } else {
                 self.last(p, &lw)
@@ -157,11 +235,13 @@ impl Surrogates {
         let lex = lexicon();
         let lower = original.to_lowercase();
         if lex.places.contains(lower.trim()) {
-            let places: Vec<&str> = PLACES.get_or_init(|| {
-                let mut v: Vec<&'static str> = lex.places.iter().copied().collect();
-                v.sort_unstable();
-                v
-            }).clone();
+            let places: Vec<&str> = PLACES
+                .get_or_init(|| {
+                    let mut v: Vec<&'static str> = lex.places.iter().copied().collect();
+                    v.sort_unstable();
+                    v
+                })
+                .clone();
             return same_case(original, &title(self.pick(p, "place", &lower, &places)));
         }
         let digits = self.digits(p, "address", original);
@@ -187,15 +267,16 @@ impl Surrogates {
     fn map_words(&self, s: &str, mut f: impl FnMut(&str) -> Option<String>) -> String {
         let mut out = String::with_capacity(s.len());
         let mut word = String::new();
-        let flush = |word: &mut String, out: &mut String, f: &mut dyn FnMut(&str) -> Option<String>| {
-            if !word.is_empty() {
-                match f(word) {
-                    Some(n) => out.push_str(&n),
-                    None => out.push_str(word),
+        let flush =
+            |word: &mut String, out: &mut String, f: &mut dyn FnMut(&str) -> Option<String>| {
+                if !word.is_empty() {
+                    match f(word) {
+                        Some(n) => out.push_str(&n),
+                        None => out.push_str(word),
+                    }
+                    word.clear();
                 }
-                word.clear();
-            }
-        };
+            };
         for c in s.chars() {
             if c.is_alphabetic() || (c == '\'' && !word.is_empty()) {
                 word.push(c);
@@ -242,7 +323,8 @@ impl Surrogates {
 
     fn time(&self, p: &str, original: &str) -> String {
         let mut s = self.stream(p, "time-offset", "");
-        let shift = (u16::from_be_bytes([s.next().expect("endless"), s.next().expect("endless")]) % 720) as i64;
+        let shift = (u16::from_be_bytes([s.next().expect("endless"), s.next().expect("endless")])
+            % 720) as i64;
         static RE: OnceLock<Regex> = OnceLock::new();
         let re = RE.get_or_init(|| Regex::new(r"^(\d{1,2})(:?)(\d{2})?").expect("valid"));
         let Some(c) = re.captures(original) else {
@@ -254,7 +336,11 @@ impl Surrogates {
         let total = (h * 60 + m + shift).rem_euclid(if twelve { 720 } else { 1440 });
         let (nh, nm) = (total / 60, total % 60);
         let nh = if twelve && nh == 0 { 12 } else { nh };
-        let hs = if c[1].len() == 2 { format!("{nh:02}") } else { nh.to_string() };
+        let hs = if c[1].len() == 2 {
+            format!("{nh:02}")
+        } else {
+            nh.to_string()
+        };
         let body = match c.get(3) {
             Some(_) => format!("{hs}{}{nm:02}", &c[2]),
             None => hs,
@@ -267,20 +353,46 @@ static FIRST_TOP: OnceLock<Vec<&'static str>> = OnceLock::new();
 static LAST_TOP: OnceLock<Vec<&'static str>> = OnceLock::new();
 static PLACES: OnceLock<Vec<&'static str>> = OnceLock::new();
 const INITIALS: [&str; 20] = [
-    "A", "B", "C", "D", "E", "F", "G", "H", "J", "K", "L", "M", "N", "P", "R", "S", "T", "V", "W", "Y",
+    "A", "B", "C", "D", "E", "F", "G", "H", "J", "K", "L", "M", "N", "P", "R", "S", "T", "V", "W",
+    "Y",
 ];
 const STATE_NAMES: &[&str] = &[
-    "Indiana", "Illinois", "Ohio", "Michigan", "Kentucky", "Wisconsin", "Iowa", "California", "Texas",
-    "Florida", "New", "York", "Georgia", "Virginia", "Carolina", "Washington", "Oregon",
+    "Indiana",
+    "Illinois",
+    "Ohio",
+    "Michigan",
+    "Kentucky",
+    "Wisconsin",
+    "Iowa",
+    "California",
+    "Texas",
+    "Florida",
+    "New",
+    "York",
+    "Georgia",
+    "Virginia",
+    "Carolina",
+    "Washington",
+    "Oregon",
 ];
 
 /// The most frequent names (the shipped files are ordered by frequency).
 fn first_top() -> &'static [&'static str] {
-    FIRST_TOP.get_or_init(|| include_str!("../../data/first_names.txt").lines().take(1000).collect())
+    FIRST_TOP.get_or_init(|| {
+        include_str!("../../data/first_names.txt")
+            .lines()
+            .take(1000)
+            .collect()
+    })
 }
 
 fn last_top() -> &'static [&'static str] {
-    LAST_TOP.get_or_init(|| include_str!("../../data/surnames.txt").lines().take(5000).collect())
+    LAST_TOP.get_or_init(|| {
+        include_str!("../../data/surnames.txt")
+            .lines()
+            .take(5000)
+            .collect()
+    })
 }
 
 fn digits_re() -> &'static Regex {
@@ -374,12 +486,22 @@ pub fn shift_date(original: &str, offset: i64) -> Option<String> {
     let s = original.trim();
     let shift = |y: i64, m: i64, d: i64| civil_from_days(days_from_civil(y, m, d) + offset);
     // zero-padded when the original pads any of its fields
-    let padded = s.split(|c: char| !c.is_ascii_digit()).any(|f| f.len() == 2 && f.starts_with('0'));
+    let padded = s
+        .split(|c: char| !c.is_ascii_digit())
+        .any(|f| f.len() == 2 && f.starts_with('0'));
     let pad = |v: i64, like: &str| {
-        if padded && like.len() == 2 { format!("{v:02}") } else { v.to_string() }
+        if padded && like.len() == 2 {
+            format!("{v:02}")
+        } else {
+            v.to_string()
+        }
     };
     let year = |y: i64, like: &str| {
-        if like.len() == 2 { format!("{:02}", y.rem_euclid(100)) } else { y.to_string() }
+        if like.len() == 2 {
+            format!("{:02}", y.rem_euclid(100))
+        } else {
+            y.to_string()
+        }
     };
     let month_like = |m: i64, like: &str| {
         let full = MONTHS[(m - 1) as usize];
@@ -398,13 +520,28 @@ pub fn shift_date(original: &str, offset: i64) -> Option<String> {
         return match i {
             0 => {
                 let (m, d, y) = (num(1)?, num(3)?, num(5)?);
-                let full = if g(5).len() == 2 { 2000 + y - if y > 50 { 100 } else { 0 } } else { y };
+                let full = if g(5).len() == 2 {
+                    2000 + y - if y > 50 { 100 } else { 0 }
+                } else {
+                    y
+                };
                 valid(m, d).then_some(())?;
                 let (ny, nm, nd) = shift(full, m, d);
-                Some(format!("{}{}{}{}{}", pad(nm, g(1)), g(2), pad(nd, g(3)), g(4), year(ny, g(5))))
+                Some(format!(
+                    "{}{}{}{}{}",
+                    pad(nm, g(1)),
+                    g(2),
+                    pad(nd, g(3)),
+                    g(4),
+                    year(ny, g(5))
+                ))
             }
             1 | 3 => {
-                let (y, m, d) = if i == 1 { (num(1)?, num(3)?, num(5)?) } else { (num(1)?, num(2)?, num(3)?) };
+                let (y, m, d) = if i == 1 {
+                    (num(1)?, num(3)?, num(5)?)
+                } else {
+                    (num(1)?, num(2)?, num(3)?)
+                };
                 valid(m, d).then_some(())?;
                 let (ny, nm, nd) = shift(y, m, d);
                 Some(if i == 1 {
@@ -425,7 +562,11 @@ pub fn shift_date(original: &str, offset: i64) -> Option<String> {
                 let y = num(5).unwrap_or(2000);
                 valid(m, d).then_some(())?;
                 let (ny, nm, nd) = shift(y, m, d);
-                let tail = if c.get(5).is_some() { format!("{}{ny}", g(4)) } else { String::new() };
+                let tail = if c.get(5).is_some() {
+                    format!("{}{ny}", g(4))
+                } else {
+                    String::new()
+                };
                 Some(format!("{}{}{nd}{tail}", month_like(nm, g(1)), g(2)))
             }
             5 => {
@@ -433,7 +574,11 @@ pub fn shift_date(original: &str, offset: i64) -> Option<String> {
                 let y = num(5).unwrap_or(2000);
                 valid(m, d).then_some(())?;
                 let (ny, nm, nd) = shift(y, m, d);
-                let tail = if c.get(5).is_some() { format!("{}{ny}", g(4)) } else { String::new() };
+                let tail = if c.get(5).is_some() {
+                    format!("{}{ny}", g(4))
+                } else {
+                    String::new()
+                };
                 Some(format!("{nd}{}{}{tail}", g(2), month_like(nm, g(3))))
             }
             6 => {
@@ -457,7 +602,10 @@ mod tests {
     use super::*;
 
     fn pat(id: &str) -> Patient<'_> {
-        Patient { id, date_offset_days: -400 }
+        Patient {
+            id,
+            date_offset_days: -400,
+        }
     }
 
     #[test]
@@ -478,7 +626,10 @@ mod tests {
         }
         assert_eq!(shift_date("13/45/2019", -1), None);
         assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(civil_from_days(days_from_civil(2024, 2, 29) + 1), (2024, 3, 1));
+        assert_eq!(
+            civil_from_days(days_from_civil(2024, 2, 29) + 1),
+            (2024, 3, 1)
+        );
     }
 
     #[test]
@@ -494,16 +645,36 @@ mod tests {
         let names: std::collections::HashSet<String> = (0..20)
             .map(|i| s.surrogate(pat(&format!("P{i}")), PhiKind::Name, "Smith"))
             .collect();
-        assert!(names.len() > 10, "surrogates vary across patients: {names:?}");
-        assert_eq!(s.surrogate(pat("P1"), PhiKind::Name, "SMITH, JOHN").to_uppercase(), s.surrogate(pat("P1"), PhiKind::Name, "SMITH, JOHN"));
+        assert!(
+            names.len() > 10,
+            "surrogates vary across patients: {names:?}"
+        );
+        assert_eq!(
+            s.surrogate(pat("P1"), PhiKind::Name, "SMITH, JOHN")
+                .to_uppercase(),
+            s.surrogate(pat("P1"), PhiKind::Name, "SMITH, JOHN")
+        );
         let phone = s.surrogate(pat("P1"), PhiKind::Phone, "(317) 555-0188");
-        assert!(phone.starts_with('(') && phone.len() == 14 && phone != "(317) 555-0188", "{phone}");
-        assert_eq!(s.surrogate(pat("P1"), PhiKind::Age, "96-year-old"), "90-year-old");
+        assert!(
+            phone.starts_with('(') && phone.len() == 14 && phone != "(317) 555-0188",
+            "{phone}"
+        );
+        assert_eq!(
+            s.surrogate(pat("P1"), PhiKind::Age, "96-year-old"),
+            "90-year-old"
+        );
         let t = s.surrogate(pat("P1"), PhiKind::Time, "10:45 AM");
         assert!(t.ends_with(" AM") && t.len() >= 7, "{t}");
         let inst = s.surrogate(pat("P1"), PhiKind::Institution, "Good Samaritan Hospital");
-        assert!(inst.ends_with(" Hospital") && !inst.contains("Samaritan"), "{inst}");
+        assert!(
+            inst.ends_with(" Hospital") && !inst.contains("Samaritan"),
+            "{inst}"
+        );
         let other = Surrogates::new([8; 32]);
-        assert_ne!(other.surrogate(pat("P1"), PhiKind::Name, "Rose Young"), a, "keyed");
+        assert_ne!(
+            other.surrogate(pat("P1"), PhiKind::Name, "Rose Young"),
+            a,
+            "keyed"
+        );
     }
 }

@@ -60,15 +60,12 @@ fn known_identities_are_removed_everywhere() {
     };
     let (s, kinds) = scrub("Patient Alonso quixote, id ZX-4411; clear lungs.", &k);
     assert!(
-        !s.to_lowercase().contains("quixote")
-            && !s.contains("Alonso")
-            && !s.contains("ZX-4411"),
+        !s.to_lowercase().contains("quixote") && !s.contains("Alonso") && !s.contains("ZX-4411"),
         "{s}"
     );
     assert!(s.contains("clear lungs"));
     assert!(kinds.contains(&PhiKind::Name) && kinds.contains(&PhiKind::Id));
 }
-
 
 #[test]
 #[ignore = "debugging aid: RADFM_SCRUB_DEBUG='text' cargo test -p radfm-report --lib debug_spans -- --ignored --nocapture"]
@@ -83,18 +80,42 @@ fn debug_spans() {
 #[test]
 fn review_leaks_and_wordy_names_are_found_without_cues() {
     let cases = [
-        ("HISTORY: Margaret Okafor, 67F with cough.", "HISTORY: [NAME], 67F with cough."),
+        (
+            "HISTORY: Margaret Okafor, 67F with cough.",
+            "HISTORY: [NAME], 67F with cough.",
+        ),
         ("Bob Lee MD", "[NAME] MD"),
         ("Callback 555-0188.", "Callback [PHONE]."),
-        ("Transferred from Fort Wayne for dyspnea.", "Transferred from [ADDRESS] for dyspnea."),
-        ("Outside films from Carmel, IN, reviewed.", "Outside films from [ADDRESS], reviewed."),
-        ("Rose Young returns for follow-up.", "[NAME] returns for follow-up."),
-        ("Hunter is a 45-year-old man.", "[NAME] is a 45-year-old man."),
-        ("Findings given to Young, Rose at 10:45 AM.", "Findings given to [NAME] at [TIME]."),
+        (
+            "Transferred from Fort Wayne for dyspnea.",
+            "Transferred from [ADDRESS] for dyspnea.",
+        ),
+        (
+            "Outside films from Carmel, IN, reviewed.",
+            "Outside films from [ADDRESS], reviewed.",
+        ),
+        (
+            "Rose Young returns for follow-up.",
+            "[NAME] returns for follow-up.",
+        ),
+        (
+            "Hunter is a 45-year-old man.",
+            "[NAME] is a 45-year-old man.",
+        ),
+        (
+            "Findings given to Young, Rose at 10:45 AM.",
+            "Findings given to [NAME] at [TIME].",
+        ),
         ("SMITH, JOHN  MRN1234567", "[NAME]  [ID]"),
-        ("Prior at Good Samaritan Hospital on 3/4.", "Prior at [INSTITUTION] on [DATE]."),
+        (
+            "Prior at Good Samaritan Hospital on 3/4.",
+            "Prior at [INSTITUTION] on [DATE].",
+        ),
         ("A 96-year-old woman.", "A [AGE] woman."),
-        ("Images at https://pacs.example.org/v?s=12345", "Images at [URL]"),
+        (
+            "Images at https://pacs.example.org/v?s=12345",
+            "Images at [URL]",
+        ),
     ];
     for (inp, want) in cases {
         assert_eq!(scrub(inp, &Known::default()).0, want, "{inp}");
@@ -120,14 +141,30 @@ fn clinical_text_is_kept() {
 #[test]
 fn surrogates_replace_spans_consistently() {
     let s = Surrogates::new([3; 32]);
-    let p = Patient { id: "P1", date_offset_days: -30 };
+    let p = Patient {
+        id: "P1",
+        date_offset_days: -30,
+    };
     let text = "Rose Young seen 03/14/2019. Then Called Rose Young at 555-0188.";
     let spans = find(text, &Known::default());
     let out = replace(text, &spans, Replacement::Surrogates(&s, p));
     let words: Vec<&str> = out.split(|c: char| !c.is_alphanumeric()).collect();
-    assert!(!words.contains(&"Rose") && !words.contains(&"Young") && !out.contains("555-0188"), "{out}");
-    assert!(out.starts_with(char::is_uppercase) && out.contains(" Called "), "{out}");
-    assert!(out.contains("02/12/2019"), "dates shift by the patient's offset: {out}");
+    assert!(
+        !words.contains(&"Rose") && !words.contains(&"Young") && !out.contains("555-0188"),
+        "{out}"
+    );
+    assert!(
+        out.starts_with(char::is_uppercase) && out.contains(" Called "),
+        "{out}"
+    );
+    assert!(
+        out.contains("02/12/2019"),
+        "dates shift by the patient's offset: {out}"
+    );
     let first = &out[..out.find(" seen").unwrap()];
-    assert_eq!(out.matches(first).count(), 2, "the same name gets the same surrogate: {out}");
+    assert_eq!(
+        out.matches(first).count(),
+        2,
+        "the same name gets the same surrogate: {out}"
+    );
 }

@@ -22,7 +22,8 @@ fn iu_dir() -> Option<PathBuf> {
 }
 
 fn iu_reports() -> Vec<Report> {
-    let dir = iu_dir().expect("../shared/data/iu-xray/iu-xray-reports-dev.tgz is required under CI");
+    let dir =
+        iu_dir().expect("../shared/data/iu-xray/iu-xray-reports-dev.tgz is required under CI");
     let mut reports = Vec::new();
     read_reports(&dir.join("iu-xray-reports-dev.tgz"), |r| {
         reports.push(r.expect("IU reports parse"))
@@ -49,8 +50,12 @@ fn sha16(s: &str) -> String {
 }
 
 fn cases(set: &str, reports: &[Report]) -> Vec<Case> {
-    let by_id: HashMap<&str, &str> = reports.iter().map(|r| (r.id.as_str(), r.text.as_str())).collect();
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/phi_iu/{set}.jsonl.gz"));
+    let by_id: HashMap<&str, &str> = reports
+        .iter()
+        .map(|r| (r.id.as_str(), r.text.as_str()))
+        .collect();
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/phi_iu/{set}.jsonl.gz"));
     let mut raw = String::new();
     flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap())
         .read_to_string(&mut raw)
@@ -60,7 +65,11 @@ fn cases(set: &str, reports: &[Report]) -> Vec<Case> {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
             let id = v["id"].as_str().unwrap().to_string();
             let orig = by_id[id.as_str()];
-            assert_eq!(sha16(orig), v["sha"].as_str().unwrap(), "{id}: the IU text is not the one the case was made on");
+            assert_eq!(
+                sha16(orig),
+                v["sha"].as_str().unwrap(),
+                "{id}: the IU text is not the one the case was made on"
+            );
             // offsets are in characters
             let chars: Vec<(usize, char)> = orig.char_indices().collect();
             let byte = |c: usize| chars.get(c).map_or(orig.len(), |x| x.0);
@@ -68,12 +77,19 @@ fn cases(set: &str, reports: &[Report]) -> Vec<Case> {
             let (mut phi, mut clinical) = (Vec::new(), Vec::new());
             for p in v["pieces"].as_array().unwrap() {
                 if let Some(r) = p.as_array() {
-                    let (a, b) = (r[0].as_u64().unwrap() as usize, r[1].as_u64().unwrap() as usize);
+                    let (a, b) = (
+                        r[0].as_u64().unwrap() as usize,
+                        r[1].as_u64().unwrap() as usize,
+                    );
                     text.push_str(&orig[byte(a)..byte(b)]);
                 } else if let Some(t) = p["t"].as_str() {
                     text.push_str(t);
                 } else if let Some(t) = p["phi"].as_str() {
-                    phi.push((text.len(), text.len() + t.len(), p["type"].as_str().unwrap().to_string()));
+                    phi.push((
+                        text.len(),
+                        text.len() + t.len(),
+                        p["type"].as_str().unwrap().to_string(),
+                    ));
                     text.push_str(t);
                 } else {
                     let t = p["clin"].as_str().unwrap();
@@ -81,7 +97,12 @@ fn cases(set: &str, reports: &[Report]) -> Vec<Case> {
                     text.push_str(t);
                 }
             }
-            Case { id, text, phi, clinical }
+            Case {
+                id,
+                text,
+                phi,
+                clinical,
+            }
         })
         .collect()
 }
@@ -114,7 +135,12 @@ fn measure(cases: &[Case], log: &mut Vec<String>) -> Tally {
             if covered(&spans, &c.text, *a, *b) {
                 e.0 += 1;
             } else {
-                log.push(format!("MISS {ty} {:?} in {}: {:?}", &c.text[*a..*b], c.id, line_of(&c.text, *a)));
+                log.push(format!(
+                    "MISS {ty} {:?} in {}: {:?}",
+                    &c.text[*a..*b],
+                    c.id,
+                    line_of(&c.text, *a)
+                ));
             }
         }
         for (a, b) in &c.clinical {
@@ -189,7 +215,10 @@ fn scrubber_recall_on_iu_with_injected_phi() {
     let over = t.words.0 as f64 / t.words.1 as f64;
     eprintln!("overall recall {recall:.4} ({hit}/{all}); clinical phrases kept {kept:.4} ({}/{}); non-PHI words removed {over:.4} ({}/{})",
         t.clinical.0, t.clinical.1, t.words.0, t.words.1);
-    assert!(all > 6000 && t.recall.len() == 10, "the set holds every type");
+    assert!(
+        all > 6000 && t.recall.len() == 10,
+        "the set holds every type"
+    );
     assert!(recall >= 0.99, "overall recall {recall:.4} < 0.99");
     assert!(worst >= 0.97, "a type's recall {worst:.4} < 0.97");
     assert!(kept >= 0.99, "clinical phrases kept {kept:.4} < 0.99");
@@ -208,8 +237,10 @@ fn scrubbing_leaves_the_labels_of_iu_reports_alone() {
     let mut changed = Vec::new();
     for r in &reports {
         let (clean, _) = scrub(&r.text, &Known::default());
-        let before = labeler.label(&Report::from_text(r.id.clone(), r.text.clone()).select(&sections));
-        let after = labeler.label(&Report::from_text(r.id.clone(), clean.clone()).select(&sections));
+        let before =
+            labeler.label(&Report::from_text(r.id.clone(), r.text.clone()).select(&sections));
+        let after =
+            labeler.label(&Report::from_text(r.id.clone(), clean.clone()).select(&sections));
         if (before.chexpert(), before.other().collect::<Vec<_>>())
             != (after.chexpert(), after.other().collect::<Vec<_>>())
         {
@@ -217,7 +248,10 @@ fn scrubbing_leaves_the_labels_of_iu_reports_alone() {
         }
     }
     let same = 1.0 - changed.len() as f64 / reports.len() as f64;
-    eprintln!("labels unchanged on {same:.4} of {} IU reports", reports.len());
+    eprintln!(
+        "labels unchanged on {same:.4} of {} IU reports",
+        reports.len()
+    );
     for c in changed.iter().take(10) {
         eprintln!("{c}");
     }

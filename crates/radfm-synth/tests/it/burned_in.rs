@@ -31,16 +31,19 @@ fn text_in_the_pixels_is_found_on_2000_synthetic_images() {
         Ok(d) => PathBuf::from(d),
         Err(_) => {
             let out = tmp.path().join("archive");
-            radfm_synth::generate(&radfm_synth::Config {
-                out: out.clone(),
-                patients: 1000,
-                sites: 3,
-                seed: 23,
-                size: 512,
-                cohort: None,
-                contact_sheet: false,
-                burned_in: 0.35,
-            }, &|_, _| {})
+            radfm_synth::generate(
+                &radfm_synth::Config {
+                    out: out.clone(),
+                    patients: 1000,
+                    sites: 3,
+                    seed: 23,
+                    size: 512,
+                    cohort: None,
+                    contact_sheet: false,
+                    burned_in: 0.35,
+                },
+                &|_, _| {},
+            )
             .unwrap();
             out
         }
@@ -50,7 +53,10 @@ fn text_in_the_pixels_is_found_on_2000_synthetic_images() {
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (v["file"].as_str().unwrap().to_string(), v["burned_in"].as_str().unwrap().to_string())
+            (
+                v["file"].as_str().unwrap().to_string(),
+                v["burned_in"].as_str().unwrap().to_string(),
+            )
         })
         .collect();
     assert!(truth.len() >= 2000, "{} images", truth.len());
@@ -68,14 +74,30 @@ fn text_in_the_pixels_is_found_on_2000_synthetic_images() {
     };
     let (m, u, n) = (rate("marked"), rate("unmarked"), rate("none"));
     eprintln!("{} images", results.len());
-    eprintln!("burned in, header flags it:    found {}/{} = {:.4}", m.0, m.1, m.2);
-    eprintln!("burned in, header does not:    found {}/{} = {:.4}", u.0, u.1, u.2);
-    eprintln!("clean, wrongly found (false):  {}/{} = {:.4}", n.0, n.1, n.2);
+    eprintln!(
+        "burned in, header flags it:    found {}/{} = {:.4}",
+        m.0, m.1, m.2
+    );
+    eprintln!(
+        "burned in, header does not:    found {}/{} = {:.4}",
+        u.0, u.1, u.2
+    );
+    eprintln!(
+        "clean, wrongly found (false):  {}/{} = {:.4}",
+        n.0, n.1, n.2
+    );
     for r in results.iter().filter(|r| (r.0 == "none") == r.1).take(8) {
         eprintln!("  wrong: {} ({})", r.2, r.0);
     }
-    assert!(m.1 >= 150 && u.1 >= 100 && n.1 >= 1400, "enough of each kind");
+    assert!(
+        m.1 >= 150 && u.1 >= 100 && n.1 >= 1400,
+        "enough of each kind"
+    );
     assert!(u.2 >= 0.95, "recall on unmarked images {:.4} < 0.95", u.2);
     assert!(m.2 >= 0.95, "recall on marked images {:.4} < 0.95", m.2);
-    assert!(n.2 <= 0.02, "false detection on clean images {:.4} > 0.02", n.2);
+    assert!(
+        n.2 <= 0.02,
+        "false detection on clean images {:.4} > 0.02",
+        n.2
+    );
 }

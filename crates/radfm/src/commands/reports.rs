@@ -209,7 +209,10 @@ fn scrub(input: &Path, out: &Path, surrogate_key: Option<&Path>) -> anyhow::Resu
         Some(k) => {
             let (key, created) = radfm_data::key::load_or_create(k, out)?;
             if created {
-                eprintln!("created surrogate key {} (mode 0600): keep it secret", k.display());
+                eprintln!(
+                    "created surrogate key {} (mode 0600): keep it secret",
+                    k.display()
+                );
             }
             Some(Surrogates::new(key))
         }
@@ -221,7 +224,10 @@ fn scrub(input: &Path, out: &Path, surrogate_key: Option<&Path>) -> anyhow::Resu
         let how = match &surrogates {
             Some(s) => Replacement::Surrogates(
                 s,
-                Patient { id: &r.id, date_offset_days: s.date_offset_days(&r.id) },
+                Patient {
+                    id: &r.id,
+                    date_offset_days: s.date_offset_days(&r.id),
+                },
             ),
             None => Replacement::Placeholders,
         };
@@ -229,7 +235,13 @@ fn scrub(input: &Path, out: &Path, surrogate_key: Option<&Path>) -> anyhow::Resu
         let kinds: Vec<&str> = spans.iter().map(|s| s.kind.as_str()).collect();
         let offsets: Vec<serde_json::Value> = spans
             .iter()
-            .map(|s| json!([char_offset(&r.text, s.start), char_offset(&r.text, s.end), s.kind.as_str()]))
+            .map(|s| {
+                json!([
+                    char_offset(&r.text, s.start),
+                    char_offset(&r.text, s.end),
+                    s.kind.as_str()
+                ])
+            })
             .collect();
         Ok(json!({"id": r.id, "text": text, "phi": kinds, "spans": offsets}))
     })?;

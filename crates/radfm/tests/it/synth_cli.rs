@@ -78,7 +78,9 @@ fn synth_then_ingest_leaves_no_phi() {
                 )
             })
             .collect();
-    let why = |t: &serde_json::Value| reason[&p(&arch.join(t["file"].as_str().unwrap())).to_string()].clone();
+    let why = |t: &serde_json::Value| {
+        reason[&p(&arch.join(t["file"].as_str().unwrap())).to_string()].clone()
+    };
     let (mut by_header, mut by_pixels, mut unmarked) = (0, 0, 0);
     for t in &truth {
         let r = why(t);
@@ -88,11 +90,17 @@ fn synth_then_ingest_leaves_no_phi() {
                 unmarked += 1;
                 by_pixels += usize::from(r.contains("text found in the pixels"));
             }
-            _ => assert!(!r.contains("quarantined"), "a clean image was quarantined: {r}"),
+            _ => assert!(
+                !r.contains("quarantined"),
+                "a clean image was quarantined: {r}"
+            ),
         }
         by_header += usize::from(r.contains("BurnedInAnnotation"));
     }
-    assert!(unmarked >= 3 && by_pixels * 10 >= unmarked * 9, "{by_pixels} of {unmarked} unmarked images found");
+    assert!(
+        unmarked >= 3 && by_pixels * 10 >= unmarked * 9,
+        "{by_pixels} of {unmarked} unmarked images found"
+    );
     assert_eq!(by_header, marked);
     assert_eq!(
         images + marked + by_pixels,
@@ -101,7 +109,14 @@ fn synth_then_ingest_leaves_no_phi() {
     );
     // --allow-burned-in keeps them all
     let kept = t.path().join("kept");
-    radfm(&["ingest", p(&arch.join("dicom")), "--out", p(&kept), "--quiet", "--allow-burned-in"]);
+    radfm(&[
+        "ingest",
+        p(&arch.join("dicom")),
+        "--out",
+        p(&kept),
+        "--quiet",
+        "--allow-burned-in",
+    ]);
     let n: usize = rusqlite::Connection::open(kept.join("catalog.sqlite"))
         .unwrap()
         .query_row("select count(*) from images", [], |r| r.get(0))
