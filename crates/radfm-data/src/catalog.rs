@@ -74,7 +74,16 @@ CREATE INDEX IF NOT EXISTS images_patient ON images(patient_key);
 CREATE TABLE IF NOT EXISTS reports (
     study_uid TEXT PRIMARY KEY REFERENCES studies(study_uid),
     text TEXT NOT NULL,
-    phi_replaced INTEGER NOT NULL
+    phi_replaced INTEGER NOT NULL,
+    labeled_by TEXT
+);
+CREATE TABLE IF NOT EXISTS labels (
+    study_uid TEXT NOT NULL REFERENCES reports(study_uid),
+    observation TEXT NOT NULL,
+    status INTEGER NOT NULL CHECK (status IN (1, 0, -1)),
+    evidence_start INTEGER,
+    evidence_end INTEGER,
+    PRIMARY KEY (study_uid, observation)
 );
 CREATE TABLE IF NOT EXISTS sources (
     source TEXT PRIMARY KEY,
@@ -150,6 +159,24 @@ impl Catalog {
                          ingest again into a new dataset directory"
                     .into(),
             });
+        }
+        // catalogs before weak labels: their reports gain the column, NULL
+        // (not labelled; `radfm reports label` fills them in)
+        let report_columns: Vec<String> = c
+            .conn
+            .prepare("SELECT name FROM pragma_table_info('reports')")
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| DataError::Catalog {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        if !report_columns.iter().any(|c| c == "labeled_by") {
+            c.conn
+                .execute_batch("ALTER TABLE reports ADD COLUMN labeled_by TEXT")
+                .map_err(|e| DataError::Catalog {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
         }
         Ok(c)
     }

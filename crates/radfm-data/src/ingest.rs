@@ -437,17 +437,7 @@ fn process_inner(c: &Candidate, ctx: &Ctx) -> Result<Outcome, DicomError> {
         pipeline.display_into(&raw, &display_map, f * fsz, (f + 1) * fsz, &mut frame);
         // burned-in text in the pixels, whatever the header says (first frame)
         if f == 0 && !ctx.cfg.allow_burned_in {
-            let gray: std::borrow::Cow<[f32]> = if ch == 1 {
-                std::borrow::Cow::Borrowed(&frame)
-            } else {
-                std::borrow::Cow::Owned(
-                    frame
-                        .chunks(ch)
-                        .map(|p| p.iter().sum::<f32>() / ch as f32)
-                        .collect(),
-                )
-            };
-            if let Some(t) = radfm_dicom::text_detect::detect(&gray, rows, cols) {
+            if let Some(t) = radfm_dicom::text_detect::detect_samples(&frame, rows, cols, ch) {
                 return Ok(Outcome::Done(source(
                     c,
                     "skipped",
@@ -636,6 +626,8 @@ struct Writer<'a> {
     summary: IngestSummary,
     /// what every sidecar says of the identity policy
     deidentification: &'static str,
+    /// the report labeler's name, stored beside the weak labels
+    labeler: String,
 }
 
 fn npy_u16(shape: &[usize; 4], data: &[u16]) -> Vec<u8> {
@@ -783,10 +775,14 @@ impl Writer<'_> {
                 )?;
             }
             for (study, text, n) in &p.reports {
-                linked += tx.execute(
+                let added = tx.execute(
                     "INSERT OR IGNORE INTO reports(study_uid, text, phi_replaced) VALUES (?1, ?2, ?3)",
                     params![study, text, *n as i64],
                 )?;
+                if added > 0 {
+                    crate::labels::store(&tx, study, text, &self.labeler)?;
+                }
+                linked += added;
             }
             for s in &p.sources {
                 tx.execute(
@@ -942,7 +938,12 @@ pub fn ingest(cfg: &IngestConfig, reporter: &dyn Reporter) -> Result<IngestSumma
         seen_reports: HashSet::new(),
         summary,
         deidentification: policy_text(cfg.deid),
+        labeler: crate::labels::labeler_version(),
     };
+    crate::labels::record_policy(&catalog).map_err(|e| DataError::Catalog {
+        path: cfg.out.join(crate::catalog::FILE_NAME),
+        reason: e.to_string(),
+    })?;
     let surrogates = deid
         .as_ref()
         .filter(|_| cfg.surrogates)

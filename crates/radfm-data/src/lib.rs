@@ -6,6 +6,8 @@ pub mod card;
 pub mod catalog;
 pub mod ingest;
 pub mod key;
+pub mod labels;
+pub mod reader;
 pub mod reports;
 pub mod shard;
 pub mod split;

@@ -343,6 +343,8 @@ fn rule_lines(src: &str) -> impl Iterator<Item = (usize, Option<&str>, &str)> {
 pub struct Labeler {
     mentions: PatternSet<MentionRule>,
     triggers: PatternSet<Trigger>,
+    /// a digest of the rule texts
+    rules: String,
 }
 
 impl Labeler {
@@ -352,8 +354,26 @@ impl Labeler {
         L.get_or_init(|| Labeler::from_rules(MENTIONS, TRIGGERS).expect("built-in rules compile"))
     }
 
+    /// What labelled: the crate's version and a digest of the rules, e.g.
+    /// `radfm-report 0.1.0 rules 3f2a9c01b7de`. Stored beside weak labels, so
+    /// that labels from other rules are found and redone.
+    pub fn version(&self) -> String {
+        format!(
+            "radfm-report {} rules {}",
+            env!("CARGO_PKG_VERSION"),
+            self.rules
+        )
+    }
+
     /// Compile rule texts in the formats of `rules/mentions.txt` and `rules/triggers.txt`.
     pub fn from_rules(mentions: &str, triggers: &str) -> Result<Labeler, RuleError> {
+        use sha2::Digest;
+        let digest = sha2::Sha256::new()
+            .chain_update(mentions)
+            .chain_update([0u8])
+            .chain_update(triggers)
+            .finalize();
+        let rules: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
         const MF: &str = "mentions.txt";
         const TF: &str = "triggers.txt";
         let mut m = Vec::new();
@@ -418,6 +438,7 @@ impl Labeler {
         Ok(Labeler {
             mentions: PatternSet::new(m),
             triggers: PatternSet::new(t),
+            rules,
         })
     }
 

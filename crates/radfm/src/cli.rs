@@ -290,12 +290,22 @@ pub enum TextCommand {
 #[derive(Subcommand, Debug)]
 pub enum ReportsCommand {
     /// Label reports with the 14 CheXpert observations (positive/negative/uncertain) and evidence spans.
+    /// With --data, label a dataset's stored reports into its catalog instead (weak labels: ingest
+    /// does this for new datasets; this fills in datasets ingested before, or labelled by other rules).
     Label {
         /// Reports: a directory or .tgz of IU/Open-i XML, a directory of .txt, a .jsonl (id, text) or a .csv (id, text).
-        input: PathBuf,
+        #[arg(required_unless_present = "data")]
+        input: Option<PathBuf>,
         /// Output JSONL, one line per report.
-        #[arg(long)]
-        out: PathBuf,
+        #[arg(long, required_unless_present = "data")]
+        out: Option<PathBuf>,
+        /// A dataset (from `radfm ingest`): label its stored reports into its catalog, with the
+        /// built-in rules, findings and impression, hedges `probable`.
+        #[arg(long, conflicts_with_all = ["input", "out", "sections", "no_finding", "hedges"])]
+        data: Option<PathBuf>,
+        /// With --data: relabel every report, not only those without labels from these rules.
+        #[arg(long, requires = "data")]
+        all: bool,
         /// Sections to label, comma-separated (findings, impression, indication, comparison, technique, preamble).
         #[arg(long, default_value = "findings,impression", value_delimiter = ',')]
         sections: Vec<String>,

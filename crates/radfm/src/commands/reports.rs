@@ -23,12 +23,23 @@ use crate::cli::{HedgesArg, NoFindingArg, ReportsCommand};
 pub fn run(c: ReportsCommand) -> anyhow::Result<()> {
     match c {
         ReportsCommand::Label {
+            data: Some(data),
+            all,
+            ..
+        } => label_dataset(&data, all),
+        ReportsCommand::Label {
             input,
             out,
             sections,
             no_finding,
             hedges,
-        } => label(&input, &out, &sections, no_finding, hedges),
+            ..
+        } => {
+            let (Some(input), Some(out)) = (input, out) else {
+                bail!("reports label: give INPUT and --out, or --data DATASET");
+            };
+            label(&input, &out, &sections, no_finding, hedges)
+        }
         ReportsCommand::Sections { input, out } => sections(&input, &out),
         ReportsCommand::Scrub {
             input,
@@ -171,6 +182,34 @@ fn label(
     each_report(input, out, |r| {
         Ok(label_json(&r.id, &r.select(&names), labeler, opts))
     })?;
+    Ok(())
+}
+
+/// Weak labels into a dataset's catalog.
+fn label_dataset(data: &Path, all: bool) -> anyhow::Result<()> {
+    if !data.join(radfm_data::catalog::FILE_NAME).is_file() {
+        bail!(
+            "{}: not a dataset (no {}); make one with `radfm ingest`",
+            data.display(),
+            radfm_data::catalog::FILE_NAME
+        );
+    }
+    let catalog = radfm_data::catalog::Catalog::open(data)?;
+    let bar = crate::progress::bar(0, "reports");
+    let summary = radfm_data::labels::label_dataset(&catalog, all, &mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })
+    .with_context(|| format!("labelling the reports of {}", data.display()))?;
+    bar.finish_and_clear();
+    eprintln!(
+        "{}: labelled {} reports ({} had labels from other rules); {} already labelled by {}",
+        data.display(),
+        summary.labeled,
+        summary.relabeled,
+        summary.current,
+        radfm_data::labels::labeler_version()
+    );
     Ok(())
 }
 
