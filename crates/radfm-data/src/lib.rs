@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod ingest;
 pub mod key;
 pub mod labels;
+pub mod preprocess;
 pub mod reader;
 pub mod reports;
 pub mod shard;

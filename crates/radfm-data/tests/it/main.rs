@@ -2,4 +2,5 @@
 //! link the crate and its dependencies again), one module per area.
 
 mod ingest;
+mod preprocess;
 mod reader;
