@@ -5,3 +5,4 @@
 //!   by L-BFGS with warm starts along a C path.
 
 pub mod logistic;
+pub mod probe;

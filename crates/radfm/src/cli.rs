@@ -44,6 +44,12 @@ value_enums! {
     SplitUnit { Patient => "patient" }
     /// The unit of the bootstrap.
     EvalUnit { Patient => "patient", Image => "image" }
+    /// Which split's images to embed.
+    SplitArg { All => "all", Train => "train", Val => "val", Test => "test" }
+    /// How an image encoder's tokens become one embedding.
+    PoolingArg { Cls => "cls", Mean => "mean", Pooled => "pooled" }
+    /// Class weights of a probe.
+    ClassWeightArg { None => "none", Balanced => "balanced" }
 }
 
 /// A count of at least 1.
@@ -124,9 +130,86 @@ pub enum Command {
     Text(TextCommand),
     /// Pretrain an image encoder on a dataset (MAE), with checkpoints and exact resume.
     Pretrain(PretrainArgs),
+    /// Embed a dataset's images with an image encoder (a radfm run, HF Dinov2Model, ViTModel,
+    /// CLIPModel): EMB/embeddings.npy, index.jsonl (ids, splits, weak labels, subgroups), embed.json.
+    Embed(EmbedArgs),
+    /// Linear probes on embeddings (one L2 logistic regression per observation), at label
+    /// fractions and k-shot draws: RUN/pred.jsonl for `radfm evaluate`, RUN/probe.json.
+    Probe(ProbeArgs),
     /// Benchmarks (bench/*.py run them beside the Python peer and print the ratio).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct EmbedArgs {
+    /// The encoder: a radfm run directory (or its model/), or a Hugging Face directory with
+    /// config.json, model.safetensors and preprocessor_config.json.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The dataset (from `radfm ingest`).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Which images: all, or one split's (from `radfm split`).
+    #[arg(long, value_enum, default_value_t = SplitArg::All)]
+    pub split: SplitArg,
+    /// `pooled`: the checkpoint's own pooled output (DINOv2: the normed class token; CLIP: the
+    /// post-layernorm class token; ViT: its pooler); `cls`: the class token of the last hidden
+    /// state; `mean`: the mean of the patch tokens (class and register tokens left out).
+    #[arg(long, value_enum, default_value_t = PoolingArg::Pooled)]
+    pub pooling: PoolingArg,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 32, value_parser = at_least_1())]
+    pub batch: usize,
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
+    /// Threads for decoding and preprocessing (default: all cores).
+    #[arg(long, value_parser = at_least_1())]
+    pub jobs: Option<usize>,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ProbeArgs {
+    /// A `radfm embed` output directory.
+    #[arg(long)]
+    pub embeddings: PathBuf,
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Labels instead of the weak ones: JSONL with id and labels {observation: 1|0|-1} (a
+    /// synthetic archive's truth.jsonl); every embedded image must have a line.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Inverse regularisation strength: `auto` sweeps 17 values from 1e-4 to 1e4 and picks
+    /// each observation's on the validation rows (AUROC), or a fixed positive number.
+    #[arg(long = "C", default_value = "auto")]
+    pub c: String,
+    /// Fractions of the training patients, comma-separated (0.01,0.1,1).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub fractions: Vec<f64>,
+    /// k-shot draws, comma-separated: k positive and k negative training patients per observation.
+    #[arg(long, value_delimiter = ',', value_parser = at_least_1())]
+    pub shots: Vec<usize>,
+    /// Repeat every draw with its own seed; repeats are separate runs, suffixed -r<i>.
+    #[arg(long, default_value_t = 1, value_parser = at_least_1())]
+    pub repeats: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Standardise each feature with the training rows' mean and deviation.
+    #[arg(long)]
+    pub standardize: bool,
+    #[arg(long, value_enum, default_value_t = ClassWeightArg::None)]
+    pub class_weight: ClassWeightArg,
+    /// What an uncertain (-1) label becomes: left out, negative or positive. An observation a
+    /// labelled report does not mention is negative.
+    #[arg(long, value_enum, default_value_t = UncertainPolicy::Exclude)]
+    pub uncertain: UncertainPolicy,
 }
 
 #[derive(Subcommand, Debug)]

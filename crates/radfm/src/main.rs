@@ -20,6 +20,7 @@ fn main() {
     if matches!(
         args.command,
         cli::Command::Pretrain(_)
+            | cli::Command::Embed(_)
             | cli::Command::Bench(_)
             | cli::Command::Model(_)
             | cli::Command::Text(_)

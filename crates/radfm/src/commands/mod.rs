@@ -2,10 +2,12 @@
 
 mod bench;
 mod dicom;
+mod embed;
 mod evaluate;
 mod ingest;
 mod model;
 mod pretrain;
+mod probe;
 mod reports;
 mod split;
 mod synth;
@@ -23,6 +25,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Model(c) => model::run(c),
         Command::Text(c) => model::text(c),
         Command::Pretrain(a) => pretrain::run(a),
+        Command::Embed(a) => embed::run(a),
+        Command::Probe(a) => probe::run(a),
         Command::Bench(c) => bench::run(c),
     }
 }

@@ -1,6 +1,7 @@
 //! The integration tests of radfm: one test binary (each extra one would
 //! link the crate and its dependencies again), one module per area.
 
+mod adapt_cli;
 mod cli;
 mod evaluate_cli;
 mod model_cli;
