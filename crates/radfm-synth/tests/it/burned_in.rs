@@ -9,20 +9,8 @@
 
 use std::path::PathBuf;
 
-use radfm_dicom::text_detect::detect;
+use radfm_dicom::text_detect::{detect_samples, first_frame};
 use rayon::prelude::*;
-
-fn display(path: &std::path::Path) -> (Vec<f32>, usize, usize) {
-    let file = radfm_dicom::read::open(path).unwrap();
-    let raw = radfm_dicom::pixels::decode_raw(&file).unwrap();
-    let module = radfm_dicom::PixelModule::from_dataset(&file.dataset).unwrap();
-    let pipeline = radfm_dicom::GrayscalePipeline::from_dataset(&file.dataset, &module);
-    let map = pipeline.display_map(&raw);
-    let [_, rows, cols, samples] = raw.shape();
-    let mut frame = Vec::new();
-    pipeline.display_into(&raw, &map, 0, rows * cols * samples, &mut frame);
-    (frame, rows, cols)
-}
 
 #[test]
 fn text_in_the_pixels_is_found_on_2000_synthetic_images() {
@@ -63,8 +51,10 @@ fn text_in_the_pixels_is_found_on_2000_synthetic_images() {
     let results: Vec<(String, bool, String)> = truth
         .par_iter()
         .map(|(f, kind)| {
-            let (img, rows, cols) = display(&dir.join(f));
-            (kind.clone(), detect(&img, rows, cols).is_some(), f.clone())
+            let file = radfm_dicom::read::open(&dir.join(f)).unwrap();
+            let (img, rows, cols, channels) = first_frame(&file).unwrap();
+            let found = detect_samples(&img, rows, cols, channels).is_some();
+            (kind.clone(), found, f.clone())
         })
         .collect();
     let rate = |kind: &str| {
