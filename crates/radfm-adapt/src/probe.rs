@@ -193,7 +193,7 @@ pub fn probe(
     items: &[Item],
     cfg: &Config,
     progress: &(dyn Fn(&str) + Sync),
-) -> Result<(Vec<Prediction>, Vec<RunReport>), ProbeError> {
+) -> Result<Output, ProbeError> {
     if items.len() != x.rows() {
         return Err(ProbeError::Input(format!(
             "{} embeddings but {} index rows",
@@ -217,7 +217,7 @@ pub fn probe(
     }
     // standardisation from the training rows (all of them, for every draw)
     let (data, d) = (x, x.dim());
-    let standardized: Option<Vec<f32>> = cfg.standardize.then(|| {
+    let standardized: Option<(Vec<f32>, Standardization)> = cfg.standardize.then(|| {
         let n = train_all.len() as f64;
         let mut mean = vec![0f64; d];
         let mut sq = vec![0f64; d];
@@ -235,7 +235,7 @@ pub fn probe(
             .iter()
             .map(|v| if *v > 0.0 { v.sqrt() } else { 1.0 })
             .collect();
-        (0..x.rows())
+        let values = (0..x.rows())
             .flat_map(|i| {
                 let (mean, sd) = (&mean, &sd);
                 data.row(i)
@@ -243,11 +243,12 @@ pub fn probe(
                     .enumerate()
                     .map(move |(j, &v)| ((f64::from(v) - mean[j]) / sd[j]) as f32)
             })
-            .collect()
+            .collect();
+        (values, Standardization { mean, sd })
     });
     let std_features;
     let x = match &standardized {
-        Some(v) => {
+        Some((v, _)) => {
             std_features = Features::new(v, data.rows(), d)?;
             &std_features
         }
@@ -338,7 +339,40 @@ pub fn probe(
             });
         }
     }
-    Ok((preds, reports))
+    Ok(Output {
+        predictions: preds,
+        runs: reports,
+        standardization: standardized.map(|s| s.1),
+    })
+}
+
+/// What [`probe`] found.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// a line per test image per run
+    pub predictions: Vec<Prediction>,
+    pub runs: Vec<RunReport>,
+    /// the training rows' feature means and deviations, with `--standardize`
+    pub standardization: Option<Standardization>,
+}
+
+/// z = (x - mean) / sd per feature.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Standardization {
+    pub mean: Vec<f64>,
+    pub sd: Vec<f64>,
+}
+
+impl Standardization {
+    /// A model on standardised features as the same model on raw ones.
+    pub fn fold(&self, m: &Model) -> Model {
+        let coef: Vec<f64> = m.coef.iter().zip(&self.sd).map(|(w, s)| w / s).collect();
+        let shift: f64 = coef.iter().zip(&self.mean).map(|(w, mu)| w * mu).sum();
+        Model {
+            coef,
+            intercept: m.intercept - shift,
+        }
+    }
 }
 
 /// k positive and k negative training patients for `obs` (a patient is

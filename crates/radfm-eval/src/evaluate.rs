@@ -1326,10 +1326,62 @@ pub fn per_run(runs: &[(String, Vec<Image>)], opts: &Options) -> RunsReport {
             .0,
         );
     }
+    let repeats = repeat_spread(&out);
     RunsReport {
         order: runs.iter().map(|r| r.0.clone()).collect(),
         metrics: out,
+        repeats,
     }
+}
+
+/// The draw a run repeats: `probe-10%-r3` -> `probe-10%`.
+fn draw_of(run: &str) -> Option<&str> {
+    let (base, i) = run.rsplit_once("-r")?;
+    (!i.is_empty() && i.bytes().all(|b| b.is_ascii_digit())).then_some(base)
+}
+
+/// AUROC spread over the repeats of each draw with two or more of them.
+fn repeat_spread(
+    runs: &BTreeMap<String, BTreeMap<String, ObservationReport>>,
+) -> BTreeMap<String, BTreeMap<String, crate::report::Spread>> {
+    let mut values: BTreeMap<&str, BTreeMap<&str, Vec<f64>>> = BTreeMap::new();
+    for (run, obs) in runs {
+        let Some(draw) = draw_of(run) else { continue };
+        for (o, r) in obs {
+            if let Some(v) = r.metrics.get("auroc").and_then(|m| m.value) {
+                values
+                    .entry(draw)
+                    .or_default()
+                    .entry(o)
+                    .or_default()
+                    .push(v);
+            }
+        }
+    }
+    values
+        .into_iter()
+        .map(|(draw, obs)| {
+            let spread = obs
+                .into_iter()
+                .filter(|(_, v)| v.len() >= 2)
+                .map(|(o, v)| {
+                    let n = v.len() as f64;
+                    let mean = v.iter().sum::<f64>() / n;
+                    let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+                    let s = crate::report::Spread {
+                        n: v.len(),
+                        mean,
+                        sd,
+                        min: v.iter().copied().fold(f64::INFINITY, f64::min),
+                        max: v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                    };
+                    (o.to_string(), s)
+                })
+                .collect::<BTreeMap<_, _>>();
+            (draw.to_string(), spread)
+        })
+        .filter(|(_, m)| !m.is_empty())
+        .collect()
 }
 
 /// The best-minus-worst subgroup AUROC gap under the patient bootstrap.
@@ -1403,6 +1455,52 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn repeats_of_a_draw_report_their_spread() {
+        assert_eq!(draw_of("probe-10%-r3"), Some("probe-10%"));
+        assert_eq!(draw_of("probe-5shot-r0"), Some("probe-5shot"));
+        assert_eq!(draw_of("probe-100%"), None);
+        assert_eq!(draw_of("run-rx"), None);
+        let cell = |v: f64| {
+            let mut m = BTreeMap::new();
+            m.insert(
+                "auroc",
+                crate::report::Cell {
+                    value: Some(v),
+                    ci: None,
+                    reason: None,
+                },
+            );
+            ObservationReport {
+                metrics: m,
+                n: 10,
+                positives: 3,
+                prevalence: None,
+                threshold: None,
+            }
+        };
+        let mut runs = BTreeMap::new();
+        for (run, v) in [
+            ("p-1%-r0", 0.6),
+            ("p-1%-r1", 0.7),
+            ("p-1%-r2", 0.8),
+            ("p-100%", 0.9),
+        ] {
+            runs.insert(
+                run.to_string(),
+                BTreeMap::from([("Edema".to_string(), cell(v))]),
+            );
+        }
+        let s = repeat_spread(&runs);
+        assert_eq!(s.len(), 1, "{s:?}");
+        let e = &s["p-1%"]["Edema"];
+        assert_eq!((e.n, e.min, e.max), (3, 0.6, 0.8));
+        assert!(
+            (e.mean - 0.7).abs() < 1e-12 && (e.sd - 0.1).abs() < 1e-12,
+            "{e:?}"
+        );
+    }
 
     #[test]
     fn sorted_once_equals_resorting_every_resample() {

@@ -464,6 +464,29 @@ th,td{border:1px solid #bbb;padding:3px 6px;text-align:right}th:first-child,td:f
             h += &run_svg(o, &names, &pts);
         }
         h += "</div>";
+        // repeated draws: the spread is part of the answer
+        if let Some(rep) = report["runs"]["repeats"].as_object() {
+            h += "<h3>Across repeated draws</h3><p>AUROC over the repeats of each draw \
+                  (runs named <code>DRAW-r0</code>, <code>DRAW-r1</code>, ...): mean, standard \
+                  deviation and range.</p><table><tr><th>draw</th><th>observation</th><th>repeats</th>\
+                  <th>mean</th><th>sd</th><th>min</th><th>max</th></tr>";
+            for (draw, obs) in rep {
+                for (o, v) in obs.as_object().into_iter().flatten() {
+                    let f = |k: &str| v[k].as_f64().map_or("".into(), |x| format!("{x:.3}"));
+                    h += &format!(
+                        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                        esc(draw),
+                        esc(o),
+                        v["n"],
+                        f("mean"),
+                        f("sd"),
+                        f("min"),
+                        f("max")
+                    );
+                }
+            }
+            h += "</table>";
+        }
     }
     if let Some(cmp) = report["compare"].as_object() {
         h += "<h2>Comparison with the second model (DeLong)</h2><table><tr><th>observation</th><th>AUROC A</th><th>AUROC B</th><th>difference [bootstrap 95% CI]</th><th>z</th><th>p</th></tr>";

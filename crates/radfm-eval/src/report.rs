@@ -193,6 +193,21 @@ pub struct RunsReport {
     /// the runs in the order of the predictions file
     pub order: Vec<String>,
     pub metrics: BTreeMap<String, BTreeMap<String, ObservationReport>>,
+    /// runs that repeat one draw (`NAME-r0`, `NAME-r1`, ...: `radfm probe --repeats`),
+    /// by draw and observation: the spread of their AUROCs
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub repeats: BTreeMap<String, BTreeMap<String, Spread>>,
+}
+
+/// How a metric varies across repeated draws.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Spread {
+    pub n: usize,
+    pub mean: f64,
+    /// sample standard deviation (n - 1)
+    pub sd: f64,
+    pub min: f64,
+    pub max: f64,
 }
 
 /// Everything `radfm evaluate` reports: `metrics.json`.

@@ -210,6 +210,13 @@ pub struct ProbeArgs {
     /// labelled report does not mention is negative.
     #[arg(long, value_enum, default_value_t = UncertainPolicy::Exclude)]
     pub uncertain: UncertainPolicy,
+    /// Write a classifier directory (the encoder and the first run's probes) for `radfm
+    /// predict` and `radfm serve`; needs --model, the encoder the embeddings were made with.
+    #[arg(long, requires = "model")]
+    pub export: Option<PathBuf>,
+    /// The encoder directory of the embeddings (with --export; checked by checksum).
+    #[arg(long, requires = "export")]
+    pub model: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -24,7 +24,7 @@ use sha2::Digest;
 use crate::cli::{Device, EmbedArgs, PoolingArg, SplitArg};
 
 /// A run directory holds its encoder in `model/`; any other directory is the model itself.
-fn model_dir(dir: &Path) -> PathBuf {
+pub fn model_dir(dir: &Path) -> PathBuf {
     let inner = dir.join("model");
     if !dir.join("model.safetensors").is_file() && inner.join("config.json").is_file() {
         inner
@@ -73,7 +73,7 @@ pub fn preprocessing(
     Ok(p)
 }
 
-fn sha256_file(path: &Path) -> anyhow::Result<String> {
+pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
     let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut h = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];

@@ -172,14 +172,15 @@ pub fn run(a: ProbeArgs) -> anyhow::Result<()> {
     };
     let runs = cfg.draws.len() * cfg.repeats;
     let pb = crate::progress::bar(runs as u64, "runs");
-    let (preds, reports) = probe(&features, &items, &cfg, &|run| {
+    let output = probe(&features, &items, &cfg, &|run| {
         pb.set_message(run.to_string());
         pb.inc(1);
     })?;
     pb.finish_and_clear();
+    let (preds, reports) = (&output.predictions, &output.runs);
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let mut lines = String::new();
-    for p in &preds {
+    for p in preds {
         lines.push_str(&serde_json::to_string(p)?);
         lines.push('\n');
     }
@@ -207,6 +208,9 @@ pub fn run(a: ProbeArgs) -> anyhow::Result<()> {
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )
     .with_context(|| format!("writing {}", a.out.join("probe.json").display()))?;
+    if let (Some(dir), Some(encoder)) = (&a.export, &a.model) {
+        export(dir, encoder, &embed_meta, &output, &a)?;
+    }
     let skipped: usize = reports
         .iter()
         .flat_map(|r| &r.observations)
@@ -221,6 +225,92 @@ pub fn run(a: ProbeArgs) -> anyhow::Result<()> {
         } else {
             String::new()
         }
+    );
+    Ok(())
+}
+
+/// A classifier directory: the encoder's files in `encoder/`, and
+/// `classifier.json` with the preprocessing and pooling the embeddings were
+/// made with and, per observation, the probe of the first run (a fraction of
+/// 1 by default) on the raw embedding (standardisation folded in):
+/// P(observation) = sigmoid(coef . embedding + intercept).
+fn export(
+    dir: &Path,
+    encoder: &Path,
+    embed_meta: &serde_json::Value,
+    output: &radfm_adapt::probe::Output,
+    a: &ProbeArgs,
+) -> anyhow::Result<()> {
+    let enc = super::embed::model_dir(encoder);
+    let weights = enc.join("model.safetensors");
+    let sha = super::embed::sha256_file(&weights)?;
+    match embed_meta["model"]["sha256"].as_str() {
+        Some(s) if s == sha => {}
+        Some(s) => bail!(
+            "--model {}: its weights (sha256 {}) are not those the embeddings were made with ({})",
+            encoder.display(),
+            &sha[..12],
+            &s[..12.min(s.len())]
+        ),
+        None => bail!(
+            "{}/embed.json names no model checksum; embed again with this radfm",
+            a.embeddings.display()
+        ),
+    }
+    let run = output.runs.first().context("no run to export")?;
+    let mut heads = serde_json::Map::new();
+    for o in &run.observations {
+        let Some(m) = &o.model else { continue };
+        let m = match &output.standardization {
+            Some(s) => s.fold(m),
+            None => m.clone(),
+        };
+        heads.insert(
+            o.observation.clone(),
+            json!({"coef": m.coef, "intercept": m.intercept, "C": o.c, "n_train": o.n_train,
+                   "n_positive": o.n_positive}),
+        );
+    }
+    if heads.is_empty() {
+        bail!("run {}: no observation has a probe to export", run.run);
+    }
+    let tmp = dir.with_extension("export-tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(tmp.join("encoder"))
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    for entry in std::fs::read_dir(&enc).with_context(|| format!("reading {}", enc.display()))? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), tmp.join("encoder").join(entry.file_name()))
+                .with_context(|| format!("copying {}", entry.path().display()))?;
+        }
+    }
+    let classifier = json!({
+        "format": "radfm-classifier-1",
+        "encoder": "encoder/",
+        "encoder_sha256": sha,
+        "preprocessing": embed_meta["preprocessing"],
+        "pooling": embed_meta["pooling"],
+        "frames": embed_meta["frames"],
+        "embedding_dim": embed_meta["embeddings"]["dim"],
+        "probe_run": run.run,
+        "labels": match &a.labels { Some(_) => "--labels file", None => "weak labels" },
+        "uncertain": a.uncertain.as_str(),
+        "observations": heads,
+    });
+    radfm_core::atomic::write_atomic(
+        &tmp.join("classifier.json"),
+        serde_json::to_string_pretty(&classifier)?.as_bytes(),
+    )?;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("replacing {}", dir.display()))?;
+    }
+    std::fs::rename(&tmp, dir).with_context(|| format!("writing {}", dir.display()))?;
+    eprintln!(
+        "classifier ({} observations, run {}) -> {}",
+        heads.len(),
+        run.run,
+        dir.display()
     );
     Ok(())
 }

@@ -222,6 +222,73 @@ fn embed_then_probe_a_dataset() {
         "{frac}"
     );
 
+    // an exported classifier: on an embedding, its heads give the probe's scores
+    // (standardisation folded into the coefficients)
+    let cls = tmp.path().join("classifier");
+    let run_std = tmp.path().join("probe-std");
+    ok(radfm()
+        .args(["probe", "--embeddings"])
+        .arg(&emb)
+        .arg("--out")
+        .arg(&run_std)
+        .args(["--standardize", "--C", "1", "--export"])
+        .arg(&cls)
+        .arg("--model")
+        .arg(&m));
+    let c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cls.join("classifier.json")).unwrap())
+            .unwrap();
+    assert!(cls.join("encoder/model.safetensors").is_file());
+    assert!(cls.join("encoder/preprocessor_config.json").is_file());
+    assert_eq!(c["pooling"], "pooled");
+    let head = &c["observations"]["Pleural Effusion"];
+    let coef: Vec<f64> = head["coef"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let b = head["intercept"].as_f64().unwrap();
+    let std_preds: Vec<serde_json::Value> = std::fs::read_to_string(run_std.join("pred.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for p in &std_preds {
+        let row = index.iter().position(|r| r["id"] == p["id"]).unwrap();
+        let z: f64 = coef
+            .iter()
+            .zip(&x[row * 32..(row + 1) * 32])
+            .map(|(w, &v)| w * f64::from(v))
+            .sum::<f64>()
+            + b;
+        let want = p["scores"]["Pleural Effusion"].as_f64().unwrap();
+        assert!(
+            (1.0 / (1.0 + (-z).exp()) - want).abs() < 1e-5,
+            "{z} vs {want}"
+        );
+    }
+    // another encoder than the embeddings' is refused
+    let other = tmp.path().join("other-model");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::copy(m.join("config.json"), other.join("config.json")).unwrap();
+    std::fs::write(other.join("model.safetensors"), b"not the same weights").unwrap();
+    let e = fails(
+        radfm()
+            .args(["probe", "--embeddings"])
+            .arg(&emb)
+            .arg("--out")
+            .arg(tmp.path().join("x"))
+            .arg("--export")
+            .arg(tmp.path().join("cls2"))
+            .arg("--model")
+            .arg(&other),
+    );
+    assert!(
+        e.contains("are not those the embeddings were made with"),
+        "{e}"
+    );
+
     // fractions, shots and repeats: named runs, deterministic for a seed
     let runs = tmp.path().join("probe-many");
     let args = |out: &Path| {
