@@ -211,6 +211,24 @@ struct Objective<'a> {
 impl Objective<'_> {
     /// The objective at theta = (w, b), with its gradient in `g`.
     fn eval(&self, theta: &[f64], g: &mut [f64]) -> f64 {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above
+            return unsafe { self.eval_avx2(theta, g) };
+        }
+        self.eval_body(theta, g)
+    }
+
+    /// [`Objective::eval`] compiled for AVX2: wider lanes, the same
+    /// operations in the same order (no FMA), so the same values.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn eval_avx2(&self, theta: &[f64], g: &mut [f64]) -> f64 {
+        self.eval_body(theta, g)
+    }
+
+    #[inline(always)]
+    fn eval_body(&self, theta: &[f64], g: &mut [f64]) -> f64 {
         let d = self.x.dim();
         let (w, b) = (&theta[..d], theta[d]);
         g.iter_mut().for_each(|v| *v = 0.0);
@@ -260,7 +278,7 @@ fn lbfgs(obj: &Objective, mut x: Vec<f64>, settings: &Settings) -> (Vec<f64>, f6
     let mut dir = vec![0.0; n];
     let mut x_new = vec![0.0; n];
     let mut g_new = vec![0.0; n];
-    let mut alpha = vec![0.0; MEMORY];
+    let mut alpha = [0.0; MEMORY];
     for iter in 0..settings.max_iter {
         if max_abs(&g) <= settings.tol {
             return (x, f, iter, true);
@@ -337,6 +355,7 @@ fn lbfgs(obj: &Objective, mut x: Vec<f64>, settings: &Settings) -> (Vec<f64>, f6
 }
 
 /// x . w for a float32 row, summed in float64 with four accumulators.
+#[inline(always)]
 fn dot(x: &[f32], w: &[f64]) -> f64 {
     let mut acc = [0.0f64; 4];
     let (xc, wc) = (x.chunks_exact(4), w.chunks_exact(4));
@@ -435,8 +454,8 @@ mod tests {
             for i in 0..n {
                 let r = weight[i] * (m.proba(f.row(i)) - f64::from(u8::from(y[i])));
                 gb += c * r;
-                for j in 0..d {
-                    gw[j] += c * r * f64::from(f.row(i)[j]);
+                for (g, &xj) in gw.iter_mut().zip(f.row(i)) {
+                    *g += c * r * f64::from(xj);
                 }
             }
             let scale = c * weight.iter().sum::<f64>();

@@ -40,6 +40,11 @@ pub const C_GRID: [f64; 17] = [
     316.2, 1e3, 3162.0, 1e4,
 ];
 
+/// The gradient tolerance of the C sweep's fits, scikit-learn's default
+/// `tol` on the same scaled objective (the chosen C is refitted to
+/// [`Settings::new`]'s).
+pub const SWEEP_TOL: f64 = 1e-4;
+
 /// The row metadata a probe needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item {
@@ -126,6 +131,8 @@ pub struct ObservationReport {
 pub struct SweepPoint {
     #[serde(rename = "C")]
     pub c: f64,
+    /// L-BFGS iterations of this fit (warm-started from the previous C)
+    pub iterations: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_auroc: Option<f64>,
     pub val_logloss: f64,
@@ -468,8 +475,16 @@ fn one_observation(
             let mut start: Option<Model> = None;
             let mut best: Option<(f64, f64, Model, usize)> = None; // (score, C, model, its)
             let two_classes = val_y.iter().any(|&v| v) && val_y.iter().any(|&v| !v);
+            let mut swept = 0;
             for &c in &C_GRID {
-                let f = fit(x, train, &Settings::new(c), start.as_ref())?;
+                // the sweep only ranks the Cs: scikit-learn's default tolerance
+                // (1e-4 on the same scaled gradient); the chosen C is refitted tight
+                let loose = Settings {
+                    tol: SWEEP_TOL,
+                    ..Settings::new(c)
+                };
+                let f = fit(x, train, &loose, start.as_ref())?;
+                swept += f.iterations;
                 let p: Vec<f64> = val_index.iter().map(|&i| f.model.proba(x.row(i))).collect();
                 let logloss = log_loss(&val_y, &p);
                 let auroc = two_classes
@@ -481,6 +496,7 @@ fn one_observation(
                 };
                 report.sweep.push(SweepPoint {
                     c,
+                    iterations: f.iterations,
                     val_auroc: auroc,
                     val_logloss: logloss,
                 });
@@ -494,8 +510,9 @@ fn one_observation(
             } else {
                 "validation log-loss (validation has one class)"
             });
-            let (_, c, model, its) = best.expect("a non-empty grid");
-            (c, model, its)
+            let (_, c, model, _) = best.expect("a non-empty grid");
+            let f = fit(x, train, &Settings::new(c), Some(&model))?;
+            (c, f.model, swept + f.iterations)
         }
     };
     report.c = Some(c);

@@ -241,7 +241,7 @@ impl Preprocess {
                 std.len()
             ));
         }
-        if std.iter().any(|&s| s == 0.0) {
+        if std.contains(&0.0) {
             return Err("image_std holds a zero".into());
         }
         Ok(Preprocess {
@@ -429,9 +429,9 @@ fn coefficients(
         let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
         let n = xmax.saturating_sub(xmin);
         let mut ww = 0.0;
-        for x in 0..n {
+        for (x, kx) in k.iter_mut().enumerate().take(n) {
             let w = f.weight((x as f64 + xmin as f64 - center + 0.5) * ss);
-            k[x] = w;
+            *kx = w;
             ww += w;
         }
         for x in 0..n {

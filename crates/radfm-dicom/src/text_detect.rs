@@ -110,6 +110,10 @@ pub fn first_frame(file: &crate::DicomFile) -> crate::Result<(Vec<f32>, usize, u
     Ok((frame, rows, cols, channels))
 }
 
+/// What [`detect_with`] shows: each polarity's character boxes (top, left,
+/// bottom, right) and the working resolution.
+pub type Seen<'a> = dyn FnMut(bool, &[[usize; 4]], (usize, usize)) + 'a;
+
 /// The background box's half side.
 const BOX_R: usize = 5;
 
@@ -135,12 +139,7 @@ thread_local! {
 
 /// [`detect`], showing each polarity's character blobs (top, left, bottom,
 /// right at the working resolution) and that resolution to `seen`.
-pub fn detect_with(
-    img: &[f32],
-    rows: usize,
-    cols: usize,
-    seen: &mut dyn FnMut(bool, &[[usize; 4]], (usize, usize)),
-) -> Option<TextFound> {
+pub fn detect_with(img: &[f32], rows: usize, cols: usize, seen: &mut Seen) -> Option<TextFound> {
     if rows < 16 || cols < 16 || img.len() < rows * cols {
         return None;
     }
@@ -156,7 +155,7 @@ fn run(
     rows: usize,
     cols: usize,
     s: &mut Scratch,
-    seen: &mut dyn FnMut(bool, &[[usize; 4]], (usize, usize)),
+    seen: &mut Seen,
 ) -> Option<TextFound> {
     let k = rows.max(cols).div_ceil(WORK_SIDE).max(1);
     let (h, w) = (rows / k, cols / k);

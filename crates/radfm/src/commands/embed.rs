@@ -23,6 +23,9 @@ use sha2::Digest;
 
 use crate::cli::{Device, EmbedArgs, PoolingArg, SplitArg};
 
+/// An image's preprocessed frames, or why not.
+type FramesOr = Result<Vec<Vec<f32>>, String>;
+
 /// A run directory holds its encoder in `model/`; any other directory is the model itself.
 pub fn model_dir(dir: &Path) -> PathBuf {
     let inner = dir.join("model");
@@ -181,7 +184,7 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
     reader.stream::<anyhow::Error>(a.batch, &mut |items| {
         let count = items.len() as u64;
         // preprocess every frame of every image, in parallel
-        let prepared: Vec<(usize, Result<Vec<Vec<f32>>, String>)> = pool.install(|| {
+        let prepared: Vec<(usize, FramesOr)> = pool.install(|| {
             items
                 .into_par_iter()
                 .map(|(i, px)| {
