@@ -116,6 +116,8 @@ const SUBCOMMANDS: &[&[&str]] = &[
     &["text"],
     &["text", "embed"],
     &["pretrain"],
+    &["embed"],
+    &["probe"],
     &["bench"],
     &["bench", "vit"],
 ];
