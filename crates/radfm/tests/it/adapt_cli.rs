@@ -107,6 +107,15 @@ fn model(tmp: &Path, with_processor: bool) -> PathBuf {
     dir
 }
 
+/// Every line of a JSONL file, parsed.
+fn jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 fn npy_f32(path: &Path) -> (Vec<usize>, Vec<f32>) {
     let n = radfm_core::npy::Npy::read(std::fs::File::open(path).unwrap()).unwrap();
     let v = n.to_f64().into_iter().map(|x| x as f32).collect();
@@ -131,11 +140,7 @@ fn embed_then_probe_a_dataset() {
     let (shape, x) = npy_f32(&emb.join("embeddings.npy"));
     assert_eq!(shape, vec![n, 32]);
     assert!(x.iter().all(|v| v.is_finite()));
-    let index: Vec<serde_json::Value> = std::fs::read_to_string(emb.join("index.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let index = jsonl(&emb.join("index.jsonl"));
     assert_eq!(index.len(), n);
     // rows follow the dataset (catalog key order); weak labels came with them
     let reader = radfm_data::reader::Reader::open(&ds).unwrap();
@@ -194,11 +199,7 @@ fn embed_then_probe_a_dataset() {
         .arg(&emb)
         .arg("--out")
         .arg(&run));
-    let preds: Vec<serde_json::Value> = std::fs::read_to_string(run.join("pred.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let preds = jsonl(&run.join("pred.jsonl"));
     assert_eq!(preds.len(), n_test);
     assert!(preds.iter().all(|p| p["run"] == "probe-100%"));
     let p = preds[0]["scores"]["Pleural Effusion"].as_f64().unwrap();
@@ -249,11 +250,7 @@ fn embed_then_probe_a_dataset() {
         .map(|v| v.as_f64().unwrap())
         .collect();
     let b = head["intercept"].as_f64().unwrap();
-    let std_preds: Vec<serde_json::Value> = std::fs::read_to_string(run_std.join("pred.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let std_preds = jsonl(&run_std.join("pred.jsonl"));
     for p in &std_preds {
         let row = index.iter().position(|r| r["id"] == p["id"]).unwrap();
         let z: f64 = coef
