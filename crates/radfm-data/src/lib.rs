@@ -4,6 +4,7 @@
 
 pub mod card;
 pub mod catalog;
+pub mod frames;
 pub mod ingest;
 pub mod key;
 pub mod labels;
@@ -13,6 +14,7 @@ pub mod reports;
 pub mod shard;
 pub mod split;
 pub mod testdata;
+pub mod truth;
 
 use std::path::PathBuf;
 

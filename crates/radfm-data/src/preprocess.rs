@@ -390,6 +390,16 @@ impl Preprocess {
     }
 }
 
+impl Preprocess {
+    /// Every frame of an image, in grey, as model input.
+    pub fn frames(&self, px: &crate::reader::Pixels) -> Result<Vec<Vec<f32>>, String> {
+        let [f, rows, cols, _] = px.shape;
+        (0..f)
+            .map(|k| self.apply(&px.grey(k), rows, cols))
+            .collect()
+    }
+}
+
 fn target(size: Size, rows: usize, cols: usize) -> (usize, usize) {
     match size {
         Size::Exact { height, width } => (height, width),

@@ -57,6 +57,36 @@ impl Pixels {
         let n = self.shape[1] * self.shape[2] * self.shape[3];
         &self.data[f * n..(f + 1) * n]
     }
+
+    /// One frame in grey (channels averaged), `rows * columns`.
+    pub fn grey(&self, f: usize) -> Vec<f32> {
+        let ch = self.shape[3];
+        let frame = self.frame(f);
+        if ch == 1 {
+            frame.to_vec()
+        } else {
+            frame
+                .chunks_exact(ch)
+                .map(|v| v.iter().sum::<f32>() / ch as f32)
+                .collect()
+        }
+    }
+}
+
+/// A digest of a list of images: each one's key, SOP UID and shard, in
+/// order (SHA-256, hex). `embed.json` records it; caches are keyed by it.
+pub fn fingerprint<'a>(records: impl IntoIterator<Item = &'a Record>) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for r in records {
+        h.update(r.key.as_bytes());
+        h.update([0]);
+        h.update(r.sop_uid.as_bytes());
+        h.update([0]);
+        h.update(r.shard.as_bytes());
+        h.update([b'\n']);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A dataset opened for reading.

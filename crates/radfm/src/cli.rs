@@ -199,11 +199,14 @@ pub struct ProbeArgs {
     /// Repeat every draw with its own seed; repeats are separate runs, suffixed -r<i>.
     #[arg(long, default_value_t = 1, value_parser = at_least_1())]
     pub repeats: usize,
+    /// Seed of the draws (patient subsamples, shots, the holdout without a val split).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Standardise each feature with the training rows' mean and deviation.
     #[arg(long)]
     pub standardize: bool,
+    /// `balanced` weighs each class by n / (2 x its count), as scikit-learn's
+    /// class_weight="balanced".
     #[arg(long, value_enum, default_value_t = ClassWeightArg::None)]
     pub class_weight: ClassWeightArg,
     /// What an uncertain (-1) label becomes: left out, negative or positive. An observation a
@@ -244,7 +247,8 @@ pub struct PretrainArgs {
     /// Dataset directory written by `radfm ingest` (its shards are read).
     #[arg(long)]
     pub data: PathBuf,
-    /// mae (masked autoencoder) or clip (image-report contrastive).
+    /// mae (masked autoencoder, on the train split when the dataset has splits) or clip
+    /// (image-report contrastive).
     #[arg(long, value_enum, default_value_t = ObjectiveArg::Mae)]
     pub objective: ObjectiveArg,
     /// vit-tiny, vit-small or vit-base (patch --patch, sin-cos positions).
@@ -515,6 +519,11 @@ pub struct IngestArgs {
     /// Images per shard.
     #[arg(long, default_value_t = 256, value_parser = at_least_1())]
     pub shard_size: usize,
+    /// Known per-image labels keyed by the original SOP Instance UID (a synthetic archive's
+    /// truth.jsonl): written as DATASET/truth.jsonl under the dataset's pseudonyms, for
+    /// `radfm probe --labels` and `radfm evaluate --truth`.
+    #[arg(long)]
+    pub truth: Option<PathBuf>,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,

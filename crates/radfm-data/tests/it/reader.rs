@@ -219,3 +219,78 @@ fn an_image_missing_from_its_shard_is_an_item_error_and_the_rest_stream() {
     );
     assert!(Reader::open(&tmp.path().join("nothing")).is_err());
 }
+
+#[test]
+fn the_frame_store_holds_every_readable_frame_preprocessed_and_is_reused() {
+    use radfm_data::frames::FrameStore;
+    use radfm_data::preprocess::Preprocess;
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = dataset(tmp.path(), 5);
+    {
+        // the last image's member goes missing from its shard's point of view
+        let cat = Catalog::open(&ds).unwrap();
+        cat.conn
+            .execute(
+                "UPDATE images SET shard = (SELECT MIN(shard) FROM images)
+                 WHERE key = (SELECT MAX(key) FROM images)",
+                [],
+            )
+            .unwrap();
+    }
+    let reader = Reader::open(&ds).unwrap();
+    let prep = Preprocess::radfm(16, "test");
+    let mut seen = 0;
+    let store = FrameStore::open(&ds, &reader, &prep, 256, 2, &mut |n| seen += n).unwrap();
+    assert_eq!(seen, 5, "progress counts every image");
+    assert!(!store.reused());
+    assert_eq!(store.len(), 4);
+    assert_eq!(store.skipped().len(), 1);
+    let (bad, why) = &store.skipped()[0];
+    assert_eq!(*bad, 4);
+    assert!(why.contains("is not in"), "{why}");
+    // each row is its image's frame, preprocessed, in the reader's order
+    let mut want = Vec::new();
+    reader
+        .stream::<radfm_data::DataError>(8, &mut |items| {
+            for (i, px) in items {
+                if let Ok(px) = px {
+                    for (k, f) in prep.frames(&px).unwrap().into_iter().enumerate() {
+                        want.push(((i, k), f));
+                    }
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(want.len(), 4);
+    for (r, (owner, values)) in want.iter().enumerate() {
+        assert_eq!(store.owner(r), *owner);
+        assert_eq!(&store.row(r).unwrap(), values);
+    }
+    assert!(store.row(4).is_err(), "past the end");
+    // a second open reads the cache; another preprocessing gets its own file
+    let again = FrameStore::open(&ds, &reader, &prep, 256, 2, &mut |_| {}).unwrap();
+    assert!(again.reused());
+    assert_eq!(again.owners(), store.owners());
+    assert_eq!(again.row(3).unwrap(), store.row(3).unwrap());
+    let other = FrameStore::open(
+        &ds,
+        &reader,
+        &Preprocess::radfm(8, "test"),
+        64,
+        2,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(!other.reused());
+    assert_ne!(other.path(), store.path());
+    // a cache cut short is not trusted: it is rebuilt
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(store.path())
+        .unwrap();
+    f.set_len(100).unwrap();
+    let rebuilt = FrameStore::open(&ds, &reader, &prep, 256, 2, &mut |_| {}).unwrap();
+    assert!(!rebuilt.reused());
+    assert_eq!(rebuilt.row(3).unwrap(), want[3].1);
+}

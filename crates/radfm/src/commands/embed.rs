@@ -94,20 +94,6 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// A digest of what was embedded: each image's key, SOP UID and shard, in order.
-fn fingerprint(records: &[&Record]) -> String {
-    let mut h = sha2::Sha256::new();
-    for r in records {
-        h.update(r.key.as_bytes());
-        h.update([0]);
-        h.update(r.sop_uid.as_bytes());
-        h.update([0]);
-        h.update(r.shard.as_bytes());
-        h.update([b'\n']);
-    }
-    hex(&h.finalize())
-}
-
 /// One index line.
 pub fn index_line(r: &Record) -> serde_json::Value {
     let labels: serde_json::Map<String, serde_json::Value> = r
@@ -188,23 +174,7 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
             items
                 .into_par_iter()
                 .map(|(i, px)| {
-                    let frames = px.and_then(|p| {
-                        let [f, rows, cols, ch] = p.shape;
-                        (0..f)
-                            .map(|k| {
-                                let frame = p.frame(k);
-                                let grey: Vec<f32> = if ch == 1 {
-                                    frame.to_vec()
-                                } else {
-                                    frame
-                                        .chunks_exact(ch)
-                                        .map(|v| v.iter().sum::<f32>() / ch as f32)
-                                        .collect()
-                                };
-                                prep.apply(&grey, rows, cols)
-                            })
-                            .collect()
-                    });
+                    let frames = px.and_then(|p| prep.frames(&p));
                     (i, frames)
                 })
                 .collect()
@@ -320,7 +290,7 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
             "images": n,
             "left_out": failed,
             "split": a.split.as_str(),
-            "fingerprint": fingerprint(&used),
+            "fingerprint": radfm_data::reader::fingerprint(used.iter().copied()),
             "labeler": radfm_data::catalog::Catalog::open(&a.data)?.meta("labeler")?,
         },
         "embeddings": {"rows": n, "dim": dim, "dtype": "float32"},

@@ -49,5 +49,32 @@ pub fn run(a: IngestArgs) -> anyhow::Result<()> {
         s.megabytes / s.seconds.max(1e-9),
         a.out.join(radfm_data::ingest::LOG_FILE).display()
     );
+    if let Some(truth) = &a.truth {
+        let key = if a.no_deid {
+            None
+        } else {
+            Some(radfm_data::key::load_or_create(&key_path, &a.out)?.0)
+        };
+        let t = radfm_data::truth::import(&a.out, truth, key)?;
+        eprintln!(
+            "{}: {} images with known labels written to {}{}{}",
+            truth.display(),
+            t.written,
+            a.out.join(radfm_data::truth::FILE_NAME).display(),
+            if t.not_in_dataset > 0 {
+                format!(
+                    "; {} lines describe images not in the dataset",
+                    t.not_in_dataset
+                )
+            } else {
+                String::new()
+            },
+            if t.without_truth > 0 {
+                format!("; {} catalogued images have no line", t.without_truth)
+            } else {
+                String::new()
+            },
+        );
+    }
     Ok(())
 }

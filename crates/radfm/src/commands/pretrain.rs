@@ -1,6 +1,7 @@
-//! `radfm pretrain`: read a dataset's shards into memory at the training
-//! resolution (shards in parallel), then run the objective with checkpoints
-//! and exact resume.
+//! `radfm pretrain`: every frame of the dataset at the training resolution
+//! (streamed once through `radfm_data::reader` into the on-disk frame cache,
+//! `radfm_data::frames`), then the objective with checkpoints and exact
+//! resume. Memory does not grow with the dataset.
 //!
 //! - `mae`: every image is a training item.
 //! - `clip`: every study with a report is an item; its views are its images
@@ -9,12 +10,14 @@
 //!   image-to-report retrieval check at the end (`RUN/retrieval.json`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use radfm_core::npy::Npy;
+use radfm_data::frames::FrameStore;
+use radfm_data::preprocess::Preprocess;
+use radfm_data::reader::Reader;
 use radfm_model::augment::Augment;
 use radfm_model::clip::{ClipTrain, ClipTrainConfig};
 use radfm_model::mae::{Mae, MaeConfig};
@@ -24,34 +27,45 @@ use radfm_model::train::{default_parts, AdamWConfig, Schedule};
 use radfm_model::vit::VitConfig;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use rayon::prelude::*;
 
 use crate::cli::{Device, ObjectiveArg, PretrainArgs};
 
-/// Images held in memory by shard member key, normalised to mean 0.5 / sd 0.25
-/// of the display range, `size x size`.
+/// The dataset's frames at the training resolution, normalised to mean 0.5 /
+/// sd 0.25 of the display range (`Preprocess::radfm`), kept on disk by
+/// `radfm_data::frames` and read back row by row; each image's rows by key.
 struct Images {
-    size: usize,
-    keys: Vec<String>,
-    pixels: Vec<f32>,
+    store: FrameStore,
+    by_key: HashMap<String, Vec<usize>>,
+    /// by record: whether it is in the train split; none without splits
+    train: Option<Vec<bool>>,
 }
 
 impl Images {
-    fn get(&self, i: usize) -> &[f32] {
-        let n = self.size * self.size;
-        &self.pixels[i * n..(i + 1) * n]
+    fn get(&self, row: usize) -> Vec<f32> {
+        // the cache was written and measured moments ago: a failed read is the
+        // disk failing, not bad input
+        self.store.row(row).unwrap_or_else(|e| {
+            panic!(
+                "reading frame {row} from {}: {e}",
+                self.store.path().display()
+            )
+        })
     }
 }
 
-/// MAE items: one per image.
-struct AllImages(Images);
+/// MAE items: one per frame (its row), of the `train` split when the
+/// dataset has splits.
+struct AllImages {
+    images: Images,
+    rows: Vec<usize>,
+}
 
 impl ImageSet for AllImages {
     fn len(&self) -> usize {
-        self.0.keys.len()
+        self.rows.len()
     }
     fn image(&self, i: usize, _rng: &mut ChaCha8Rng) -> Vec<f32> {
-        self.0.get(i).to_vec()
+        self.images.get(self.rows[i])
     }
 }
 
@@ -68,111 +82,64 @@ impl ImageSet for Studies<'_> {
     }
     fn image(&self, i: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
         let v = &self.views[i];
-        self.images.get(v[rng.gen_range(0..v.len())]).to_vec()
+        self.images.get(v[rng.gen_range(0..v.len())])
     }
     fn text(&self, i: usize) -> Option<&[f32]> {
         Some(&self.texts[i])
     }
 }
 
-/// One shard's images (first frame, channels averaged, resized), by key.
-fn read_shard(shard: &Path, size: usize) -> anyhow::Result<(Vec<(String, Vec<f32>)>, usize)> {
-    let f = std::fs::File::open(shard).with_context(|| format!("opening {}", shard.display()))?;
-    let mut tar = tar::Archive::new(f);
-    let mut out = Vec::new();
-    let mut skipped = 0;
-    for entry in tar
-        .entries()
-        .with_context(|| format!("reading {}", shard.display()))?
-    {
-        let mut entry = entry.with_context(|| format!("reading {}", shard.display()))?;
-        let name = entry.path()?.to_string_lossy().to_string();
-        let Some(key) = name.strip_suffix(".npy") else {
-            continue;
-        };
-        let mut buf = Vec::new();
-        entry
-            .read_to_end(&mut buf)
-            .with_context(|| format!("{}: {name}", shard.display()))?;
-        let npy = match Npy::read(&buf[..]) {
-            Ok(n) if n.shape.len() == 4 => n,
-            _ => {
-                tracing::warn!(
-                    "{}: {name}: not a (frames, rows, cols, channels) array, skipped",
-                    shard.display()
-                );
-                skipped += 1;
-                continue;
-            }
-        };
-        let (rows, cols, ch) = (npy.shape[1], npy.shape[2], npy.shape[3]);
-        let v = npy.to_f64();
-        let scale = if npy.descr == "<u2" {
-            1.0 / 65535.0
-        } else {
-            1.0
-        };
-        let plane: Vec<f32> = (0..rows * cols)
-            .map(|p| ((0..ch).map(|c| v[p * ch + c]).sum::<f64>() / ch as f64 * scale) as f32)
-            .collect();
-        let img = radfm_dicom::resample::resize(&plane, rows, cols, 1, size, size)
-            .into_iter()
-            .map(|x| (x - 0.5) / 0.25)
-            .collect();
-        out.push((key.to_string(), img));
-    }
-    Ok((out, skipped))
-}
-
-/// Every image of the dataset's shards, read in parallel, ordered by key.
+/// Every frame of every image in the dataset (the reader's order), from the
+/// frame cache or preprocessed into it now.
 fn load_images(dataset: &Path, size: usize, quiet: bool) -> anyhow::Result<Images> {
-    let dir = dataset.join("shards");
-    let mut shards: Vec<_> = std::fs::read_dir(&dir)
-        .with_context(|| {
-            format!(
-                "{}: no shards/ (is this a dataset from `radfm ingest`?)",
-                dataset.display()
-            )
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "tar")
-                && !p
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        })
-        .collect();
-    shards.sort();
+    let reader = Reader::open(dataset)?;
+    let records = reader.records();
+    if records.is_empty() {
+        bail!("{}: the dataset has no images", dataset.display());
+    }
+    let prep = Preprocess::radfm(size, "radfm pretrain");
     let pb = if quiet {
         ProgressBar::hidden()
     } else {
-        crate::progress::bar(shards.len() as u64, "shards")
+        crate::progress::bar(records.len() as u64, "images")
     };
-    let parts: Vec<(Vec<(String, Vec<f32>)>, usize)> = shards
-        .par_iter()
-        .map(|s| {
-            let r = read_shard(s, size);
-            pb.inc(1);
-            r
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let store = FrameStore::open(dataset, &reader, &prep, size * size, 64, &mut |n| {
+        pb.inc(n as u64)
+    })?;
     pb.finish_and_clear();
-    let skipped: usize = parts.iter().map(|p| p.1).sum();
-    let mut all: Vec<(String, Vec<f32>)> = parts.into_iter().flat_map(|p| p.0).collect();
-    all.sort_by(|a, b| a.0.cmp(&b.0));
-    if skipped > 0 {
-        eprintln!("{skipped} shard members skipped (see warnings)");
+    for (i, why) in store.skipped() {
+        tracing::warn!("image {}: {why}; left out", records[*i].key);
     }
-    if all.is_empty() {
-        bail!("{}: the dataset has no images", dataset.display());
+    if !store.skipped().is_empty() {
+        eprintln!(
+            "{} images could not be read and are left out (see warnings)",
+            store.skipped().len()
+        );
     }
-    let mut keys = Vec::with_capacity(all.len());
-    let mut pixels = Vec::with_capacity(all.len() * size * size);
-    for (k, v) in all {
-        keys.push(k);
-        pixels.extend(v);
+    if store.is_empty() {
+        bail!(
+            "{}: no image of the dataset could be read",
+            dataset.display()
+        );
     }
-    Ok(Images { size, keys, pixels })
+    if store.reused() {
+        eprintln!("frames read from {}", store.path().display());
+    }
+    let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
+    for (row, &(i, _)) in store.owners().iter().enumerate() {
+        by_key.entry(records[i].key.clone()).or_default().push(row);
+    }
+    let train = records.iter().any(|r| r.split.is_some()).then(|| {
+        records
+            .iter()
+            .map(|r| r.split.as_deref() == Some("train"))
+            .collect()
+    });
+    Ok(Images {
+        store,
+        by_key,
+        train,
+    })
 }
 
 /// The text a study contributes: FINDINGS plus IMPRESSION (the whole report
@@ -201,12 +168,6 @@ fn clip_data(dataset: &Path, images: &Images, holdout: f64) -> anyhow::Result<Cl
     let rows = catalog
         .image_reports()
         .with_context(|| format!("{}: reading the catalog", dataset.display()))?;
-    let index: HashMap<&str, usize> = images
-        .keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k.as_str(), i))
-        .collect();
     let with_splits = rows.iter().any(|r| r.split.is_some());
     let held_split = if rows.iter().any(|r| r.split.as_deref() == Some("val")) {
         "val"
@@ -221,7 +182,7 @@ fn clip_data(dataset: &Path, images: &Images, holdout: f64) -> anyhow::Result<Cl
             no_report += 1;
             continue;
         };
-        let Some(&i) = index.get(r.key.as_str()) else {
+        let Some(frames) = images.by_key.get(&r.key) else {
             not_in_shards += 1;
             continue;
         };
@@ -239,13 +200,13 @@ fn clip_data(dataset: &Path, images: &Images, holdout: f64) -> anyhow::Result<Cl
         let e = studies
             .entry(r.study_uid.clone())
             .or_insert_with(|| (role, Vec::new(), report.clone()));
-        e.1.push(i);
+        e.1.extend(frames);
     }
     if no_report > 0 {
         eprintln!("{no_report} images have no report and are left out");
     }
     if not_in_shards > 0 {
-        eprintln!("{not_in_shards} catalogued images were not found in the shards");
+        eprintln!("{not_in_shards} catalogued images could not be read and are left out");
     }
     let mut d = ClipData {
         train: Vec::new(),
@@ -463,8 +424,8 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
     let t0 = std::time::Instant::now();
     let images = load_images(&a.data, image_size, a.quiet)?;
     eprintln!(
-        "{} images at {}x{} px loaded in {:.1} s",
-        images.keys.len(),
+        "{} frames at {}x{} px ready in {:.1} s",
+        images.store.len(),
         image_size,
         image_size,
         t0.elapsed().as_secs_f64()
@@ -509,7 +470,7 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
                 .iter()
                 .enumerate()
                 .flat_map(|(s, (views, _))| views.iter().map(move |&v| (s, v)))
-                .map(|(s, v)| (images.get(v).to_vec(), s))
+                .map(|(s, v)| (images.get(v), s))
                 .collect();
             let r = run.retrieval(&queries, &held_feats, &[1, 5, 10])?;
             let path = a.out.join("retrieval.json");
@@ -533,7 +494,22 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
             );
         }
     } else {
-        let data = AllImages(images);
+        let rows: Vec<usize> = match &images.train {
+            Some(train) => (0..images.store.len())
+                .filter(|&r| train[images.store.owner(r).0])
+                .collect(),
+            None => (0..images.store.len()).collect(),
+        };
+        if rows.is_empty() {
+            bail!("{}: no image in the train split", a.data.display());
+        }
+        if images.train.is_some() {
+            eprintln!(
+                "the dataset has splits: MAE trains on the {} frames of the train split",
+                rows.len()
+            );
+        }
+        let data = AllImages { images, rows };
         let mut config = base(data.len());
         config.mae = Some(MaeConfig::new(enc.clone()));
         let run = train_loop::<Mae>(config, &a, &dev, &data)?;

@@ -64,6 +64,8 @@ fn dataset(tmp: &Path, patients: usize) -> (PathBuf, usize) {
         .arg(arch.join("dicom"))
         .arg("--reports")
         .arg(tmp.join("reports.jsonl"))
+        .arg("--truth")
+        .arg(arch.join("truth.jsonl"))
         .arg("--out")
         .arg(&out)
         .args(["--size", "24", "--shard-size", "5", "--quiet"]));
@@ -154,6 +156,55 @@ fn embed_then_probe_a_dataset() {
             "{row}"
         );
     }
+    // the archive's truth came into the dataset under its pseudonyms, and
+    // nothing of the archive's identities with it
+    let key = std::fs::read_to_string(tmp.path().join("ds.deid-key")).unwrap();
+    let key: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&key.trim()[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let deid = radfm_dicom::deid::Deidentifier::new(key.try_into().unwrap());
+    let archive_truth = jsonl(&tmp.path().join("archive/truth.jsonl"));
+    let truth = jsonl(&ds.join("truth.jsonl"));
+    assert_eq!(truth.len(), n);
+    let by_id: std::collections::HashMap<&str, &serde_json::Value> = truth
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap(), t))
+        .collect();
+    for row in &index {
+        let t = by_id[row["id"].as_str().unwrap()];
+        for f in [
+            "patient_id",
+            "study_instance_uid",
+            "sex",
+            "age",
+            "site",
+            "view",
+        ] {
+            assert_eq!(t[f], row[f], "{f}");
+        }
+        let fields: Vec<&str> = t.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(fields.len(), 8, "{fields:?}");
+    }
+    let written = std::fs::read_to_string(ds.join("truth.jsonl")).unwrap();
+    let mut matched = 0;
+    for a in &archive_truth {
+        if let Some(t) = by_id.get(deid.uid(a["id"].as_str().unwrap()).as_str()) {
+            assert_eq!(t["labels"], a["labels"]);
+            matched += 1;
+        }
+        for f in [
+            "id",
+            "patient_id",
+            "study_instance_uid",
+            "accession_number",
+            "file",
+        ] {
+            let v = a[f].as_str().unwrap();
+            assert!(!written.contains(v), "{f} {v} reached the dataset");
+        }
+    }
+    assert_eq!(matched, n);
+
     let positives = index
         .iter()
         .filter(|r| r["labels"]["Pleural Effusion"] == 1)

