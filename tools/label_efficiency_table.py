@@ -3,9 +3,10 @@
     python3 tools/label_efficiency_table.py WORK_DIR
 
 Reads WORK_DIR/<encoder>-probe-<labels>-eval/metrics.json (radfm evaluate's output) for the
-encoders mae, clip and random and the labels weak and truth. Prints:
-- the macro AUROC (mean over the observations with a defined AUROC in every run) of every
-  draw, averaged over its repeats, with the spread of the repeats;
+encoders mae, random (its architecture with random weights), clip and random16 and the labels weak and truth. Prints:
+- the macro AUROC of every draw, averaged over its repeats, with the spread of the repeats:
+  the mean over the observations that have positive and negative test images, where an
+  observation the draw could not fit (no positive training patient) counts as chance, 0.5;
 - per encoder, trained on the weak labels: each observation's AUROC of the first repeat
   (r0) with its patient-bootstrap 95% CI, and the SD across the repeats.
 """
@@ -14,7 +15,7 @@ import sys
 from pathlib import Path
 
 DRAWS = ["probe-1%", "probe-10%", "probe-100%", "probe-5shot", "probe-20shot"]
-ENCODERS = ["mae", "clip", "random"]
+ENCODERS = ["mae", "random", "clip", "random16"]
 
 
 def load(work, enc, labels):
@@ -24,7 +25,7 @@ def load(work, enc, labels):
 
 def auroc(m, run, obs):
     c = m["runs"]["metrics"].get(run, {}).get(obs)
-    return None if c is None else c["metrics"]["auroc"]
+    return None if c is None else c["auroc"]
 
 
 def runs_of(m, draw):
@@ -32,18 +33,15 @@ def runs_of(m, draw):
 
 
 def defined(m):
-    """Observations with a defined AUROC in every run."""
-    obs = None
-    for run in m["runs"]["order"]:
-        ok = {o for o, c in m["runs"]["metrics"][run].items() if c["metrics"]["auroc"]["value"] is not None}
-        obs = ok if obs is None else obs & ok
-    return sorted(obs or [])
+    """Observations with positive and negative test images."""
+    return sorted(o for o, c in m["observations"].items() if 0 < c["positives"] < c["n"])
 
 
 def macro(m, draw, obs):
     vals = []
     for run in runs_of(m, draw):
-        vals.append(sum(auroc(m, run, o)["value"] for o in obs) / len(obs))
+        cells = [auroc(m, run, o) for o in obs]
+        vals.append(sum(c["value"] if c and c["value"] is not None else 0.5 for c in cells) / len(obs))
     n = len(vals)
     mean = sum(vals) / n
     sd = (sum((v - mean) ** 2 for v in vals) / (n - 1)) ** 0.5 if n > 1 else 0.0
@@ -55,10 +53,8 @@ def main():
     found = {(e, l): load(work, e, l) for e in ENCODERS for l in ["weak", "truth"]}
     any_m = next(m for m in found.values() if m)
     obs = defined(any_m)
-    for m in found.values():
-        if m:
-            obs = [o for o in obs if o in defined(m)]
-    print(f"Macro AUROC over {len(obs)} observations ({', '.join(obs)}), "
+    print(f"Macro AUROC over {len(obs)} observations ({', '.join(obs)}; chance where a draw "
+          "could not fit one), "
           f"{any_m['n_images']} test images of {any_m['n_patients']} patients; "
           "mean of the repeats (SD across them)\n")
     print("| encoder | labels | " + " | ".join(d.removeprefix("probe-") for d in DRAWS) + " |")
@@ -78,21 +74,20 @@ def main():
         print(f"\n{enc}, weak labels: AUROC of r0 [patient-bootstrap 95% CI], SD across the repeats\n")
         print("| observation | test positives | " + " | ".join(d.removeprefix("probe-") for d in DRAWS) + " |")
         print("|---|---|" + "---|" * len(DRAWS))
-        for o in sorted(m["observations"]):
-            first = m["runs"]["metrics"][m["runs"]["order"][0]].get(o)
+        for o in obs:
             cells = []
             for d in DRAWS:
                 runs = runs_of(m, d)
                 c = auroc(m, runs[0], o)
                 if c is None or c["value"] is None:
-                    cells.append("n/a")
+                    cells.append("not fitted")
                     continue
                 cell = f"{c['value']:.3f} [{c['ci'][0]:.3f}, {c['ci'][1]:.3f}]"
                 spread = m["runs"].get("repeats", {}).get(d, {}).get(o)
                 if spread and spread["n"] > 1:
                     cell += f" sd {spread['sd']:.3f}"
                 cells.append(cell)
-            pos = first["positives"] if first else 0
+            pos = m["observations"][o]["positives"]
             print(f"| {o} | {pos} | " + " | ".join(cells) + " |")
 
 
