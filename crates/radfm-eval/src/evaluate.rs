@@ -1335,7 +1335,7 @@ pub fn per_run(runs: &[(String, Vec<Image>)], opts: &Options) -> RunsReport {
 }
 
 /// The draw a run repeats: `probe-10%-r3` -> `probe-10%`.
-fn draw_of(run: &str) -> Option<&str> {
+pub(crate) fn draw_of(run: &str) -> Option<&str> {
     let (base, i) = run.rsplit_once("-r")?;
     (!i.is_empty() && i.bytes().all(|b| b.is_ascii_digit())).then_some(base)
 }

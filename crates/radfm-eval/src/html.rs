@@ -251,31 +251,66 @@ fn forest_svg(title: &str, rows: &[(String, f64, Option<(f64, f64)>)]) -> String
     s + "</svg>"
 }
 
-/// AUROC with CI bars against run (categorical x axis in file order).
-fn run_svg(name: &str, runs: &[&str], pts: &[(usize, f64, Option<(f64, f64)>)]) -> String {
-    let n = runs.len().max(2) as f64;
+/// One run's point on the by-run plot: its draw (x category), its place
+/// among that draw's repeats, the AUROC and its CI.
+struct RunPoint<'a> {
+    run: &'a str,
+    draw: usize,
+    slot: usize,
+    slots: usize,
+    auroc: f64,
+    ci: Option<(f64, f64)>,
+}
+
+/// AUROC with CI bars against run (categorical x axis in file order). The
+/// repeats of a draw stand side by side at the draw's place, and the line
+/// joins the draws' mean AUROCs.
+fn run_svg(name: &str, draws: &[&str], pts: &[RunPoint]) -> String {
+    let n = draws.len().max(2) as f64;
     let xr = |k: usize| 0.05 + 0.9 * k as f64 / (n - 1.0);
+    let slot_w = 0.5 * 0.9 / (n - 1.0);
+    let at = |p: &RunPoint| {
+        let spread = slot_w * (p.slots.saturating_sub(1)) as f64 / p.slots.max(1) as f64;
+        let off = if p.slots > 1 {
+            -spread / 2.0 + spread * p.slot as f64 / (p.slots - 1) as f64
+        } else {
+            0.0
+        };
+        xr(p.draw) + off
+    };
     let yr = |v: f64| v.clamp(0.0, 1.0);
     let mut body = String::new();
-    for (k, v, ci) in pts {
-        if let Some((lo, hi)) = ci {
+    for p in pts {
+        if let Some((lo, hi)) = p.ci {
             body += &format!(
-                r##"<line x1="{0:.1}" y1="{1:.1}" x2="{0:.1}" y2="{2:.1}" stroke="#333" stroke-width="2"/>"##,
-                x(xr(*k)),
-                y(yr(*lo)),
-                y(yr(*hi))
+                r##"<line x1="{0:.1}" y1="{1:.1}" x2="{0:.1}" y2="{2:.1}" stroke="#333" stroke-width="{3}"/>"##,
+                x(at(p)),
+                y(yr(lo)),
+                y(yr(hi)),
+                if p.slots > 1 { 1 } else { 2 }
             );
         }
         body += &format!(
-            r##"<circle cx="{:.1}" cy="{:.1}" r="4" fill="#08519c"><title>{} AUROC {v:.3}</title></circle>"##,
-            x(xr(*k)),
-            y(yr(*v)),
-            esc(runs[*k])
+            r##"<circle cx="{:.1}" cy="{:.1}" r="{}" fill="#08519c"><title>{} AUROC {:.3}</title></circle>"##,
+            x(at(p)),
+            y(yr(p.auroc)),
+            if p.slots > 1 { 3 } else { 4 },
+            esc(p.run),
+            p.auroc
         );
     }
-    let line: Vec<(f64, f64)> = pts.iter().map(|(k, v, _)| (xr(*k), yr(*v))).collect();
+    let line: Vec<(f64, f64)> = (0..draws.len())
+        .filter_map(|d| {
+            let v: Vec<f64> = pts
+                .iter()
+                .filter(|p| p.draw == d)
+                .map(|p| p.auroc)
+                .collect();
+            (!v.is_empty()).then(|| (xr(d), yr(v.iter().sum::<f64>() / v.len() as f64)))
+        })
+        .collect();
     body += &polyline(&line, "#08519c", "");
-    for (k, r) in runs.iter().enumerate() {
+    for (k, r) in draws.iter().enumerate() {
         body += &format!(
             r#"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle">{}</text>"#,
             x(xr(k)),
@@ -289,8 +324,13 @@ fn run_svg(name: &str, runs: &[&str], pts: &[(usize, f64, Option<(f64, f64)>)]) 
         "AUROC",
         &body,
         &format!(
-            "AUROC of {name} with 95% CIs for each run: {}",
-            runs.join(", ")
+            "AUROC of {name} with 95% CIs for each run{}: {}",
+            if pts.iter().any(|p| p.slots > 1) {
+                ", repeats of a draw side by side, the line through their means"
+            } else {
+                ""
+            },
+            draws.join(", ")
         ),
         false,
     )
@@ -444,24 +484,52 @@ th,td{border:1px solid #bbb;padding:3px 6px;text-align:right}th:first-child,td:f
             esc(report["main_run"].as_str().unwrap_or(""))
         );
         let names: Vec<&str> = order.iter().filter_map(Json::as_str).collect();
+        let repeats = report["runs"]["repeats"]
+            .as_object()
+            .is_some_and(|r| !r.is_empty());
+        let mut draws: Vec<&str> = Vec::new();
+        let mut place: Vec<(usize, usize)> = Vec::new(); // per run: (draw, slot)
+        for r in &names {
+            let d = if repeats {
+                crate::evaluate::draw_of(r).unwrap_or(r)
+            } else {
+                r
+            };
+            let k = match draws.iter().position(|x| *x == d) {
+                Some(k) => k,
+                None => {
+                    draws.push(d);
+                    draws.len() - 1
+                }
+            };
+            place.push((k, place.iter().filter(|p| p.0 == k).count()));
+        }
+        let slots = |k: usize| place.iter().filter(|p| p.0 == k).count();
         let obs: std::collections::BTreeSet<&String> = per
             .values()
             .filter_map(Json::as_object)
             .flat_map(|m| m.keys())
             .collect();
         for o in obs {
-            let pts: Vec<(usize, f64, Option<(f64, f64)>)> = names
+            let pts: Vec<RunPoint> = names
                 .iter()
-                .enumerate()
-                .filter_map(|(k, r)| {
+                .zip(&place)
+                .filter_map(|(r, &(draw, slot))| {
                     let c = &per[*r][o]["auroc"];
                     let ci = c["ci"]
                         .as_array()
                         .and_then(|a| Some((a[0].as_f64()?, a[1].as_f64()?)));
-                    Some((k, c["value"].as_f64()?, ci))
+                    Some(RunPoint {
+                        run: r,
+                        draw,
+                        slot,
+                        slots: slots(draw),
+                        auroc: c["value"].as_f64()?,
+                        ci,
+                    })
                 })
                 .collect();
-            h += &run_svg(o, &names, &pts);
+            h += &run_svg(o, &draws, &pts);
         }
         h += "</div>";
         // repeated draws: the spread is part of the answer
@@ -470,7 +538,9 @@ th,td{border:1px solid #bbb;padding:3px 6px;text-align:right}th:first-child,td:f
                   (runs named <code>DRAW-r0</code>, <code>DRAW-r1</code>, ...): mean, standard \
                   deviation and range.</p><table><tr><th>draw</th><th>observation</th><th>repeats</th>\
                   <th>mean</th><th>sd</th><th>min</th><th>max</th></tr>";
-            for (draw, obs) in rep {
+            let mut by_order: Vec<(&String, &Json)> = rep.iter().collect();
+            by_order.sort_by_key(|(d, _)| draws.iter().position(|x| x == d).unwrap_or(usize::MAX));
+            for (draw, obs) in by_order {
                 for (o, v) in obs.as_object().into_iter().flatten() {
                     let f = |k: &str| v[k].as_f64().map_or("".into(), |x| format!("{x:.3}"));
                     h += &format!(

@@ -146,14 +146,15 @@ pub fn run(a: ProbeArgs) -> anyhow::Result<()> {
             _ => bail!("--C {s}: expected `auto` or a positive number"),
         },
     };
-    let mut draws: Vec<Draw> = Vec::new();
+    // the k-shot draws first (fewest labels), then the fractions as given: the last run,
+    // which `radfm evaluate`'s main tables describe, is the last fraction (by default 100%)
+    let mut draws: Vec<Draw> = a.shots.iter().map(|&k| Draw::Shots(k)).collect();
     for &f in &a.fractions {
         if !(f > 0.0 && f <= 1.0) {
             bail!("--fractions {f}: each fraction must be in (0, 1]");
         }
         draws.push(Draw::Fraction(f));
     }
-    draws.extend(a.shots.iter().map(|&k| Draw::Shots(k)));
     let cfg = Config {
         observations: Observation::ALL
             .iter()

@@ -158,6 +158,39 @@ fn metrics_json_with_cis_subgroups_and_delong() {
     assert!(m["runs"]["metrics"]["probe-1%"]["Edema"]["auroc"]["value"].is_f64());
     assert!(html.contains("AUROC by run"));
 
+    // repeated draws: one x place per draw, the repeats side by side, the spread tabled
+    let runs: String = std::fs::read_to_string(&pred)
+        .unwrap()
+        .lines()
+        .flat_map(|l| {
+            [
+                "probe-5shot-r0",
+                "probe-5shot-r1",
+                "probe-100%-r0",
+                "probe-100%-r1",
+            ]
+            .map(|r| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["run"] = r.into();
+                v.to_string() + "\n"
+            })
+        })
+        .collect();
+    let (m, html) =
+        evaluate_with_html(&std::fs::read_to_string(&truth).unwrap(), &runs, &[]).unwrap();
+    assert_eq!(m["runs"]["repeats"]["probe-5shot"]["Edema"]["n"], 2);
+    assert!(html.contains("repeats of a draw side by side"));
+    let labels = |name: &str| html.matches(&format!(">{name}</text>")).count();
+    assert!(labels("probe-5shot") > 0 && labels("probe-100%") > 0);
+    assert_eq!(
+        labels("probe-5shot-r0"),
+        0,
+        "x labels name draws, not repeats"
+    );
+    // the spread table follows the runs' order, not the alphabet
+    let table = &html[html.find("Across repeated draws").unwrap()..];
+    assert!(table.find("probe-5shot").unwrap() < table.find("probe-100%").unwrap());
+
     // ids without truth are an error that names them
     std::fs::write(&pred2, "{\"id\": \"nope\", \"scores\": {\"Edema\": 0.5}}\n").unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_radfm"))
