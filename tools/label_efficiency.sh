@@ -62,4 +62,16 @@ for enc in mae random clip random16; do
       t "$R" evaluate --pred "$run/pred.jsonl" --truth "$W/ds/truth.jsonl" --out "$run-eval"
   done
 done
+# MAE does not train the class token (its decoder sees only patch tokens): the MAE encoder and
+# its random floor once more with the mean of the patch tokens, weak labels only
+for enc in mae random; do
+  [ -f "$W/$enc-mean-emb/embed.json" ] ||
+    t "$R" embed --model "$W/$enc" --data "$W/ds" --out "$W/$enc-mean-emb" --pooling mean --quiet
+  run="$W/$enc-mean-probe-weak"
+  [ -f "$run/pred.jsonl" ] ||
+    t "$R" probe --embeddings "$W/$enc-mean-emb" --out "$run" --fractions 0.01,0.1,1 \
+      --shots 5,20 --repeats 5 --seed 0
+  [ -f "$run-eval/metrics.json" ] ||
+    t "$R" evaluate --pred "$run/pred.jsonl" --truth "$W/ds/truth.jsonl" --out "$run-eval"
+done
 python3 "$here/tools/label_efficiency_table.py" "$W"

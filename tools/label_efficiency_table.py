@@ -3,7 +3,8 @@
     python3 tools/label_efficiency_table.py WORK_DIR
 
 Reads WORK_DIR/<encoder>-probe-<labels>-eval/metrics.json (radfm evaluate's output) for the
-encoders mae, random (its architecture with random weights), clip and random16 and the labels weak and truth. Prints:
+encoders mae, random (its architecture with random weights), clip and random16 (its architecture
+with random weights), and mae-mean and random-mean (embedded with --pooling mean), where present and the labels weak and truth. Prints:
 - the macro AUROC of every draw, averaged over its repeats, with the spread of the repeats:
   the mean over the observations that have positive and negative test images, where an
   observation the draw could not fit (no positive training patient) counts as chance, 0.5;
@@ -14,8 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-DRAWS = ["probe-1%", "probe-10%", "probe-100%", "probe-5shot", "probe-20shot"]
-ENCODERS = ["mae", "random", "clip", "random16"]
+DRAWS = ["probe-5shot", "probe-20shot", "probe-1%", "probe-10%", "probe-100%"]
+ENCODERS = ["mae", "mae-mean", "random", "random-mean", "clip", "random16"]
 
 
 def load(work, enc, labels):

@@ -310,17 +310,27 @@ fn run_svg(name: &str, draws: &[&str], pts: &[RunPoint]) -> String {
         })
         .collect();
     body += &polyline(&line, "#08519c", "");
+    // the axis names the draws without the prefix they share (`probe-`)
+    let shared = draws
+        .first()
+        .and_then(|d| d.find('-').map(|i| &d[..=i]))
+        .filter(|p| draws.len() > 1 && draws.iter().all(|d| d.starts_with(p) && d.len() > p.len()))
+        .map_or(0, str::len);
     for (k, r) in draws.iter().enumerate() {
         body += &format!(
             r#"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle">{}</text>"#,
             x(xr(k)),
             y(0.0) + 14.0,
-            esc(r)
+            esc(&r[shared..])
         );
     }
     framed(
         &format!("{name}: AUROC by run"),
-        "run",
+        &if shared > 0 {
+            format!("run ({}...)", &draws[0][..shared])
+        } else {
+            "run".to_string()
+        },
         "AUROC",
         &body,
         &format!(
