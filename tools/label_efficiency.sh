@@ -74,4 +74,19 @@ for enc in mae random; do
   [ -f "$run-eval/metrics.json" ] ||
     t "$R" evaluate --pred "$run/pred.jsonl" --truth "$W/ds/truth.jsonl" --out "$run-eval"
 done
+# MAE's loss against per-patch normalised pixels does not ask the encoder to keep a patch's
+# brightness and contrast: the same MAE once more on the pixels themselves
+[ -f "$W/mae-pix/model/model.safetensors" ] ||
+  t "$R" pretrain --data "$W/ds" --objective mae --out "$W/mae-pix" "${mae_vit[@]}" --batch 32 \
+    --steps "$MAE_STEPS" --lr 1.5e-3 --norm-pix-loss false --quiet
+for pool in pooled mean; do
+  [ -f "$W/mae-pix-$pool-emb/embed.json" ] ||
+    t "$R" embed --model "$W/mae-pix" --data "$W/ds" --out "$W/mae-pix-$pool-emb" --pooling "$pool" --quiet
+  run="$W/mae-pix-$pool-probe-weak"
+  [ -f "$run/pred.jsonl" ] ||
+    t "$R" probe --embeddings "$W/mae-pix-$pool-emb" --out "$run" --fractions 0.01,0.1,1 \
+      --shots 5,20 --repeats 5 --seed 0
+  [ -f "$run-eval/metrics.json" ] ||
+    t "$R" evaluate --pred "$run/pred.jsonl" --truth "$W/ds/truth.jsonl" --out "$run-eval"
+done
 python3 "$here/tools/label_efficiency_table.py" "$W"

@@ -4,7 +4,8 @@
 
 Reads WORK_DIR/<encoder>-probe-<labels>-eval/metrics.json (radfm evaluate's output) for the
 encoders mae, random (its architecture with random weights), clip and random16 (its architecture
-with random weights), and mae-mean and random-mean (embedded with --pooling mean), where present and the labels weak and truth. Prints:
+with random weights), mae-mean and random-mean (embedded with --pooling mean), and mae-pix-pooled and mae-pix-mean
+(MAE with --norm-pix-loss false), where present and the labels weak and truth. Prints:
 - the macro AUROC of every draw, averaged over its repeats, with the spread of the repeats:
   the mean over the observations that have positive and negative test images, where an
   observation the draw could not fit (no positive training patient) counts as chance, 0.5;
@@ -16,7 +17,8 @@ import sys
 from pathlib import Path
 
 DRAWS = ["probe-5shot", "probe-20shot", "probe-1%", "probe-10%", "probe-100%"]
-ENCODERS = ["mae", "mae-mean", "random", "random-mean", "clip", "random16"]
+ENCODERS = ["mae", "mae-mean", "mae-pix-pooled", "mae-pix-mean", "random", "random-mean", "clip",
+            "random16"]
 
 
 def load(work, enc, labels):

@@ -320,6 +320,11 @@ pub struct PretrainArgs {
     /// Drop-path (stochastic depth) rate of the encoder's last block (0 = off).
     #[arg(long, default_value_t = 0.0, value_parser = rate)]
     pub drop_path: f64,
+    /// --objective mae: reconstruct each patch normalised by its own mean and deviation (true,
+    /// as in the MAE paper) or the pixels themselves (false: the encoder must keep brightness
+    /// and contrast).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub norm_pix_loss: bool,
     /// Loader threads for reading shards and building batches (default: all cores).
     /// Changeable on --resume.
     #[arg(long, value_parser = at_least_1())]

@@ -417,7 +417,10 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
         let mut draft = base(0);
         draft.clip = clip_config(0);
         if draft.clip.is_none() {
-            draft.mae = Some(MaeConfig::new(enc.clone()));
+            draft.mae = Some(MaeConfig {
+                norm_pix_loss: a.norm_pix_loss,
+                ..MaeConfig::new(enc.clone())
+            });
         }
         check_resume(&a, &draft)?;
     }
@@ -511,7 +514,10 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
         }
         let data = AllImages { images, rows };
         let mut config = base(data.len());
-        config.mae = Some(MaeConfig::new(enc.clone()));
+        config.mae = Some(MaeConfig {
+            norm_pix_loss: a.norm_pix_loss,
+            ..MaeConfig::new(enc.clone())
+        });
         let run = train_loop::<Mae>(config, &a, &dev, &data)?;
         let png = run.save_reconstructions(&data)?;
         eprintln!("reconstructions of masked images: {}", png.display());
@@ -625,6 +631,7 @@ fn resume_flag(path: &str) -> &'static str {
         "adamw.weight_decay" => "--weight-decay",
         "clip.text_model" => "--text-model",
         "clip.projection_dim" => "--projection-dim",
+        "mae.norm_pix_loss" => "--norm-pix-loss",
         p if p.starts_with("augment") => "--augment",
         p if p.ends_with("encoder.image_size") => "--image-size",
         p if p.ends_with("encoder.patch_size") => "--patch",

@@ -1,7 +1,6 @@
 //! `radfm pretrain` killed with SIGKILL mid-run and resumed ends where an
 //! uninterrupted run ends: same loss curve, bitwise-identical weights.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -459,6 +458,16 @@ fn bad_numbers_and_changed_arguments_on_resume_are_refused() {
     }
     let err = refused(&mut small(&data, &run, true, &[("--depth", "3")]));
     assert!(err.contains("--depth: the run has 2, given 3"), "{err}");
+    let err = refused(&mut small(
+        &data,
+        &run,
+        true,
+        &[("--norm-pix-loss", "false")],
+    ));
+    assert!(
+        err.contains("--norm-pix-loss: the run has true, given false"),
+        "{err}"
+    );
     // a CLIP run's text tower: the MAE run's config rewritten as a CLIP run's
     let cfg_path = run.join("config.json");
     let mut cfg: serde_json::Value =
