@@ -115,7 +115,7 @@ fn labels(v: &Value) -> Result<BTreeMap<&'static str, i64>, String> {
                 .parse()
                 .map_err(|_| format!("labels: {k:?} is not a CheXpert observation"))?;
             match x.as_i64() {
-                Some(l @ (-1 | 0 | 1)) => Ok((o.as_str(), l)),
+                Some(l @ -1..=1) => Ok((o.as_str(), l)),
                 _ => Err(format!("labels: {k}: {x} is not 0, 1 or -1")),
             }
         })
