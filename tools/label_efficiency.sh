@@ -48,45 +48,42 @@ clip_vit=(--image-size 64 --patch 16 --depth 6)
   t "$R" pretrain --data "$W/ds" --objective clip --text-model "$MINILM" --out "$W/clip" \
     "${clip_vit[@]}" --batch 64 --steps "$CLIP_STEPS" --lr 5e-4 --quiet
 
+# embed once; probe at every draw and evaluate against the truth, once
+embed() {
+  local model=$1 out=$2
+  shift 2
+  [ -f "$out/embed.json" ] || t "$R" embed --model "$model" --data "$W/ds" --out "$out" --quiet "$@"
+}
+probe() {
+  local emb=$1 run=$2
+  shift 2
+  [ -f "$run/pred.jsonl" ] ||
+    t "$R" probe --embeddings "$emb" --out "$run" --fractions 0.01,0.1,1 --shots 5,20 \
+      --repeats 5 --seed 0 "$@"
+  [ -f "$run-eval/metrics.json" ] ||
+    t "$R" evaluate --pred "$run/pred.jsonl" --truth "$W/ds/truth.jsonl" --out "$run-eval"
+}
+
 for enc in mae random clip random16; do
-  [ -f "$W/$enc-emb/embed.json" ] ||
-    t "$R" embed --model "$W/$enc" --data "$W/ds" --out "$W/$enc-emb" --quiet
-  for labels in weak truth; do
-    extra=()
-    [ "$labels" = truth ] && extra=(--labels "$W/ds/truth.jsonl")
-    run="$W/$enc-probe-$labels"
-    [ -f "$run/pred.jsonl" ] ||
-      t "$R" probe --embeddings "$W/$enc-emb" --out "$run" --fractions 0.01,0.1,1 \
-        --shots 5,20 --repeats 5 --seed 0 "${extra[@]}"
-    [ -f "$run-eval/metrics.json" ] ||
-      t "$R" evaluate --pred "$run/pred.jsonl" --truth "$W/ds/truth.jsonl" --out "$run-eval"
-  done
+  embed "$W/$enc" "$W/$enc-emb"
+  probe "$W/$enc-emb" "$W/$enc-probe-weak"
+  probe "$W/$enc-emb" "$W/$enc-probe-truth" --labels "$W/ds/truth.jsonl"
 done
+
 # MAE does not train the class token (its decoder sees only patch tokens): the MAE encoder and
 # its random floor once more with the mean of the patch tokens, weak labels only
 for enc in mae random; do
-  [ -f "$W/$enc-mean-emb/embed.json" ] ||
-    t "$R" embed --model "$W/$enc" --data "$W/ds" --out "$W/$enc-mean-emb" --pooling mean --quiet
-  run="$W/$enc-mean-probe-weak"
-  [ -f "$run/pred.jsonl" ] ||
-    t "$R" probe --embeddings "$W/$enc-mean-emb" --out "$run" --fractions 0.01,0.1,1 \
-      --shots 5,20 --repeats 5 --seed 0
-  [ -f "$run-eval/metrics.json" ] ||
-    t "$R" evaluate --pred "$run/pred.jsonl" --truth "$W/ds/truth.jsonl" --out "$run-eval"
+  embed "$W/$enc" "$W/$enc-mean-emb" --pooling mean
+  probe "$W/$enc-mean-emb" "$W/$enc-mean-probe-weak"
 done
+
 # MAE's loss against per-patch normalised pixels does not ask the encoder to keep a patch's
 # brightness and contrast: the same MAE once more on the pixels themselves
 [ -f "$W/mae-pix/model/model.safetensors" ] ||
   t "$R" pretrain --data "$W/ds" --objective mae --out "$W/mae-pix" "${mae_vit[@]}" --batch 32 \
     --steps "$MAE_STEPS" --lr 1.5e-3 --norm-pix-loss false --quiet
 for pool in pooled mean; do
-  [ -f "$W/mae-pix-$pool-emb/embed.json" ] ||
-    t "$R" embed --model "$W/mae-pix" --data "$W/ds" --out "$W/mae-pix-$pool-emb" --pooling "$pool" --quiet
-  run="$W/mae-pix-$pool-probe-weak"
-  [ -f "$run/pred.jsonl" ] ||
-    t "$R" probe --embeddings "$W/mae-pix-$pool-emb" --out "$run" --fractions 0.01,0.1,1 \
-      --shots 5,20 --repeats 5 --seed 0
-  [ -f "$run-eval/metrics.json" ] ||
-    t "$R" evaluate --pred "$run/pred.jsonl" --truth "$W/ds/truth.jsonl" --out "$run-eval"
+  embed "$W/mae-pix" "$W/mae-pix-$pool-emb" --pooling "$pool"
+  probe "$W/mae-pix-$pool-emb" "$W/mae-pix-$pool-probe-weak"
 done
 python3 "$here/tools/label_efficiency_table.py" "$W"

@@ -136,18 +136,22 @@ fn metrics_json_with_cis_subgroups_and_delong() {
         assert!(c[k]["ece"].is_f64() && c[k]["brier"].is_f64(), "{c}");
     }
 
-    // runs: the same images scored by two probes; metrics per run, the last one is the main report
-    let runs: String = std::fs::read_to_string(&pred)
-        .unwrap()
-        .lines()
-        .flat_map(|l| {
-            ["probe-1%", "probe-100%"].map(|r| {
-                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-                v["run"] = r.into();
-                v.to_string() + "\n"
+    // every prediction once per run name
+    let as_runs = |names: &[&str]| -> String {
+        std::fs::read_to_string(&pred)
+            .unwrap()
+            .lines()
+            .flat_map(|l| {
+                names.iter().map(move |r| {
+                    let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v["run"] = (*r).into();
+                    v.to_string() + "\n"
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
+    // runs: the same images scored by two probes; metrics per run, the last one is the main report
+    let runs = as_runs(&["probe-1%", "probe-100%"]);
     let (m, html) =
         evaluate_with_html(&std::fs::read_to_string(&truth).unwrap(), &runs, &[]).unwrap();
     assert_eq!(
@@ -159,23 +163,12 @@ fn metrics_json_with_cis_subgroups_and_delong() {
     assert!(html.contains("AUROC by run"));
 
     // repeated draws: one x place per draw, the repeats side by side, the spread tabled
-    let runs: String = std::fs::read_to_string(&pred)
-        .unwrap()
-        .lines()
-        .flat_map(|l| {
-            [
-                "probe-5shot-r0",
-                "probe-5shot-r1",
-                "probe-100%-r0",
-                "probe-100%-r1",
-            ]
-            .map(|r| {
-                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-                v["run"] = r.into();
-                v.to_string() + "\n"
-            })
-        })
-        .collect();
+    let runs = as_runs(&[
+        "probe-5shot-r0",
+        "probe-5shot-r1",
+        "probe-100%-r0",
+        "probe-100%-r1",
+    ]);
     let (m, html) =
         evaluate_with_html(&std::fs::read_to_string(&truth).unwrap(), &runs, &[]).unwrap();
     assert_eq!(m["runs"]["repeats"]["probe-5shot"]["Edema"]["n"], 2);
