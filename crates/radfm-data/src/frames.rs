@@ -22,12 +22,9 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde_json::json;
 
-use crate::preprocess::Preprocess;
+use crate::preprocess::{Frames, Preprocess};
 use crate::reader::{Reader, Record};
 use crate::DataError;
-
-/// An image's preprocessed frames, or why not.
-type FramesOr = Result<Vec<Vec<f32>>, String>;
 
 /// The preprocessed frames of a dataset's images, one row each.
 pub struct FrameStore {
@@ -83,7 +80,7 @@ impl FrameStore {
         let mut skipped = Vec::new();
         reader.stream::<DataError>(batch, &mut |items| {
             let n = items.len();
-            let prepared: Vec<(usize, FramesOr)> = items
+            let prepared: Vec<(usize, Frames)> = items
                 .into_par_iter()
                 .map(|(i, px)| {
                     let frames = px.and_then(|p| prep.frames(&p)).and_then(|f| {

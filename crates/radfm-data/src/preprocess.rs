@@ -141,6 +141,9 @@ pub enum Resampler {
     Radfm,
 }
 
+/// An image's frames as model input ([`Preprocess::frames`]), or why not.
+pub type Frames = Result<Vec<Vec<f32>>, String>;
+
 /// Every step from a dataset image (display values, 0 to 1, one channel) to
 /// a model input (channels, height, width).
 #[derive(Debug, Clone, PartialEq)]
@@ -313,6 +316,14 @@ impl Preprocess {
         self.crop.unwrap_or((h, w))
     }
 
+    /// Every frame of an image, in grey, as model input.
+    pub fn frames(&self, px: &crate::reader::Pixels) -> Frames {
+        let [f, rows, cols, _] = px.shape;
+        (0..f)
+            .map(|k| self.apply(&px.grey(k), rows, cols))
+            .collect()
+    }
+
     /// A grey image (`rows` x `cols`, display values) as model input,
     /// channels first.
     pub fn apply(&self, grey: &[f32], rows: usize, cols: usize) -> Result<Vec<f32>, String> {
@@ -387,16 +398,6 @@ impl Preprocess {
             out.extend(scaled.iter().map(|&v| (v - m) / s));
         }
         Ok(out)
-    }
-}
-
-impl Preprocess {
-    /// Every frame of an image, in grey, as model input.
-    pub fn frames(&self, px: &crate::reader::Pixels) -> Result<Vec<Vec<f32>>, String> {
-        let [f, rows, cols, _] = px.shape;
-        (0..f)
-            .map(|k| self.apply(&px.grey(k), rows, cols))
-            .collect()
     }
 }
 

@@ -15,16 +15,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use burn::tensor::{Tensor, TensorData};
-use radfm_data::preprocess::Preprocess;
+use radfm_data::preprocess::{Frames, Preprocess};
 use radfm_data::reader::{Reader, Record};
 use rayon::prelude::*;
 use serde_json::json;
 use sha2::Digest;
 
 use crate::cli::{Device, EmbedArgs, PoolingArg, SplitArg};
-
-/// An image's preprocessed frames, or why not.
-type FramesOr = Result<Vec<Vec<f32>>, String>;
 
 /// A run directory holds its encoder in `model/`; any other directory is the model itself.
 pub fn model_dir(dir: &Path) -> PathBuf {
@@ -170,7 +167,7 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
     reader.stream::<anyhow::Error>(a.batch, &mut |items| {
         let count = items.len() as u64;
         // preprocess every frame of every image, in parallel
-        let prepared: Vec<(usize, FramesOr)> = pool.install(|| {
+        let prepared: Vec<(usize, Frames)> = pool.install(|| {
             items
                 .into_par_iter()
                 .map(|(i, px)| {

@@ -4,27 +4,8 @@
 //! per observation at fractions, shots and repeats, and the errors for bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn radfm() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_radfm"))
-}
-
-fn ok(c: &mut Command) -> String {
-    let o = c.output().unwrap();
-    assert!(
-        o.status.success(),
-        "{c:?} failed:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn fails(c: &mut Command) -> String {
-    let o = c.output().unwrap();
-    assert!(!o.status.success(), "{c:?} should have failed");
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use crate::common::{fails, jsonl, ok, radfm};
 
 /// A small synthetic archive (distinct images, several per patient for
 /// some), its reports replaced by controlled ones (every other study with an
@@ -107,15 +88,6 @@ fn model(tmp: &Path, with_processor: bool) -> PathBuf {
         .unwrap();
     }
     dir
-}
-
-/// Every line of a JSONL file, parsed.
-fn jsonl(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn npy_f32(path: &Path) -> (Vec<usize>, Vec<f32>) {

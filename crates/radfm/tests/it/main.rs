@@ -3,6 +3,7 @@
 
 mod adapt_cli;
 mod cli;
+mod common;
 mod evaluate_cli;
 mod model_cli;
 mod pretrain_cli;

@@ -5,6 +5,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::{ok, radfm};
+
 /// A dataset from `radfm ingest` of a synthetic archive of `patients`
 /// patients, at 32 px.
 fn dataset(dir: &Path, patients: usize) {
@@ -155,17 +157,6 @@ fn kill_9_then_resume_equals_an_uninterrupted_run() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
-fn radfm() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_radfm"))
-}
-
-fn ok(c: &mut Command) -> String {
-    let o = c.output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(o.status.success(), "{err}");
-    err
 }
 
 /// A tiny text tower: the committed random BertModel fixture with a

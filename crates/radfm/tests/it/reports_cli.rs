@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::common::jsonl as lines;
+
 fn radfm(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_radfm"))
         .args(args)
@@ -16,14 +18,6 @@ fn ok(o: &Output) {
         "stderr: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-}
-
-fn lines(p: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(p)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn iu_xml(findings: &str, impression: &str, majors: &[&str]) -> String {
