@@ -10,6 +10,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::lora::linear;
 use crate::weights::Weights;
 use crate::ModelError;
 
@@ -138,9 +139,9 @@ impl SelfAttention {
         let [b, n, d] = x.dims();
         let hd = d / self.heads;
         let split = |t: Tensor<3>| t.reshape([b, n, self.heads, hd]).swap_dims(1, 2);
-        let q = split(self.query.forward(x.clone()));
-        let k = split(self.key.forward(x.clone()));
-        let v = split(self.value.forward(x));
+        let q = split(linear(&self.query, x.clone()));
+        let k = split(linear(&self.key, x.clone()));
+        let v = split(linear(&self.value, x));
         let mask4 = mask.map(|m| {
             m.clone()
                 .reshape([b, 1, 1, n])
@@ -158,7 +159,7 @@ impl SelfAttention {
                 is_causal: causal,
             },
         );
-        self.out.forward(ctx.swap_dims(1, 2).reshape([b, n, d]))
+        linear(&self.out, ctx.swap_dims(1, 2).reshape([b, n, d]))
     }
 }
 
@@ -173,7 +174,7 @@ pub struct Mlp {
 
 impl Mlp {
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        self.fc2.forward(self.act.apply(self.fc1.forward(x)))
+        linear(&self.fc2, self.act.apply(linear(&self.fc1, x)))
     }
 }
 

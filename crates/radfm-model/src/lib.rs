@@ -4,6 +4,7 @@
 //!   HF `Dinov2Model`, `ViTModel` and `CLIPModel` vision towers.
 //! - [`bert`]: the BERT text encoder (HF `BertModel`), with mean pooling.
 //! - [`clip`]: the CLIP dual encoder and its symmetric InfoNCE loss.
+//! - [`lora`]: LoRA adapters (burn's) on the encoders, and PEFT's adapter format.
 //! - [`hf`]: loading a checkpoint directory by its `config.json`.
 //! - [`weights`]: safetensors reading with a strict account of every tensor.
 //!
@@ -17,6 +18,7 @@ pub mod head;
 pub mod hf;
 pub mod interp;
 pub mod layers;
+pub mod lora;
 pub mod mae;
 pub mod pretrain;
 pub mod text;

@@ -191,6 +191,11 @@ struct Names {
 }
 
 impl Flavour {
+    /// The prefix of the encoder's tensors in its checkpoint (`vision_model.` for CLIP).
+    pub(crate) fn prefix(self) -> &'static str {
+        self.names().prefix
+    }
+
     fn names(self) -> Names {
         match self {
             Flavour::Dinov2 => Names {
@@ -223,7 +228,7 @@ impl Flavour {
         }
     }
 
-    fn block(self, p: &str, i: usize) -> BlockNames {
+    pub(crate) fn block(self, p: &str, i: usize) -> BlockNames {
         let s = |x: &str| format!("{p}{x}");
         match self {
             Flavour::Dinov2 => {
@@ -629,7 +634,7 @@ impl Vit {
             (last, cls)
         };
         let pooled = match &self.pooler {
-            Some(p) => activation::tanh(p.forward(cls)),
+            Some(p) => activation::tanh(crate::lora::linear(p, cls)),
             None => cls,
         };
         VitOutput {

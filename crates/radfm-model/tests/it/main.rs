@@ -3,4 +3,5 @@
 
 mod minilm;
 mod parity;
+mod peft;
 mod resume;

@@ -9,13 +9,13 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use radfm_core::npy::Npy;
 use radfm_model::hf;
 
-fn fixture(model: &str) -> PathBuf {
+pub(crate) fn fixture(model: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(model)
 }
 
-fn npy(model: &str, name: &str) -> (Vec<usize>, Vec<f64>) {
+pub(crate) fn npy(model: &str, name: &str) -> (Vec<usize>, Vec<f64>) {
     let p = fixture(model).join(format!("{name}.npy"));
     let n = Npy::read(std::fs::File::open(&p).unwrap()).unwrap();
     let v = n.to_f64();
@@ -29,7 +29,7 @@ fn npy(model: &str, name: &str) -> (Vec<usize>, Vec<f64>) {
     (n.shape, v)
 }
 
-fn float4(model: &str, name: &str, dev: &Device) -> Tensor<4> {
+pub(crate) fn float4(model: &str, name: &str, dev: &Device) -> Tensor<4> {
     let (s, v) = npy(model, name);
     let v: Vec<f32> = v.into_iter().map(|x| x as f32).collect();
     Tensor::from_data(TensorData::new(v, [s[0], s[1], s[2], s[3]]), dev)
@@ -42,7 +42,7 @@ fn int2(model: &str, name: &str, dev: &Device) -> Tensor<2, Int> {
 }
 
 /// Assert closeness relative to the reference's scale; returns the relative error.
-fn close<const D: usize>(got: Tensor<D>, model: &str, name: &str) -> f64 {
+pub(crate) fn close<const D: usize>(got: Tensor<D>, model: &str, name: &str) -> f64 {
     let (shape, want) = npy(model, name);
     assert_eq!(got.dims().to_vec(), shape, "{model}/{name}: shape");
     let got: Vec<f32> = got.into_data().convert::<f32>().try_to_vec().unwrap();
