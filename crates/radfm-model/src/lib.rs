@@ -14,6 +14,7 @@
 pub mod augment;
 pub mod bert;
 pub mod clip;
+pub mod finetune;
 pub mod head;
 pub mod hf;
 pub mod interp;

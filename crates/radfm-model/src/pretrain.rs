@@ -47,8 +47,10 @@ pub trait ImageSet: Sync {
     /// An image of item `i`, row-major `[C, H, W]` at the run's image size;
     /// `rng` picks among the item's views where it has several.
     fn image(&self, i: usize, rng: &mut ChaCha8Rng) -> Vec<f32>;
-    /// The text features of item `i` (CLIP); None where the set has no text.
-    fn text(&self, _i: usize) -> Option<&[f32]> {
+    /// What item `i`'s image is trained against, besides itself: its report's
+    /// frozen features (CLIP) or its labels (fine-tuning); None where the set
+    /// has nothing of the kind.
+    fn paired(&self, _i: usize) -> Option<&[f32]> {
         None
     }
 }
@@ -60,6 +62,8 @@ pub struct PretrainConfig {
     pub mae: Option<MaeConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clip: Option<ClipTrainConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finetune: Option<crate::finetune::FinetuneConfig>,
     /// None: the images as stored
     #[serde(default)]
     pub augment: Option<Augment>,
@@ -95,10 +99,11 @@ fn one() -> usize {
 impl PretrainConfig {
     /// The image encoder's configuration, whatever the objective.
     pub fn encoder(&self) -> &VitConfig {
-        match (&self.mae, &self.clip) {
-            (Some(m), _) => &m.encoder,
-            (None, Some(c)) => &c.encoder,
-            (None, None) => panic!("a pretraining config without an objective section"),
+        match (&self.mae, &self.clip, &self.finetune) {
+            (Some(m), _, _) => &m.encoder,
+            (None, Some(c), _) => &c.encoder,
+            (None, None, Some(f)) => &f.encoder,
+            (None, None, None) => panic!("a training config without an objective section"),
         }
     }
 }
@@ -141,7 +146,17 @@ pub trait Objective: Module + Sized {
         ))
     }
     /// The model with its encoder replaced.
-    fn with_encoder(self, vit: Vit) -> Self;
+    fn with_encoder(self, vit: Vit) -> Result<Self, ModelError>;
+    /// The learning-rate factor of the parameter at `path` (layer-wise decay).
+    fn lr_scale(_config: &PretrainConfig, _path: &str) -> f64 {
+        1.0
+    }
+    /// Whether each checkpoint refreshes `RUN/model/` with the encoder
+    /// ([`Run::export_encoder`]); an objective that exports its own model
+    /// directory (fine-tuning) says no.
+    fn exports_model() -> bool {
+        true
+    }
     /// Extra tensors exported beside the encoder in `RUN/model/` (file name and
     /// tensors), e.g. CLIP's projections.
     fn export_extra(&self) -> Option<(&'static str, crate::train::Arrays)> {
@@ -173,9 +188,9 @@ impl Objective for Mae {
     fn per_sample_loss() -> bool {
         true
     }
-    fn with_encoder(mut self, vit: Vit) -> Mae {
+    fn with_encoder(mut self, vit: Vit) -> Result<Mae, ModelError> {
         self.encoder = vit;
-        self
+        Ok(self)
     }
 }
 
@@ -213,9 +228,9 @@ impl Objective for ClipTrain {
         })?;
         Ok(clip_loss(self.logits_of(features, texts)))
     }
-    fn with_encoder(mut self, vit: Vit) -> ClipTrain {
+    fn with_encoder(mut self, vit: Vit) -> Result<ClipTrain, ModelError> {
         self.vision = vit;
-        self
+        Ok(self)
     }
     fn export_extra(&self) -> Option<(&'static str, crate::train::Arrays)> {
         let all = named_params(self);
@@ -244,7 +259,7 @@ fn initial<M: Objective>(config: &PretrainConfig, device: &Device) -> Result<M, 
                 )));
             }
             vit.config = config.encoder().clone();
-            Ok(model.with_encoder(vit))
+            model.with_encoder(vit)
         }
     }
 }
@@ -433,7 +448,12 @@ impl<M: Objective> Run<M> {
         };
         let kept: String = text
             .lines()
-            .filter(|l| serde_json::from_str::<StepLog>(l).is_ok_and(|s| s.step <= self.opt.step))
+            .filter(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|v| v["step"].as_u64())
+                    .is_some_and(|s| s <= self.opt.step)
+            })
             .map(|l| format!("{l}\n"))
             .collect();
         radfm_core::write_atomic(&p, kept.as_bytes()).map_err(|e| ModelError::io(&p, e))
@@ -467,7 +487,7 @@ impl<M: Objective> Run<M> {
         );
         let texts = idx
             .iter()
-            .map(|&i| data.text(i))
+            .map(|&i| data.paired(i))
             .collect::<Option<Vec<&[f32]>>>()
             .map(|t| {
                 let d = t[0].len();
@@ -556,7 +576,8 @@ impl<M: Objective> Run<M> {
         let grads = acc.grads();
         let c = &self.config;
         let lr = c.schedule.at(step);
-        let (model, grad_norm) = self.opt.update(model, &grads, lr);
+        let scale = |path: &str| M::lr_scale(c, path);
+        let (model, grad_norm) = self.opt.update_scaled(model, &grads, lr, &scale);
         self.model = Some(model);
         let log = StepLog {
             step: self.opt.step,
@@ -612,7 +633,10 @@ impl<M: Objective> Run<M> {
         for (_, p) in all.iter().rev().skip(2) {
             let _ = std::fs::remove_dir_all(p);
         }
-        self.export_encoder()
+        if M::exports_model() {
+            self.export_encoder()?;
+        }
+        Ok(())
     }
 
     /// `RUN/model/`: the encoder's weights and config, for `radfm model run`.

@@ -353,6 +353,18 @@ impl AdamW {
     /// One update of `module` with `grads` at learning rate `lr`. Returns the
     /// global gradient norm before clipping.
     pub fn update<M: Module>(&mut self, module: M, grads: &GradientsParams, lr: f64) -> (M, f64) {
+        self.update_scaled(module, grads, lr, &|_| 1.0)
+    }
+
+    /// [`AdamW::update`] with the learning rate of each parameter multiplied
+    /// by `scale(path)` (layer-wise decay); weight decay follows the scaled rate.
+    pub fn update_scaled<M: Module>(
+        &mut self,
+        module: M,
+        grads: &GradientsParams,
+        lr: f64,
+        scale: &dyn Fn(&str) -> f64,
+    ) -> (M, f64) {
         // global norm over all gradients
         struct Norm<'a>(&'a GradientsParams, f64);
         impl ModuleVisitor for Norm<'_> {
@@ -376,6 +388,7 @@ impl AdamW {
             opt: &'a mut AdamW,
             lr: f64,
             clip: f64,
+            scale: &'a dyn Fn(&str) -> f64,
         }
         impl ModuleMapper for Step<'_> {
             fn enter_module(&mut self, name: &str, _: &str) {
@@ -406,11 +419,12 @@ impl AdamW {
                 let t = self.opt.step as i32;
                 let mhat = m.clone() / (1.0 - c.beta1.powi(t));
                 let vhat = v.clone() / (1.0 - c.beta2.powi(t));
+                let lr = self.lr * (self.scale)(&path);
                 let mut flat = x.reshape([n]);
                 if c.weight_decay > 0.0 && decays(&path, D) {
-                    flat = flat * (1.0 - self.lr * c.weight_decay);
+                    flat = flat * (1.0 - lr * c.weight_decay);
                 }
-                let flat = flat - mhat / (vhat.sqrt() + c.eps) * self.lr;
+                let flat = flat - mhat / (vhat.sqrt() + c.eps) * lr;
                 self.opt.state.insert(path, (m, v));
                 let new = Tensor::from_inner(flat.reshape(shape)).require_grad();
                 Param::initialized(p.id, new)
@@ -422,6 +436,7 @@ impl AdamW {
             opt: self,
             lr,
             clip,
+            scale,
         };
         (module.map(&mut s), norm)
     }

@@ -1,11 +1,13 @@
 //! Resume: 40 uninterrupted steps against 20 steps, the run dropped, then
-//! resumed from its checkpoint to 40, for the MAE and the CLIP objective, with
-//! augmentations on. On CPU the loss curves and the final weights must be
+//! resumed from its checkpoint to 40, for the MAE and the CLIP objective and
+//! for fine-tuning (full with layer decay, and LoRA), with augmentations on. On CPU the loss curves and the final weights must be
 //! bitwise identical. (The CLI test kills a real process.)
 
 use burn::tensor::Device;
 use radfm_model::augment::Augment;
 use radfm_model::clip::{ClipTrain, ClipTrainConfig};
+use radfm_model::finetune::{FineTune, FinetuneConfig, Method};
+use radfm_model::lora::{self, LoraConfig};
 use radfm_model::mae::{Mae, MaeConfig};
 use radfm_model::pretrain::{ImageSet, Objective, PretrainConfig, Run};
 use radfm_model::train::{named_params, AdamWConfig, Schedule};
@@ -18,6 +20,19 @@ use rand_chacha::ChaCha8Rng;
 struct Blobs {
     n: usize,
     texts: Vec<Vec<f32>>,
+}
+
+/// Three observations of a blob: right half, lower half (unlabelled for every
+/// fourth item) and every third item; as fine-tuning targets, labels then mask.
+fn blob_targets(n: usize) -> Vec<Vec<f32>> {
+    (0..n)
+        .map(|i| {
+            let (cx, cy) = ((i * 7 % 11) as f32 + 2.5, (i * 5 % 13) as f32 + 1.5);
+            let y = [cx > 8.0, cy > 8.0, i % 3 == 0].map(|b| f32::from(u8::from(b)));
+            let m = [1.0, if i % 4 == 0 { 0.0 } else { 1.0 }, 1.0];
+            y.into_iter().chain(m).collect()
+        })
+        .collect()
 }
 
 impl Blobs {
@@ -48,7 +63,7 @@ impl ImageSet for Blobs {
             })
             .collect()
     }
-    fn text(&self, i: usize) -> Option<&[f32]> {
+    fn paired(&self, i: usize) -> Option<&[f32]> {
         Some(&self.texts[i])
     }
 }
@@ -59,7 +74,21 @@ pub fn tiny_config(objective: &str, steps: u64) -> PretrainConfig {
     enc.num_hidden_layers = 2;
     enc.num_attention_heads = 2;
     enc.intermediate_size = 64;
-    let mut mae = MaeConfig::new(enc);
+    let ft = |method: Method| FinetuneConfig {
+        encoder: enc.clone(),
+        method,
+        lora: (method == Method::Lora).then(|| LoraConfig {
+            rank: 2,
+            alpha: 4.0,
+            rslora: false,
+            dropout: 0.0,
+            targets: lora::resolve(&enc, "q,v,fc2").unwrap().into_iter().map(|s| s.path).collect(),
+        }),
+        observations: vec!["a".into(), "b".into(), "c".into()],
+        pos_weight: Some(vec![1.0, 2.0, 0.5]),
+        layer_decay: (method == Method::Full).then_some(0.75),
+    };
+    let mut mae = MaeConfig::new(enc.clone());
     mae.decoder_dim = 32;
     mae.decoder_depth = 1;
     mae.decoder_heads = 2;
@@ -71,9 +100,14 @@ pub fn tiny_config(objective: &str, steps: u64) -> PretrainConfig {
         text_model: "one-hot blob positions".into(),
     };
     PretrainConfig {
-        objective: objective.into(),
+        objective: objective.split('-').next().unwrap().into(),
         mae: (objective == "mae").then_some(mae),
         clip: (objective == "clip").then_some(clip),
+        finetune: match objective {
+            "finetune-full" => Some(ft(Method::Full)),
+            "finetune-lora" => Some(ft(Method::Lora)),
+            _ => None,
+        },
         augment: Some(Augment::standard()),
         init: None,
         // the CLIP run also accumulates gradients over two micro-batches
@@ -102,7 +136,10 @@ static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn resumed_run_equals_uninterrupted_run_bitwise<M: Objective>(objective: &str) {
     let _one_at_a_time = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let dev = Device::flex();
-    let data = Blobs::new(16);
+    let mut data = Blobs::new(16);
+    if objective.starts_with("finetune") {
+        data.texts = blob_targets(16);
+    }
     let t = tempfile::tempdir().unwrap();
     let (a, b) = (t.path().join("a"), t.path().join("b"));
 
@@ -116,6 +153,7 @@ fn resumed_run_equals_uninterrupted_run_bitwise<M: Objective>(objective: &str) {
     drop(half);
     // the other objective cannot resume this run
     let other = if objective == "mae" { "clip" } else { "mae" };
+    let objective_name = objective.split('-').next().unwrap();
     let err = Run::<M>::open(tiny_config(other, 40), &b, true, &dev)
         .err()
         .expect("resuming with another objective must fail");
@@ -155,6 +193,16 @@ fn resumed_run_equals_uninterrupted_run_bitwise<M: Objective>(objective: &str) {
     let last: f64 = losses[30..].iter().sum::<f64>() / 10.0;
     eprintln!("{objective} loss: first 10 steps {first:.4}, last 10 {last:.4}");
     assert!(last < first, "loss did not fall: {first} -> {last}");
+    if objective_name == "finetune" {
+        // fine-tuning exports its classifier itself; with LoRA only the adapters and the head train
+        assert!(!b.join("model").exists());
+        let trainable = radfm_model::lora::count_params(resumed.model()).0;
+        if objective == "finetune-lora" {
+            // q, v (32x32) and fc2 (64x32) of 2 blocks at rank 2, and the 32x3 head
+            assert_eq!(trainable, 2 * (2 * 2 * (32 + 32) + 2 * (64 + 32)) + 32 * 3 + 3);
+        }
+        return;
+    }
     // the exported encoder and, for CLIP, its projections
     assert!(b.join("model/model.safetensors").exists());
     assert_eq!(
@@ -166,6 +214,12 @@ fn resumed_run_equals_uninterrupted_run_bitwise<M: Objective>(objective: &str) {
 #[test]
 fn mae_resumed_run_equals_uninterrupted_run_bitwise() {
     resumed_run_equals_uninterrupted_run_bitwise::<Mae>("mae");
+}
+
+#[test]
+fn finetune_full_and_lora_resumed_runs_equal_uninterrupted_runs_bitwise() {
+    resumed_run_equals_uninterrupted_run_bitwise::<FineTune>("finetune-full");
+    resumed_run_equals_uninterrupted_run_bitwise::<FineTune>("finetune-lora");
 }
 
 #[test]

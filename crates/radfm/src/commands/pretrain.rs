@@ -84,7 +84,7 @@ impl ImageSet for Studies<'_> {
         let v = &self.views[i];
         self.images.get(v[rng.gen_range(0..v.len())])
     }
-    fn text(&self, i: usize) -> Option<&[f32]> {
+    fn paired(&self, i: usize) -> Option<&[f32]> {
         Some(&self.texts[i])
     }
 }
@@ -380,6 +380,7 @@ pub fn run(a: PretrainArgs) -> anyhow::Result<()> {
             objective: a.objective.as_str().to_string(),
             mae: None,
             clip: None,
+            finetune: None,
             augment: augment.clone(),
             init: init.clone(),
             accumulate: a.accumulate,
