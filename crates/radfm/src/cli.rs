@@ -50,6 +50,10 @@ value_enums! {
     PoolingArg { Cls => "cls", Mean => "mean", Pooled => "pooled" }
     /// Class weights of a probe.
     ClassWeightArg { None => "none", Balanced => "balanced" }
+    /// How `finetune` adapts the encoder.
+    MethodArg { Full => "full", Lora => "lora" }
+    /// Positive weights of the fine-tuning loss.
+    PosWeightArg { None => "none", Balanced => "balanced" }
 }
 
 /// A count of at least 1.
@@ -136,6 +140,10 @@ pub enum Command {
     /// Linear probes on embeddings (one L2 logistic regression per observation), at label
     /// fractions and k-shot draws: RUN/pred.jsonl for `radfm evaluate`, RUN/probe.json.
     Probe(ProbeArgs),
+    /// Fine-tune an image encoder with a 14-observation head, fully or with LoRA (adapters in
+    /// Hugging Face PEFT's format): RUN/model/ (a classifier directory), RUN/pred.jsonl on the
+    /// test split, metrics with the validation macro-AUROC, checkpoints with exact resume.
+    Finetune(FinetuneArgs),
     /// Benchmarks (bench/*.py run them beside the Python peer and print the ratio).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -336,6 +344,111 @@ pub struct PretrainArgs {
     pub quiet: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct FinetuneArgs {
+    /// vit-tiny, vit-small or vit-base (random initialisation, patch --patch), or a checkpoint
+    /// directory `radfm model run` loads: a radfm run (or its model/), HF Dinov2Model,
+    /// ViTModel or CLIPModel (with its preprocessor_config.json).
+    #[arg(long)]
+    pub model: String,
+    /// Dataset directory from `radfm ingest`, split by `radfm split`: train trains, val
+    /// selects the checkpoint, test is predicted.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Run directory: config.json, params.json, metrics.jsonl, checkpoints/, best/, model/, pred.jsonl.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// full (every weight trains) or lora (the encoder frozen, adapters on --targets).
+    #[arg(long, value_enum)]
+    pub method: MethodArg,
+    /// LoRA rank.
+    #[arg(long, default_value_t = 16, value_parser = at_least_1())]
+    pub rank: usize,
+    /// LoRA alpha: the update is scaled by alpha / rank (alpha / sqrt(rank) with --rslora).
+    #[arg(long, default_value_t = 16.0, value_parser = positive_f64)]
+    pub alpha: f64,
+    /// Rank-stabilised LoRA scaling, alpha / sqrt(rank).
+    #[arg(long)]
+    pub rslora: bool,
+    /// Dropout on the input of the LoRA branch (only 0 is supported yet).
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    pub lora_dropout: f64,
+    /// The adapted projections: q,v (default), all-linear, or a list of q, k, v, o, fc1, fc2,
+    /// pooler and module names as PEFT's target_modules takes them (query, attention.q_proj,
+    /// intermediate.dense, ...).
+    #[arg(long, default_value = "q,v")]
+    pub targets: String,
+    /// Optimizer steps (default: --epochs 3). Changeable on --resume.
+    #[arg(long, conflicts_with = "epochs", value_parser = at_least_1_u64())]
+    pub steps: Option<u64>,
+    /// Epochs over the labelled training frames, instead of --steps. Changeable on --resume.
+    #[arg(long, value_parser = at_least_1_u64())]
+    pub epochs: Option<u64>,
+    #[arg(long, default_value_t = 32, value_parser = at_least_1())]
+    pub batch: usize,
+    /// Image side in pixels for a preset --model (default 224); a checkpoint trains at its own size.
+    #[arg(long, value_parser = at_least_1())]
+    pub image_size: Option<usize>,
+    /// Patch side in pixels for a preset --model.
+    #[arg(long, default_value_t = 16, value_parser = at_least_1())]
+    pub patch: usize,
+    /// Peak learning rate (default: 1e-4 full, 1e-3 LoRA; warmup, then cosine to 1% of it).
+    #[arg(long, value_parser = positive_f64)]
+    pub lr: Option<f64>,
+    /// AdamW weight decay (default: 0.05 full, 0 LoRA; never on biases, norms, tokens, positions).
+    #[arg(long, value_parser = non_negative_f64)]
+    pub weight_decay: Option<f64>,
+    /// Warmup steps (default: 5% of the steps).
+    #[arg(long)]
+    pub warmup: Option<u64>,
+    /// Layer-wise learning-rate decay for --method full, e.g. 0.75: block i of L trains at
+    /// lr * decay^(L - i), the embeddings at decay^(L + 1), the head at lr.
+    #[arg(long, value_parser = positive_f64)]
+    pub layer_decay: Option<f64>,
+    /// Weight of the positives in the loss: none, or balanced (negatives / positives per
+    /// observation in the training labels, within 1..100).
+    #[arg(long, value_enum, default_value_t = PosWeightArg::None)]
+    pub pos_weight: PosWeightArg,
+    /// Augmentations (as pretrain's): standard or none.
+    #[arg(long, value_enum, default_value_t = AugmentArg::None)]
+    pub augment: AugmentArg,
+    /// Drop-path (stochastic depth) rate of the encoder's last block (0 = off).
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    pub drop_path: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Labels by image id (a truth.jsonl: {"id", "labels": {observation: 1|0|-1}}) instead of
+    /// the weak labels of the dataset's report labeler.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Uncertain (-1) labels: exclude (masked out of the loss), zeros or ones.
+    #[arg(long, value_enum, default_value_t = UncertainPolicy::Exclude)]
+    pub uncertain: UncertainPolicy,
+    /// Continue the run in --out from its newest checkpoint (other flags must match its config.json).
+    #[arg(long)]
+    pub resume: bool,
+    /// --method lora: also write the adapters merged into dense encoder weights (RUN/model/encoder/).
+    #[arg(long)]
+    pub merge: bool,
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
+    /// Data-parallel parts per batch (default on the CPU: two per core, at most 8, at least
+    /// 8 images each; 1 on a GPU). Saved in config.json.
+    #[arg(long, value_parser = at_least_1())]
+    pub parts: Option<usize>,
+    /// Checkpoint, and evaluate on val, every N steps (and at the end). Changeable on --resume.
+    #[arg(long, default_value_t = 100, value_parser = at_least_1_u64())]
+    pub checkpoint_every: u64,
+    /// Stop after N evaluations without a better validation macro-AUROC (default: run every step).
+    #[arg(long, value_parser = at_least_1())]
+    pub patience: Option<usize>,
+    /// Loader threads (default: all cores).
+    #[arg(long, value_parser = at_least_1())]
+    pub jobs: Option<usize>,
+    #[arg(long)]
+    pub quiet: bool,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ModelCommand {
     /// Run the image encoder of DIR on a preprocessed float32 NCHW array and write the output as .npy.
@@ -352,6 +465,11 @@ pub enum ModelCommand {
         /// last_hidden_state (N, tokens, dim) or pooled (N, dim): the checkpoint's own pooler_output.
         #[arg(long, value_enum, default_value_t = ModelOutput::Pooled)]
         output: ModelOutput,
+        /// A Hugging Face PEFT LoRA adapter directory (adapter_config.json,
+        /// adapter_model.safetensors; module names of transformers 4.x or 5) to apply to the
+        /// encoder, or a `radfm finetune --method lora` model directory holding one in adapter/.
+        #[arg(long)]
+        lora: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Device::Cpu)]
         device: Device,
         /// Images per forward pass.

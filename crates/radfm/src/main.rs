@@ -7,6 +7,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod classifier;
 mod cli;
 mod commands;
 mod logging;
@@ -20,6 +21,7 @@ fn main() {
     if matches!(
         args.command,
         cli::Command::Pretrain(_)
+            | cli::Command::Finetune(_)
             | cli::Command::Embed(_)
             | cli::Command::Bench(_)
             | cli::Command::Model(_)

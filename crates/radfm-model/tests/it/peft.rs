@@ -152,3 +152,24 @@ fn copy_factors(
     let _ = Tensor::<1>::zeros([1], &dev);
     radfm_model::train::load_params(target, &mut w, &dev).unwrap()
 }
+
+#[test]
+fn adapters_radfm_trained_give_in_radfm_what_they_give_in_peft() {
+    // tools/radfm_adapters.sh: trained by `radfm finetune --method lora`, loaded by
+    // PeftModel.from_pretrained in tools/peft_reference.py --check-radfm
+    let dev = radfm_model::device("cpu").unwrap();
+    for (base, layers) in [("vit", 13), ("dinov2", 4), ("clip", 12)] {
+        let dir = fixture("peft").join(format!("radfm-{base}"));
+        let vit = hf::load_image_encoder(&fixture(base), &dev).unwrap();
+        let ad = lora::read_peft(&dir.join("adapter"), &vit.config).unwrap();
+        assert_eq!(ad.targets().len(), layers, "{base}");
+        assert_eq!(ad.naming, "transformers 5");
+        let vit = lora::apply_peft(vit, &ad, &dev).unwrap();
+        let out = vit.forward(float4(base, "x16", &dev)).unwrap();
+        close(
+            out.last_hidden_state,
+            &format!("peft/radfm-{base}"),
+            "peft_last_hidden_state",
+        );
+    }
+}

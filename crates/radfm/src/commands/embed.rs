@@ -40,7 +40,11 @@ pub fn preprocessing(
     channels: usize,
     image_size: usize,
 ) -> anyhow::Result<Preprocess> {
-    let p = if config["model_type"] == "radfm_vit" {
+    // a radfm encoder trains on pretrain's steps, unless it was fine-tuned from a
+    // Hugging Face checkpoint, whose processor config it then keeps beside it
+    let p = if config["model_type"] == "radfm_vit"
+        && !dir.join("preprocessor_config.json").is_file()
+    {
         Preprocess::radfm(
             image_size,
             "radfm run config (pretrain's resize and (x - 0.5) / 0.25)",

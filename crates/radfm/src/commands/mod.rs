@@ -2,8 +2,9 @@
 
 mod bench;
 mod dicom;
-mod embed;
+pub(crate) mod embed;
 mod evaluate;
+mod finetune;
 mod ingest;
 mod model;
 mod pretrain;
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pretrain(a) => pretrain::run(a),
         Command::Embed(a) => embed::run(a),
         Command::Probe(a) => probe::run(a),
+        Command::Finetune(a) => finetune::run(a),
         Command::Bench(c) => bench::run(c),
     }
 }

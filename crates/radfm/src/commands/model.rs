@@ -14,13 +14,38 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
         input,
         out,
         output,
+        lora,
         device,
         batch,
     } = cmd;
     let pooled = output == ModelOutput::Pooled;
     let dev = radfm_model::device(device.as_str())?;
-    let vit = radfm_model::hf::load_image_encoder(&model, &dev)
+    let mut vit = radfm_model::hf::load_image_encoder(&model, &dev)
         .with_context(|| format!("loading {}", model.display()))?;
+    if let Some(dir) = &lora {
+        // a finetune model directory holds its adapter in adapter/
+        let dir = if !dir.join("adapter_config.json").is_file() && dir.join("adapter").is_dir() {
+            dir.join("adapter")
+        } else {
+            dir.clone()
+        };
+        let ad = radfm_model::lora::read_peft(&dir, &vit.config)
+            .with_context(|| format!("--lora {}", dir.display()))?;
+        crate::classifier::check_adapter_base(&ad, &model)?;
+        for k in ad.ignored.iter().take(3) {
+            eprintln!("--lora: {k} is outside the image encoder, not applied");
+        }
+        if ad.ignored.len() > 3 {
+            eprintln!("--lora: {} more outside the image encoder", ad.ignored.len() - 3);
+        }
+        vit = radfm_model::lora::apply_peft(vit, &ad, &dev)?;
+        eprintln!(
+            "--lora {}: {} adapted layers ({} module names)",
+            dir.display(),
+            ad.targets().len(),
+            ad.naming
+        );
+    }
     let f = std::fs::File::open(&input).with_context(|| format!("opening {}", input.display()))?;
     let x = Npy::read(std::io::BufReader::new(f))
         .with_context(|| format!("reading {}", input.display()))?;

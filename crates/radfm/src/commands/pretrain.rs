@@ -576,7 +576,26 @@ fn train_loop<M: Objective>(
 /// --checkpoint-every, --jobs, --quiet and --device; --parts and --warmup
 /// only when given (their defaults depend on the machine and the steps).
 fn check_resume(a: &PretrainArgs, draft: &PretrainConfig) -> anyhow::Result<()> {
-    let path = a.out.join("config.json");
+    let ignored = |p: &str| {
+        matches!(
+            p,
+            "steps" | "schedule.total_steps" | "checkpoint_every" | "images" | "clip.text_dim"
+        ) || (p == "schedule.warmup_steps" && a.warmup.is_none())
+            || (p == "parts" && a.parts.is_none())
+    };
+    check_resume_config(&a.out, draft, &ignored, &resume_flag)
+}
+
+/// Compare the saved config of the run in `out` with `draft`, what the
+/// command line asks for: every difference outside `ignored` is an error,
+/// listed with the saved and the given value and the flag (`flag`) that sets it.
+pub(crate) fn check_resume_config(
+    out: &Path,
+    draft: &PretrainConfig,
+    ignored: &dyn Fn(&str) -> bool,
+    flag: &dyn Fn(&str) -> &'static str,
+) -> anyhow::Result<()> {
+    let path = out.join("config.json");
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
             "--resume: cannot read {} (is there a run in --out?)",
@@ -590,15 +609,10 @@ fn check_resume(a: &PretrainArgs, draft: &PretrainConfig) -> anyhow::Result<()> 
     json_diff("", &saved, &given, &mut diffs);
     let mut by_flag: Vec<(&'static str, String)> = Vec::new();
     for (p, was, now) in diffs {
-        let ignored = matches!(
-            p.as_str(),
-            "steps" | "schedule.total_steps" | "checkpoint_every" | "images" | "clip.text_dim"
-        ) || (p == "schedule.warmup_steps" && a.warmup.is_none())
-            || (p == "parts" && a.parts.is_none());
-        if ignored {
+        if ignored(&p) {
             continue;
         }
-        let flag = resume_flag(&p);
+        let flag = flag(&p);
         if !by_flag.iter().any(|(f, _)| *f == flag) {
             by_flag.push((
                 flag,

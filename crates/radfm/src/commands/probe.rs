@@ -63,7 +63,7 @@ fn read_embeddings(dir: &Path) -> anyhow::Result<(Vec<f32>, usize, usize, Vec<se
 }
 
 /// Labels by id from a truth file (`{"id", "labels": {observation: 1|0|-1}}` per line).
-fn read_truth(path: &Path) -> anyhow::Result<HashMap<String, BTreeMap<String, i8>>> {
+pub(crate) fn read_truth(path: &Path) -> anyhow::Result<HashMap<String, BTreeMap<String, i8>>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = HashMap::new();
