@@ -60,9 +60,10 @@ pub struct FineTune {
 
 /// The run's fine-tuning section, or an error naming it.
 fn section(config: &PretrainConfig) -> Result<&FinetuneConfig, ModelError> {
-    config.finetune.as_ref().ok_or_else(|| {
-        ModelError::Config("the run's config has no \"finetune\" section".into())
-    })
+    config
+        .finetune
+        .as_ref()
+        .ok_or_else(|| ModelError::Config("the run's config has no \"finetune\" section".into()))
 }
 
 impl FineTune {
@@ -101,7 +102,8 @@ pub fn masked_bce(z: Tensor<2>, targets: Tensor<2>, pos_weight: Option<&[f64]>) 
     let [b, k] = z.dims();
     let y = targets.clone().narrow(1, 0, k);
     let mask = targets.narrow(1, k, k);
-    let softplus_neg = (z.clone().abs().neg().exp() + 1.0).log() + activation::relu(z.clone().neg());
+    let softplus_neg =
+        (z.clone().abs().neg().exp() + 1.0).log() + activation::relu(z.clone().neg());
     let weight = match pos_weight {
         Some(w) => {
             let dev = z.device();
@@ -186,7 +188,11 @@ impl Objective for FineTune {
     }
 
     fn lr_scale(config: &PretrainConfig, path: &str) -> f64 {
-        match config.finetune.as_ref().and_then(|f| f.layer_decay.map(|d| (d, f))) {
+        match config
+            .finetune
+            .as_ref()
+            .and_then(|f| f.layer_decay.map(|d| (d, f)))
+        {
             Some((d, f)) => layer_scale(path, d, f.encoder.num_hidden_layers),
             None => 1.0,
         }

@@ -343,7 +343,10 @@ pub fn read_peft(dir: &Path, c: &VitConfig) -> Result<PeftAdapter, ModelError> {
     }
     for (flag, why) in [
         ("use_dora", "DoRA adapters are not supported"),
-        ("fan_in_fan_out", "fan_in_fan_out (Conv1D layers) does not apply to these encoders"),
+        (
+            "fan_in_fan_out",
+            "fan_in_fan_out (Conv1D layers) does not apply to these encoders",
+        ),
         ("lora_bias", "adapters with a LoRA bias are not supported"),
     ] {
         if config[flag].as_bool() == Some(true) {
@@ -381,7 +384,9 @@ pub fn read_peft(dir: &Path, c: &VitConfig) -> Result<PeftAdapter, ModelError> {
     let p = c.flavour.prefix();
     let (mut factors, mut ignored) = (BTreeMap::new(), Vec::new());
     let (mut new_names, mut old_names) = (false, false);
-    let mut pairs: BTreeMap<String, [Option<(Vec<usize>, Vec<f32>)>; 2]> = BTreeMap::new();
+    // by module path: lora_A and lora_B as (shape, values)
+    type Pair = [Option<(Vec<usize>, Vec<f32>)>; 2];
+    let mut pairs: BTreeMap<String, Pair> = BTreeMap::new();
     let names: Vec<String> = w.names().map(str::to_string).collect();
     for key in names {
         let module = key.strip_prefix("base_model.model.").unwrap_or(&key);
@@ -475,7 +480,9 @@ pub fn read_peft(dir: &Path, c: &VitConfig) -> Result<PeftAdapter, ModelError> {
         factors.insert(path, (a, b, r));
     }
     if factors.is_empty() {
-        return Err(bad("the adapter has no LoRA factor for the image encoder".into()));
+        return Err(bad(
+            "the adapter has no LoRA factor for the image encoder".into()
+        ));
     }
     let naming = match (new_names, old_names) {
         (true, true) => "transformers 4 and 5",
@@ -585,9 +592,9 @@ pub fn write_peft(
             .find(|s| &s.path == t)
             .ok_or_else(|| ModelError::Config(format!("LoRA target {t} is not a projection")))?;
         let get = |k: &str| {
-            params.get(&format!("{t}.weight.lora.{k}")).ok_or_else(|| {
-                ModelError::Config(format!("{t} has no LoRA adapter to write"))
-            })
+            params
+                .get(&format!("{t}.weight.lora.{k}"))
+                .ok_or_else(|| ModelError::Config(format!("{t} has no LoRA adapter to write")))
         };
         let ((sa, va), (sb, vb)) = (get("a")?, get("b")?);
         let key = format!("base_model.model.{}", site.name);
@@ -629,8 +636,11 @@ pub fn write_peft(
     crate::train::save_safetensors(&tmp.join("adapter_model.safetensors"), &tensors)?;
     let write = |name: &str, v: &serde_json::Value| {
         let p = tmp.join(name);
-        radfm_core::write_atomic(&p, serde_json::to_string_pretty(v).expect("json").as_bytes())
-            .map_err(|e| ModelError::io(&p, e))
+        radfm_core::write_atomic(
+            &p,
+            serde_json::to_string_pretty(v).expect("json").as_bytes(),
+        )
+        .map_err(|e| ModelError::io(&p, e))
     };
     write("adapter_config.json", &config)?;
     write(
@@ -665,7 +675,11 @@ mod tests {
     fn targets_resolve_by_role_by_either_naming_and_all_linear() {
         let c = tiny(Flavour::Vit);
         let paths = |t: &str| -> Vec<String> {
-            resolve(&c, t).unwrap().into_iter().map(|s| s.path).collect()
+            resolve(&c, t)
+                .unwrap()
+                .into_iter()
+                .map(|s| s.path)
+                .collect()
         };
         let qv = vec![
             "blocks.0.attn.query",
@@ -685,7 +699,10 @@ mod tests {
         assert_eq!(paths("all-linear").len(), 2 * 6 + 1);
         assert_eq!(paths("all-linear").last().unwrap(), "pooler");
         let err = resolve(&c, "q,qkv").unwrap_err().to_string();
-        assert!(err.contains("\"qkv\"") && err.contains("fc1") && err.contains("q_proj"), "{err}");
+        assert!(
+            err.contains("\"qkv\"") && err.contains("fc1") && err.contains("q_proj"),
+            "{err}"
+        );
         // DINOv2's MLP keeps its name in both namings
         let d = tiny(Flavour::Dinov2);
         let s = &resolve(&d, "fc2").unwrap()[0];
@@ -715,25 +732,43 @@ mod tests {
                 .collect(),
         };
         let x = Tensor::<4>::random([2, 1, 16, 16], burn::tensor::Distribution::Default, &device);
-        let before: Vec<f32> = vit.forward(x.clone()).unwrap().pooled.into_data().try_to_vec::<f32>().unwrap();
+        let before: Vec<f32> = vit
+            .forward(x.clone())
+            .unwrap()
+            .pooled
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         let vit = attach(vit, &cfg).unwrap();
         let (trainable, total) = count_params(&vit);
         // 4 adapted 16x16 layers, r = 4: a 16x4 and b 4x16 each
         assert_eq!(trainable, 4 * (16 * 4 + 4 * 16));
         assert_eq!(total, total0 + trainable);
         // b = 0: the output is unchanged
-        let after: Vec<f32> = vit.forward(x).unwrap().pooled.into_data().try_to_vec::<f32>().unwrap();
+        let after: Vec<f32> = vit
+            .forward(x)
+            .unwrap()
+            .pooled
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(before, after);
         assert_eq!(adapted_paths(&vit), cfg.targets);
         assert!((cfg.scale() - 2.0).abs() < 1e-12);
-        let rs = LoraConfig { rslora: true, ..cfg };
+        let rs = LoraConfig {
+            rslora: true,
+            ..cfg
+        };
         assert!((rs.scale() - 4.0).abs() < 1e-12);
     }
 
     #[test]
     fn suffix_matching_is_by_whole_module_names() {
         assert!(suffix_match("layers.0.attention.q_proj", "q_proj"));
-        assert!(suffix_match("layers.0.attention.q_proj", "attention.q_proj"));
+        assert!(suffix_match(
+            "layers.0.attention.q_proj",
+            "attention.q_proj"
+        ));
         assert!(!suffix_match("layers.0.attention.xq_proj", "q_proj"));
         assert!(suffix_match("q_proj", "q_proj"));
     }

@@ -134,7 +134,11 @@ impl Classifier {
         let meta: serde_json::Value =
             serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
         if meta["format"] != FORMAT {
-            bail!("{}: format {} is not {FORMAT}", path.display(), meta["format"]);
+            bail!(
+                "{}: format {} is not {FORMAT}",
+                path.display(),
+                meta["format"]
+            );
         }
         let (encoder, enc_dir) = match (meta["encoder"].as_str(), meta["adapter"].as_str()) {
             (Some(e), _) => {
@@ -145,7 +149,10 @@ impl Classifier {
             }
             (None, Some(a)) => {
                 let base = PathBuf::from(meta["base"]["path"].as_str().with_context(|| {
-                    format!("{}: an adapter without its base model's path", path.display())
+                    format!(
+                        "{}: an adapter without its base model's path",
+                        path.display()
+                    )
                 })?);
                 let vit = radfm_model::hf::load_image_encoder(&base, device).with_context(|| {
                     format!(
@@ -158,10 +165,15 @@ impl Classifier {
                 check_adapter_base(&ad, &base)?;
                 (radfm_model::lora::apply_peft(vit, &ad, device)?, base)
             }
-            (None, None) => bail!("{}: names neither an encoder nor an adapter", path.display()),
+            (None, None) => bail!(
+                "{}: names neither an encoder nor an adapter",
+                path.display()
+            ),
         };
         let (prep, _) = encoder_preprocessing(&enc_dir)?;
-        if !meta["preprocessing"].is_null() && steps(&meta["preprocessing"]) != steps(&prep.describe()) {
+        if !meta["preprocessing"].is_null()
+            && steps(&meta["preprocessing"]) != steps(&prep.describe())
+        {
             bail!(
                 "{}: the preprocessing it was trained with differs from its encoder's ({})",
                 path.display(),
@@ -176,7 +188,12 @@ impl Classifier {
         for (obs, h) in heads_json {
             let coef: Vec<f32> = h["coef"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_f64()).map(|v| v as f32).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_f64())
+                        .map(|v| v as f32)
+                        .collect()
+                })
                 .unwrap_or_default();
             if coef.len() != d {
                 bail!(
@@ -209,7 +226,9 @@ impl Classifier {
             "pooled" => out.pooled,
             "cls" => {
                 let [b, _, d] = out.last_hidden_state.dims();
-                out.last_hidden_state.slice([0..b, 0..1, 0..d]).reshape([b, d])
+                out.last_hidden_state
+                    .slice([0..b, 0..1, 0..d])
+                    .reshape([b, d])
             }
             "mean" => {
                 let [b, t, d] = out.last_hidden_state.dims();
@@ -234,7 +253,11 @@ impl Classifier {
         self.heads
             .iter()
             .map(|(w, b)| {
-                let z: f64 = w.iter().zip(e).map(|(a, x)| f64::from(*a) * f64::from(*x)).sum::<f64>()
+                let z: f64 = w
+                    .iter()
+                    .zip(e)
+                    .map(|(a, x)| f64::from(*a) * f64::from(*x))
+                    .sum::<f64>()
                     + f64::from(*b);
                 1.0 / (1.0 + (-z).exp())
             })

@@ -24,7 +24,10 @@ fn run(base: &str, adapter: &str) -> (usize, &'static str) {
         .abs()
         .max()
         .into_scalar::<f32>();
-    assert!(moved > 0.05, "{base}-{adapter}: the adapter moves the output by {moved} only");
+    assert!(
+        moved > 0.05,
+        "{base}-{adapter}: the adapter moves the output by {moved} only"
+    );
     let out = vit.forward(x.clone()).unwrap();
     let name = format!("peft/{base}-{adapter}");
     close(out.last_hidden_state, &name, "last_hidden_state");
@@ -57,7 +60,11 @@ fn peft_adapters_give_peft_outputs_on_vit_dinov2_and_clip_in_both_namings() {
     let dev = radfm_model::device("cpu").unwrap();
     let vit = hf::load_image_encoder(&fixture("clip"), &dev).unwrap();
     let ad = lora::read_peft(&fixture("peft").join("clip-all"), &vit.config).unwrap();
-    assert!(ad.ignored.iter().any(|k| k.contains("text_model.")), "{:?}", ad.ignored);
+    assert!(
+        ad.ignored.iter().any(|k| k.contains("text_model.")),
+        "{:?}",
+        ad.ignored
+    );
 }
 
 #[test]

@@ -82,7 +82,11 @@ pub fn tiny_config(objective: &str, steps: u64) -> PretrainConfig {
             alpha: 4.0,
             rslora: false,
             dropout: 0.0,
-            targets: lora::resolve(&enc, "q,v,fc2").unwrap().into_iter().map(|s| s.path).collect(),
+            targets: lora::resolve(&enc, "q,v,fc2")
+                .unwrap()
+                .into_iter()
+                .map(|s| s.path)
+                .collect(),
         }),
         observations: vec!["a".into(), "b".into(), "c".into()],
         pos_weight: Some(vec![1.0, 2.0, 0.5]),
@@ -199,7 +203,10 @@ fn resumed_run_equals_uninterrupted_run_bitwise<M: Objective>(objective: &str) {
         let trainable = radfm_model::lora::count_params(resumed.model()).0;
         if objective == "finetune-lora" {
             // q, v (32x32) and fc2 (64x32) of 2 blocks at rank 2, and the 32x3 head
-            assert_eq!(trainable, 2 * (2 * 2 * (32 + 32) + 2 * (64 + 32)) + 32 * 3 + 3);
+            assert_eq!(
+                trainable,
+                2 * (2 * 2 * (32 + 32) + 2 * (64 + 32)) + 32 * 3 + 3
+            );
         }
         return;
     }

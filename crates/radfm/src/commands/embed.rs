@@ -42,31 +42,30 @@ pub fn preprocessing(
 ) -> anyhow::Result<Preprocess> {
     // a radfm encoder trains on pretrain's steps, unless it was fine-tuned from a
     // Hugging Face checkpoint, whose processor config it then keeps beside it
-    let p = if config["model_type"] == "radfm_vit"
-        && !dir.join("preprocessor_config.json").is_file()
-    {
-        Preprocess::radfm(
-            image_size,
-            "radfm run config (pretrain's resize and (x - 0.5) / 0.25)",
-        )
-    } else {
-        let path = dir.join("preprocessor_config.json");
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!(
+    let p =
+        if config["model_type"] == "radfm_vit" && !dir.join("preprocessor_config.json").is_file() {
+            Preprocess::radfm(
+                image_size,
+                "radfm run config (pretrain's resize and (x - 0.5) / 0.25)",
+            )
+        } else {
+            let path = dir.join("preprocessor_config.json");
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!(
                 "{}: the model's preprocessing cannot be determined: no preprocessor_config.json \
                  (a Hugging Face image model ships one; copy it from the model's repository)",
                 dir.display()
             )
-        })?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
-        Preprocess::from_hf(&v, "preprocessor_config.json").map_err(|e| {
-            anyhow::anyhow!(
-                "{}: the model's preprocessing cannot be determined: {e}",
-                path.display()
-            )
-        })?
-    };
+            })?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not JSON", path.display()))?;
+            Preprocess::from_hf(&v, "preprocessor_config.json").map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: the model's preprocessing cannot be determined: {e}",
+                    path.display()
+                )
+            })?
+        };
     if p.channels != channels {
         bail!(
             "{}: the preprocessing gives {} channels but the encoder takes {channels}",

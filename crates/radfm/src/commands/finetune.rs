@@ -38,7 +38,9 @@ use radfm_data::reader::{Reader, Record};
 use radfm_model::finetune::{FineTune, FinetuneConfig, Method};
 use radfm_model::lora::{self, LoraConfig};
 use radfm_model::pretrain::{ImageSet, PretrainConfig, Run};
-use radfm_model::train::{default_parts, load_params, named_params, save_safetensors, AdamWConfig, Schedule};
+use radfm_model::train::{
+    default_parts, load_params, named_params, save_safetensors, AdamWConfig, Schedule,
+};
 use radfm_model::vit::VitConfig;
 use radfm_model::weights::Weights;
 use rand_chacha::ChaCha8Rng;
@@ -82,8 +84,11 @@ fn source(a: &FinetuneArgs) -> anyhow::Result<Source> {
         });
     }
     let size = a.image_size.unwrap_or(224);
-    if size % a.patch != 0 {
-        bail!("--image-size {size} is not a multiple of --patch {}", a.patch);
+    if !size.is_multiple_of(a.patch) {
+        bail!(
+            "--image-size {size} is not a multiple of --patch {}",
+            a.patch
+        );
     }
     let encoder = VitConfig::preset(&a.model, size, a.patch, 1).with_context(|| {
         format!(
@@ -172,18 +177,27 @@ fn images_of(store: &FrameStore, keep: impl Fn(usize) -> bool) -> Vec<(usize, Ve
     by.into_iter().collect()
 }
 
-/// Mean embedding per image (its frames averaged), `batch` frames at a time.
+/// How frames are batched for inference.
+struct Batches<'a> {
+    store: &'a FrameStore,
+    /// channels, height, width of the encoder's input
+    shape: [usize; 3],
+    /// images per forward pass
+    batch: usize,
+    /// data-parallel parts of a pass
+    parts: usize,
+    dev: &'a burn::tensor::Device,
+}
+
+/// Mean embedding per image (its frames averaged), `b.batch` images at a time.
 fn embed_images(
     images: &[(usize, Vec<usize>)],
-    store: &FrameStore,
-    shape: [usize; 3],
-    batch: usize,
-    parts: usize,
+    b: &Batches,
     embed: &dyn Fn(Tensor<4>, usize) -> anyhow::Result<Vec<Vec<f32>>>,
-    dev: &burn::tensor::Device,
     pb: &ProgressBar,
 ) -> anyhow::Result<Vec<Vec<f32>>> {
-    let [c, h, w] = shape;
+    let (store, batch, parts, dev) = (b.store, b.batch, b.parts, b.dev);
+    let [c, h, w] = b.shape;
     let mut out = Vec::with_capacity(images.len());
     for chunk in images.chunks(batch.max(1)) {
         let rows: Vec<usize> = chunk.iter().flat_map(|(_, r)| r.iter().copied()).collect();
@@ -264,7 +278,10 @@ fn save_best(out: &Path, model: &FineTune, step: u64, auroc: f64) -> anyhow::Res
         val_macro_auroc: auroc,
         file: file.clone(),
     };
-    radfm_core::write_atomic(&dir.join("best.json"), serde_json::to_string_pretty(&best)?.as_bytes())?;
+    radfm_core::write_atomic(
+        &dir.join("best.json"),
+        serde_json::to_string_pretty(&best)?.as_bytes(),
+    )?;
     for e in std::fs::read_dir(&dir)?.filter_map(|e| e.ok()) {
         let n = e.file_name().to_string_lossy().to_string();
         if n.ends_with(".safetensors") && n != file {
@@ -323,7 +340,9 @@ fn resume_flag(path: &str) -> &'static str {
 
 pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
     if let Some(j) = a.jobs {
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(j).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(j)
+            .build_global();
     }
     if a.lora_dropout > 0.0 {
         bail!(
@@ -379,7 +398,11 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
             a.data.display()
         );
     }
-    let truth = a.labels.as_deref().map(super::probe::read_truth).transpose()?;
+    let truth = a
+        .labels
+        .as_deref()
+        .map(super::probe::read_truth)
+        .transpose()?;
     let labels = record_labels(records, truth.as_ref());
     let split = |i: usize| records[i].split.as_deref().unwrap_or("");
     let is_image = |i: usize| records[i].kind == "image";
@@ -434,8 +457,12 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
     }
     let policy = a.uncertain;
     let target_of = |i: usize| targets(labels[i].as_ref().expect("labelled"), policy);
-    let train_images = images_of(&store, |i| is_image(i) && split(i) == "train" && labels[i].is_some());
-    let val_images = images_of(&store, |i| is_image(i) && split(i) == "val" && labels[i].is_some());
+    let train_images = images_of(&store, |i| {
+        is_image(i) && split(i) == "train" && labels[i].is_some()
+    });
+    let val_images = images_of(&store, |i| {
+        is_image(i) && split(i) == "val" && labels[i].is_some()
+    });
     let test_images = images_of(&store, |i| is_image(i) && split(i) == "test");
     let mut train = TrainSet {
         store: &store,
@@ -478,7 +505,13 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
         PosWeightArg::Balanced => Some(
             counts
                 .iter()
-                .map(|&(p, n)| if p == 0 { 1.0 } else { (n as f64 / p as f64).clamp(1.0, 100.0) })
+                .map(|&(p, n)| {
+                    if p == 0 {
+                        1.0
+                    } else {
+                        (n as f64 / p as f64).clamp(1.0, 100.0)
+                    }
+                })
                 .collect(),
         ),
     };
@@ -516,7 +549,10 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
             encoder: src.encoder.clone(),
             method,
             lora: lora_cfg.clone(),
-            observations: Observation::ALL.iter().map(|o| o.as_str().to_string()).collect(),
+            observations: Observation::ALL
+                .iter()
+                .map(|o| o.as_str().to_string())
+                .collect(),
             pos_weight,
             layer_decay: a.layer_decay,
         }),
@@ -549,8 +585,10 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
     };
     if a.resume {
         let ignored = |p: &str| {
-            matches!(p, "steps" | "schedule.total_steps" | "checkpoint_every" | "images")
-                || (p == "schedule.warmup_steps" && a.warmup.is_none())
+            matches!(
+                p,
+                "steps" | "schedule.total_steps" | "checkpoint_every" | "images"
+            ) || (p == "schedule.warmup_steps" && a.warmup.is_none())
                 || (p == "parts" && a.parts.is_none())
         };
         super::pretrain::check_resume_config(&a.out, &config, &ignored, &resume_flag)?;
@@ -584,15 +622,25 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
     } else {
         1
     };
+    let batches = Batches {
+        store: &store,
+        shape,
+        batch: 64,
+        parts: infer_parts,
+        dev: &dev,
+    };
     let val_targets: Vec<Vec<f32>> = val_images.iter().map(|(i, _)| target_of(*i)).collect();
     let evaluate = |run: &Run<FineTune>| -> anyhow::Result<(Option<f64>, usize)> {
         let model = run.model().valid();
         let head = |x: Tensor<4>, parts: usize| -> anyhow::Result<Vec<Vec<f32>>> {
             let p = model.probabilities(x, parts)?;
-            let v: Vec<f32> = p.into_data().try_to_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let v: Vec<f32> = p
+                .into_data()
+                .try_to_vec()
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             Ok(v.chunks_exact(k).map(<[f32]>::to_vec).collect())
         };
-        let probs = embed_images(&val_images, &store, shape, 64, infer_parts, &head, &dev.clone(), &ProgressBar::hidden())?;
+        let probs = embed_images(&val_images, &batches, &head, &ProgressBar::hidden())?;
         let scores: Vec<Vec<f64>> = probs
             .iter()
             .map(|p| p.iter().map(|v| f64::from(*v)).collect())
@@ -601,39 +649,40 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
     };
     let mut best = read_best(&a.out);
     let mut since_best = 0usize;
-    let record = |run: &Run<FineTune>, best: &mut Option<Best>, since: &mut usize| -> anyhow::Result<()> {
-        if val_images.is_empty() {
-            return Ok(());
-        }
-        let step = run.opt.step;
-        let (auroc, n) = evaluate(run)?;
-        if let Some(v) = auroc {
-            if best.as_ref().is_none_or(|b| v > b.val_macro_auroc) {
-                *best = Some(save_best(&a.out, run.model(), step, v)?);
-                *since = 0;
+    let record =
+        |run: &Run<FineTune>, best: &mut Option<Best>, since: &mut usize| -> anyhow::Result<()> {
+            if val_images.is_empty() {
+                return Ok(());
+            }
+            let step = run.opt.step;
+            let (auroc, n) = evaluate(run)?;
+            if let Some(v) = auroc {
+                if best.as_ref().is_none_or(|b| v > b.val_macro_auroc) {
+                    *best = Some(save_best(&a.out, run.model(), step, v)?);
+                    *since = 0;
+                } else {
+                    *since += 1;
+                }
             } else {
                 *since += 1;
             }
-        } else {
-            *since += 1;
-        }
-        append_metric(
-            &a.out,
-            &json!({"step": step, "val_macro_auroc": auroc, "val_images": val_images.len(),
+            append_metric(
+                &a.out,
+                &json!({"step": step, "val_macro_auroc": auroc, "val_images": val_images.len(),
                     "val_observations": n}),
-        )?;
-        if !a.quiet {
-            eprintln!(
-                "step {step}: val macro-AUROC {} over {n} observations{}",
-                auroc.map_or("undefined".into(), |v| format!("{v:.4}")),
-                match best {
-                    Some(b) => format!(" (best {:.4} at step {})", b.val_macro_auroc, b.step),
-                    None => String::new(),
-                }
-            );
-        }
-        Ok(())
-    };
+            )?;
+            if !a.quiet {
+                eprintln!(
+                    "step {step}: val macro-AUROC {} over {n} observations{}",
+                    auroc.map_or("undefined".into(), |v| format!("{v:.4}")),
+                    match best {
+                        Some(b) => format!(" (best {:.4} at step {})", b.val_macro_auroc, b.step),
+                        None => String::new(),
+                    }
+                );
+            }
+            Ok(())
+        };
     let start = run.opt.step;
     if a.resume {
         eprintln!("resuming {} at step {start} of {steps}", a.out.display());
@@ -693,16 +742,32 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
         );
     }
     let model_dir = a.out.join("model");
-    export(&model_dir, &model, &src, lora_cfg.as_ref(), a.merge, best.as_ref(), &a, &config)?;
+    export(
+        &model_dir,
+        &model,
+        &src,
+        lora_cfg.as_ref(),
+        a.merge,
+        best.as_ref(),
+        &a,
+        &config,
+    )?;
     let clf = Classifier::open(&model_dir, &dev)
         .with_context(|| format!("reading back {}", model_dir.display()))?;
     if classifier::steps(&clf.prep.describe()) != classifier::steps(&src.prep.describe()) {
-        bail!("{}: reads back with another preprocessing than it trained with", model_dir.display());
+        bail!(
+            "{}: reads back with another preprocessing than it trained with",
+            model_dir.display()
+        );
     }
     eprintln!(
         "classifier ({} observations, {}) -> {}",
         clf.observations.len(),
-        if clf.meta["adapter"].is_string() { "PEFT adapter over its base" } else { "dense encoder" },
+        if clf.meta["adapter"].is_string() {
+            "PEFT adapter over its base"
+        } else {
+            "dense encoder"
+        },
         model_dir.display()
     );
     if test_images.is_empty() {
@@ -714,7 +779,7 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
             crate::progress::bar(test_images.len() as u64, "test images")
         };
         let emb = |x: Tensor<4>, parts: usize| clf.embed(x, parts);
-        let e = embed_images(&test_images, &store, shape, 64, infer_parts, &emb, &dev, &pb)?;
+        let e = embed_images(&test_images, &batches, &emb, &pb)?;
         pb.finish_and_clear();
         let mut lines = String::new();
         for ((i, _), e) in test_images.iter().zip(&e) {
@@ -757,14 +822,17 @@ fn export(
     let tmp = dir.with_extension("export-tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let base_path = src
-        .dir
-        .as_ref()
-        .map(|d| d.canonicalize().unwrap_or_else(|_| d.clone()).display().to_string());
+    let base_path = src.dir.as_ref().map(|d| {
+        d.canonicalize()
+            .unwrap_or_else(|_| d.clone())
+            .display()
+            .to_string()
+    });
     let write_encoder = |vit: &radfm_model::vit::Vit| -> anyhow::Result<()> {
         let enc = tmp.join("encoder");
         save_safetensors(&enc.join("model.safetensors"), &named_params(vit))?;
-        let mut cfg = json!({"model_type": "radfm_vit", "vit": vit.config, "objective": "finetune"});
+        let mut cfg =
+            json!({"model_type": "radfm_vit", "vit": vit.config, "objective": "finetune"});
         if let Some(d) = &src.dir {
             cfg["finetuned_from"] = json!(base_path);
             // a Hugging Face base's processor config travels with the encoder
@@ -773,7 +841,10 @@ fn export(
                 std::fs::copy(&pp, enc.join("preprocessor_config.json"))?;
             }
         }
-        radfm_core::write_atomic(&enc.join("config.json"), serde_json::to_string_pretty(&cfg)?.as_bytes())?;
+        radfm_core::write_atomic(
+            &enc.join("config.json"),
+            serde_json::to_string_pretty(&cfg)?.as_bytes(),
+        )?;
         Ok(())
     };
     let mut meta = json!({
@@ -799,7 +870,10 @@ fn export(
             let (name, sha) = match (&base_path, &src.sha256) {
                 (Some(p), Some(s)) => (p.clone(), s.clone()),
                 // a preset's random base lives only in this run: merge to keep it
-                _ => (format!("{} (random initialisation, seed {})", a.model, a.seed), String::new()),
+                _ => (
+                    format!("{} (random initialisation, seed {})", a.model, a.seed),
+                    String::new(),
+                ),
             };
             lora::write_peft(&tmp.join("adapter"), &model.encoder, l, &name, &sha)?;
             meta["adapter"] = json!("adapter/");
@@ -840,7 +914,12 @@ mod tests {
         let labels: BTreeMap<String, i8> =
             [("Edema".to_string(), 1), ("Atelectasis".to_string(), -1)].into();
         let k = Observation::ALL.len();
-        let j = |name: &str| Observation::ALL.iter().position(|o| o.as_str() == name).unwrap();
+        let j = |name: &str| {
+            Observation::ALL
+                .iter()
+                .position(|o| o.as_str() == name)
+                .unwrap()
+        };
         let t = targets(&labels, UncertainPolicy::Exclude);
         assert_eq!((t[j("Edema")], t[k + j("Edema")]), (1.0, 1.0));
         assert_eq!(t[k + j("Atelectasis")], 0.0);

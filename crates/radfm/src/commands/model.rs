@@ -36,7 +36,10 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
             eprintln!("--lora: {k} is outside the image encoder, not applied");
         }
         if ad.ignored.len() > 3 {
-            eprintln!("--lora: {} more outside the image encoder", ad.ignored.len() - 3);
+            eprintln!(
+                "--lora: {} more outside the image encoder",
+                ad.ignored.len() - 3
+            );
         }
         vit = radfm_model::lora::apply_peft(vit, &ad, &dev)?;
         eprintln!(

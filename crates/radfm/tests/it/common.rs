@@ -2,7 +2,8 @@
 //! JSONL outputs.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The radfm binary under test.
 pub fn radfm() -> Command {
@@ -34,4 +35,32 @@ pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// Spawn `c` and SIGKILL it once its run logs `lines` steps; the number of
+/// logged steps at the kill, or None when it finished first.
+pub fn kill_once_logged(c: &mut Command, run: &Path, lines: usize) -> Option<usize> {
+    let mut child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let mut killed_after = None;
+    while t0.elapsed() < Duration::from_secs(120) {
+        let logged = std::fs::read_to_string(run.join("metrics.jsonl"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0);
+        if logged >= lines {
+            child.kill().unwrap(); // SIGKILL
+            killed_after = Some(logged);
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.wait().unwrap();
+    killed_after
 }

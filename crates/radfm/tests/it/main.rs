@@ -5,6 +5,7 @@ mod adapt_cli;
 mod cli;
 mod common;
 mod evaluate_cli;
+mod finetune_cli;
 mod model_cli;
 mod pretrain_cli;
 mod reports_cli;

@@ -2,10 +2,9 @@
 //! uninterrupted run ends: same loss curve, bitwise-identical weights.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use crate::common::{ok, radfm};
+use crate::common::{kill_once_logged, ok, radfm};
 
 /// A dataset from `radfm ingest` of a synthetic archive of `patients`
 /// patients, at 32 px.
@@ -58,34 +57,6 @@ fn pretrain(data: &Path, out: &Path, resume: bool) -> Command {
         c.arg("--resume");
     }
     c
-}
-
-/// Spawn `c` and SIGKILL it once its run logs `lines` steps; the number of
-/// logged steps at the kill, or None when it finished first.
-fn kill_once_logged(c: &mut Command, run: &Path, lines: usize) -> Option<usize> {
-    let mut child = c
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    let mut killed_after = None;
-    while t0.elapsed() < Duration::from_secs(120) {
-        let logged = std::fs::read_to_string(run.join("metrics.jsonl"))
-            .map(|s| s.lines().count())
-            .unwrap_or(0);
-        if logged >= lines {
-            child.kill().unwrap(); // SIGKILL
-            killed_after = Some(logged);
-            break;
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    child.wait().unwrap();
-    killed_after
 }
 
 /// A run's logged (step, loss bits), in order.
