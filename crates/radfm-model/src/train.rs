@@ -155,6 +155,19 @@ impl Default for AdamWConfig {
     }
 }
 
+/// `inner` (a tensor of the inner backend) back on the autodiff backend of
+/// `like`, with its gradient-checkpointing strategy: burn refuses to combine
+/// tensors of different strategies, and `Tensor::from_inner` takes the default.
+pub fn lift<const D: usize>(inner: Tensor<D>, like: &Tensor<D>) -> Tensor<D> {
+    let t = Tensor::from_inner(inner);
+    match like.gradient_checkpointing_strategy() {
+        Some(s) if t.gradient_checkpointing_strategy() != Some(s) => {
+            t.with_gradient_checkpointing_strategy(s)
+        }
+        _ => t,
+    }
+}
+
 /// A copy of `module` whose trainable parameters are new autodiff leaves with
 /// the same ids and values. Two replicas share no graph node, so burn keeps
 /// their autodiff graphs apart and their backward passes can run at once;
@@ -166,7 +179,7 @@ pub fn replica<M: Module>(module: &M) -> M {
             let id = p.id;
             let t = p.val();
             let t = if t.is_require_grad() {
-                Tensor::from_inner(t.inner()).require_grad()
+                lift(t.clone().inner(), &t).require_grad()
             } else {
                 t
             };
@@ -223,7 +236,13 @@ where
     };
     // the replicas are made here: a module is Send but not Sync
     let work: Vec<(M, I)> = parts.into_iter().map(|p| (replica(model), p)).collect();
-    let results = on_threads(work, |(rep, part)| one(rep, part));
+    let results = match std::env::var("RADFM_INFLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(k) => on_threads_bounded(work, k, |(rep, part)| one(rep, part)),
+        None => on_threads(work, |(rep, part)| one(rep, part)),
+    };
     let mut acc = GradientsAccumulator::<M>::new();
     let mut losses = Vec::with_capacity(results.len());
     for r in results {
@@ -268,10 +287,10 @@ where
         return Ok((GradientsParams::new(), 0.0));
     }
     let rows: Vec<usize> = feats.iter().map(|e| e.dims()[0]).collect();
-    let joined = Tensor::from_inner(Tensor::cat(
-        feats.iter().map(|e| e.clone().inner()).collect(),
-        0,
-    ))
+    let joined = lift(
+        Tensor::cat(feats.iter().map(|e| e.clone().inner()).collect(), 0),
+        &feats[0],
+    )
     .require_grad();
     let loss = head(model, joined.clone())?;
     let value = loss.clone().into_scalar::<f32>() as f64;
@@ -292,7 +311,8 @@ where
         })
         .collect();
     let part_grads = on_threads(work, |(rep, e, d)| {
-        let surrogate = (e * Tensor::from_inner(d)).sum();
+        let d = lift(d, &e);
+        let surrogate = (e * d).sum();
         GradientsParams::from_grads(surrogate.backward(), &rep)
     });
     let mut acc = GradientsAccumulator::<M>::new();
@@ -322,6 +342,49 @@ pub(crate) fn on_threads<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + S
         );
         out
     })
+}
+
+/// [`on_threads`] with at most `workers` items in flight at once: each worker
+/// takes the next item when it is done with one. Results in item order, so
+/// the outcome does not depend on the schedule. Training parts hold their
+/// autodiff graphs (the activations) from forward to backward: with more
+/// parts than cores, bounding the parts in flight bounds the memory.
+pub(crate) fn on_threads_bounded<T: Send, R: Send>(
+    items: Vec<T>,
+    workers: usize,
+    f: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
+    let n = items.len();
+    let workers = workers.clamp(1, n.max(1));
+    if workers >= n {
+        return on_threads(items, f);
+    }
+    let queue: Vec<std::sync::Mutex<Option<T>>> = items
+        .into_iter()
+        .map(|t| std::sync::Mutex::new(Some(t)))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if i >= n {
+                return done;
+            }
+            let t = queue[i]
+                .lock()
+                .expect("queue")
+                .take()
+                .expect("each item once");
+            done.push((i, f(t)));
+        }
+    };
+    let mut all: Vec<(usize, R)> = on_threads(vec![(); workers], |()| work())
+        .into_iter()
+        .flatten()
+        .collect();
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Parameters that get no weight decay: vectors (norm scales, biases, LayerScale)
@@ -426,7 +489,7 @@ impl AdamW {
                 }
                 let flat = flat - mhat / (vhat.sqrt() + c.eps) * lr;
                 self.opt.state.insert(path, (m, v));
-                let new = Tensor::from_inner(flat.reshape(shape)).require_grad();
+                let new = lift(flat.reshape(shape), &p.val()).require_grad();
                 Param::initialized(p.id, new)
             }
         }

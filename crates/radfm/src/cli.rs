@@ -248,6 +248,32 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 0)]
         parts: usize,
     },
+    /// Time fine-tuning steps of a radfm preset through `finetune`'s own engine (random
+    /// images, 14 labels) and report the process's peak RSS: `bench/finetune_memory.py` runs
+    /// it for full and LoRA beside PyTorch and PEFT. Prints JSON.
+    Finetune {
+        #[arg(long, value_enum)]
+        method: MethodArg,
+        #[arg(long, default_value = "vit-small")]
+        model: String,
+        #[arg(long, default_value_t = 224, value_parser = at_least_1())]
+        image_size: usize,
+        #[arg(long, default_value_t = 16, value_parser = at_least_1())]
+        patch: usize,
+        #[arg(long, default_value_t = 32, value_parser = at_least_1())]
+        batch: usize,
+        #[arg(long, default_value_t = 16, value_parser = at_least_1())]
+        rank: usize,
+        #[arg(long, default_value = "q,v")]
+        targets: String,
+        #[arg(long, default_value_t = 5, value_parser = at_least_1())]
+        steps: usize,
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// Data-parallel parts (default: `finetune`'s)
+        #[arg(long, value_parser = at_least_1())]
+        parts: Option<usize>,
+    },
 }
 
 #[derive(Args, Debug)]

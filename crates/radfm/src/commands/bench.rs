@@ -8,16 +8,45 @@ use radfm_model::head::{bce_with_logits, Classifier};
 use radfm_model::train::{default_parts, parallel_grads, split_rows, AdamW, AdamWConfig};
 use radfm_model::vit::{PosEmbed, Vit, VitConfig};
 
-use crate::cli::BenchCommand;
+use crate::cli::{BenchCommand, MethodArg};
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    if let BenchCommand::Finetune {
+        method,
+        model,
+        image_size,
+        patch,
+        batch,
+        rank,
+        targets,
+        steps,
+        warmup,
+        parts,
+    } = cmd
+    {
+        return finetune(FinetuneBench {
+            method,
+            model,
+            image_size,
+            patch,
+            batch,
+            rank,
+            targets,
+            steps,
+            warmup,
+            parts,
+        });
+    }
     let BenchCommand::Vit {
         steps,
         warmup,
         infer_reps,
         device,
         parts,
-    } = cmd;
+    } = cmd
+    else {
+        unreachable!("handled above")
+    };
     let dev = radfm_model::device(device.as_str())?;
     let ad = dev.clone().autodiff();
     ad.seed(0);
@@ -81,6 +110,142 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         "{}",
         serde_json::json!({"train_step_s": train, "train_steps": steps, "infer_s": infer, "infer_reps": infer_reps, "parts": parts, "infer_parts": infer_parts,
                            "device": device.as_str()})
+    );
+    Ok(())
+}
+
+struct FinetuneBench {
+    method: MethodArg,
+    model: String,
+    image_size: usize,
+    patch: usize,
+    batch: usize,
+    rank: usize,
+    targets: String,
+    steps: usize,
+    warmup: usize,
+    parts: Option<usize>,
+}
+
+/// Random images and labels, made on the fly (the data loader is not what is measured).
+struct Noise {
+    n: usize,
+    len: usize,
+    targets: Vec<Vec<f32>>,
+}
+
+impl radfm_model::pretrain::ImageSet for Noise {
+    fn len(&self) -> usize {
+        self.n
+    }
+    fn image(&self, i: usize, _rng: &mut rand_chacha::ChaCha8Rng) -> Vec<f32> {
+        (0..self.len)
+            .map(|k| (((i * 7919 + k * 104_729) % 1000) as f32 / 500.0) - 1.0)
+            .collect()
+    }
+    fn paired(&self, i: usize) -> Option<&[f32]> {
+        Some(&self.targets[i % self.targets.len()])
+    }
+}
+
+/// The process's peak resident set (VmHWM), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn finetune(b: FinetuneBench) -> anyhow::Result<()> {
+    use radfm_model::finetune::{FineTune, FinetuneConfig, Method};
+    use radfm_model::lora::{self, LoraConfig};
+    use radfm_model::pretrain::{PretrainConfig, Run};
+    use radfm_model::train::Schedule;
+    let dev = radfm_model::device("cpu")?;
+    let enc = VitConfig::preset(&b.model, b.image_size, b.patch, 1)
+        .ok_or_else(|| anyhow::anyhow!("--model {}: a radfm preset", b.model))?;
+    let method = match b.method {
+        MethodArg::Full => Method::Full,
+        MethodArg::Lora => Method::Lora,
+    };
+    let k = radfm_core::observation::Observation::ALL.len();
+    let lora_cfg = (method == Method::Lora)
+        .then(|| -> anyhow::Result<LoraConfig> {
+            Ok(LoraConfig {
+                rank: b.rank,
+                alpha: b.rank as f64,
+                rslora: false,
+                dropout: 0.0,
+                targets: lora::resolve(&enc, &b.targets)?
+                    .into_iter()
+                    .map(|s| s.path)
+                    .collect(),
+            })
+        })
+        .transpose()?;
+    let parts = b.parts.unwrap_or_else(|| default_parts(b.batch));
+    let total = (b.warmup + b.steps) as u64;
+    let config = PretrainConfig {
+        objective: "finetune".into(),
+        mae: None,
+        clip: None,
+        finetune: Some(FinetuneConfig {
+            encoder: enc.clone(),
+            method,
+            lora: lora_cfg,
+            observations: (0..k).map(|j| format!("o{j}")).collect(),
+            pos_weight: None,
+            layer_decay: None,
+        }),
+        augment: None,
+        init: None,
+        accumulate: 1,
+        parts,
+        batch: b.batch,
+        // one more than is run: no checkpoint is written inside the timing
+        steps: total + 1,
+        schedule: Schedule {
+            lr: 1e-4,
+            min_lr: 1e-6,
+            warmup_steps: 1,
+            total_steps: total + 1,
+        },
+        adamw: AdamWConfig::default(),
+        seed: 0,
+        checkpoint_every: u64::MAX,
+        images: 256,
+    };
+    let data = Noise {
+        n: 256,
+        len: b.image_size * b.image_size,
+        targets: (0..7)
+            .map(|i| {
+                (0..2 * k)
+                    .map(|j| f32::from(u8::from(j >= k || (i + j) % 3 == 0)))
+                    .collect()
+            })
+            .collect(),
+    };
+    let tmp = std::env::temp_dir().join(format!("radfm-bench-finetune-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let rss_before = peak_rss_mib();
+    let mut run = Run::<FineTune>::open(config, &tmp, false, &dev)?;
+    let (trainable, params) = lora::count_params(run.model());
+    let mut times = Vec::new();
+    for i in 0..total as usize {
+        let log = run.step(&data)?;
+        if i >= b.warmup {
+            times.push(b.batch as f64 / log.images_per_s);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    times.sort_by(f64::total_cmp);
+    println!(
+        "{}",
+        serde_json::json!({"method": b.method.as_str(), "model": b.model, "image_size": b.image_size,
+            "batch": b.batch, "parts": parts, "trainable": trainable, "params": params,
+            "step_s": times[times.len() / 2], "steps": b.steps,
+            "peak_rss_mib": peak_rss_mib(), "rss_at_start_mib": rss_before})
     );
     Ok(())
 }

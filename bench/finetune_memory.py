@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Fine-tuning memory and speed: radfm full and LoRA against PyTorch and PEFT, in one run.
+
+    python3 bench/finetune_memory.py [--radfm target/release/radfm] [--steps 3] [--warmup 1]
+                                     [--threads 2] [--batch 32] [--image-size 224]
+
+ViT-S/16 (dim 384, depth 12, heads 6, MLP 1536), one channel, 224 px, batch 32,
+a 14-output linear head on the class token, BCE with logits, AdamW (lr 1e-4,
+weight decay 0.05), gradient clipping at 1. LoRA: rank 16, alpha 16, on the
+query and value projections; the head trains too.
+
+- radfm: `radfm bench finetune --method full|lora`, which steps `finetune`'s
+  own engine (data-parallel parts, AdamW with decay exclusions) on random
+  images. Peak RSS is the process's VmHWM.
+- PyTorch: HF ViTModel of the same shape (learned positions, no pooler), and
+  for LoRA PEFT's get_peft_model(target_modules q_proj, v_proj). Peak RSS is
+  ru_maxrss. --threads intra-op threads (the machine's cores by default).
+
+Each configuration runs in its own process, so each peak is its own. Step
+time is the median of --steps after --warmup. Prints one line per run and the
+ratios against the targets: radfm LoRA's peak RSS <= 0.6 x radfm full's, and
+radfm LoRA's step time <= 2.0 x PEFT's.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+
+def torch_run(method, steps, warmup, threads, batch, size):
+    import torch
+    import torch.nn as nn
+    from transformers import ViTConfig, ViTModel
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    cfg = ViTConfig(hidden_size=384, num_hidden_layers=12, num_attention_heads=6,
+                    intermediate_size=1536, image_size=size, patch_size=16, num_channels=1,
+                    hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    enc = ViTModel(cfg, add_pooling_layer=False)
+    if method == "lora":
+        from peft import LoraConfig, get_peft_model
+        enc = get_peft_model(enc, LoraConfig(r=16, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+    head = nn.Linear(384, 14)
+    params = [p for p in list(enc.parameters()) + list(head.parameters()) if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=1e-4)
+    x = torch.randn(batch, 1, size, size)
+    y = (torch.arange(batch * 14).reshape(batch, 14) % 3 == 0).float()
+    loss_fn = nn.BCEWithLogitsLoss()
+    times = []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        z = head(enc(pixel_values=x).last_hidden_state[:, 0])
+        loss = loss_fn(z, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    print(json.dumps({"method": method, "trainable": sum(p.numel() for p in params),
+                      "step_s": times[len(times) // 2],
+                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "torch": torch.__version__, "threads": threads}))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--radfm", default="target/release/radfm")
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--image-size", type=int, default=224)
+    ap.add_argument("--torch-child", choices=["full", "lora"])
+    a = ap.parse_args()
+    if a.torch_child:
+        torch_run(a.torch_child, a.steps, a.warmup, a.threads, a.batch, a.image_size)
+        return
+    common = ["--steps", str(a.steps), "--warmup", str(a.warmup)]
+    rows = {}
+    for method in ["full", "lora"]:
+        out = subprocess.run([a.radfm, "bench", "finetune", "--method", method,
+                              "--batch", str(a.batch), "--image-size", str(a.image_size)] + common,
+                             check=True, capture_output=True, text=True).stdout
+        rows[f"radfm {method}"] = json.loads(out.strip().splitlines()[-1])
+        out = subprocess.run([sys.executable, __file__, "--torch-child", method,
+                              "--threads", str(a.threads), "--batch", str(a.batch),
+                              "--image-size", str(a.image_size)] + common,
+                             check=True, capture_output=True, text=True).stdout
+        rows[f"pytorch {method}" if method == "full" else "peft lora"] = json.loads(
+            out.strip().splitlines()[-1])
+    print(f"ViT-S/16, {a.image_size} px, batch {a.batch}, {a.threads} threads, "
+          f"median of {a.steps} steps after {a.warmup}")
+    print(f"{'run':<14} {'trainable':>11} {'peak RSS MiB':>13} {'step s':>8}")
+    for name, r in rows.items():
+        print(f"{name:<14} {r['trainable']:>11,} {r['peak_rss_mib']:>13.0f} {r['step_s']:>8.2f}")
+    rl, rf = rows["radfm lora"], rows["radfm full"]
+    pl, pf = rows["peft lora"], rows["pytorch full"]
+    mem = rl["peak_rss_mib"] / rf["peak_rss_mib"]
+    speed = rl["step_s"] / pl["step_s"]
+    print(f"radfm LoRA / radfm full peak RSS: {mem:.3f} (target <= 0.6; PEFT / PyTorch full: "
+          f"{pl['peak_rss_mib'] / pf['peak_rss_mib']:.3f})")
+    print(f"radfm LoRA / PEFT step time: {speed:.3f} (target <= 2.0); radfm full / PyTorch full: "
+          f"{rf['step_s'] / pf['step_s']:.3f}")
+    print(json.dumps({"rows": rows, "lora_over_full_rss": mem, "lora_over_peft_step": speed}))
+
+
+if __name__ == "__main__":
+    main()
