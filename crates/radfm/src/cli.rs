@@ -251,29 +251,32 @@ pub enum BenchCommand {
     /// Time fine-tuning steps of a radfm preset through `finetune`'s own engine (random
     /// images, 14 labels) and report the process's peak RSS: `bench/finetune_memory.py` runs
     /// it for full and LoRA beside PyTorch and PEFT. Prints JSON.
-    Finetune {
-        #[arg(long, value_enum)]
-        method: MethodArg,
-        #[arg(long, default_value = "vit-small")]
-        model: String,
-        #[arg(long, default_value_t = 224, value_parser = at_least_1())]
-        image_size: usize,
-        #[arg(long, default_value_t = 16, value_parser = at_least_1())]
-        patch: usize,
-        #[arg(long, default_value_t = 32, value_parser = at_least_1())]
-        batch: usize,
-        #[arg(long, default_value_t = 16, value_parser = at_least_1())]
-        rank: usize,
-        #[arg(long, default_value = "q,v")]
-        targets: String,
-        #[arg(long, default_value_t = 5, value_parser = at_least_1())]
-        steps: usize,
-        #[arg(long, default_value_t = 2)]
-        warmup: usize,
-        /// Data-parallel parts (default: `finetune`'s)
-        #[arg(long, value_parser = at_least_1())]
-        parts: Option<usize>,
-    },
+    Finetune(FinetuneBenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FinetuneBenchArgs {
+    #[arg(long, value_enum)]
+    pub method: MethodArg,
+    #[arg(long, default_value = "vit-small")]
+    pub model: String,
+    #[arg(long, default_value_t = 224, value_parser = at_least_1())]
+    pub image_size: usize,
+    #[arg(long, default_value_t = 16, value_parser = at_least_1())]
+    pub patch: usize,
+    #[arg(long, default_value_t = 32, value_parser = at_least_1())]
+    pub batch: usize,
+    #[arg(long, default_value_t = 16, value_parser = at_least_1())]
+    pub rank: usize,
+    #[arg(long, default_value = "q,v")]
+    pub targets: String,
+    #[arg(long, default_value_t = 5, value_parser = at_least_1())]
+    pub steps: usize,
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Data-parallel parts (default: `finetune`'s)
+    #[arg(long, value_parser = at_least_1())]
+    pub parts: Option<usize>,
 }
 
 #[derive(Args, Debug)]

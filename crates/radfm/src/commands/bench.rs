@@ -8,34 +8,11 @@ use radfm_model::head::{bce_with_logits, Classifier};
 use radfm_model::train::{default_parts, parallel_grads, split_rows, AdamW, AdamWConfig};
 use radfm_model::vit::{PosEmbed, Vit, VitConfig};
 
-use crate::cli::{BenchCommand, MethodArg};
+use crate::cli::{BenchCommand, FinetuneBenchArgs, MethodArg};
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
-    if let BenchCommand::Finetune {
-        method,
-        model,
-        image_size,
-        patch,
-        batch,
-        rank,
-        targets,
-        steps,
-        warmup,
-        parts,
-    } = cmd
-    {
-        return finetune(FinetuneBench {
-            method,
-            model,
-            image_size,
-            patch,
-            batch,
-            rank,
-            targets,
-            steps,
-            warmup,
-            parts,
-        });
+    if let BenchCommand::Finetune(b) = cmd {
+        return finetune(b);
     }
     let BenchCommand::Vit {
         steps,
@@ -114,19 +91,6 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct FinetuneBench {
-    method: MethodArg,
-    model: String,
-    image_size: usize,
-    patch: usize,
-    batch: usize,
-    rank: usize,
-    targets: String,
-    steps: usize,
-    warmup: usize,
-    parts: Option<usize>,
-}
-
 /// Random images and labels, made on the fly (the data loader is not what is measured).
 struct Noise {
     n: usize,
@@ -156,7 +120,7 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn finetune(b: FinetuneBench) -> anyhow::Result<()> {
+fn finetune(b: FinetuneBenchArgs) -> anyhow::Result<()> {
     use radfm_model::finetune::{FineTune, FinetuneConfig, Method};
     use radfm_model::lora::{self, LoraConfig};
     use radfm_model::pretrain::{PretrainConfig, Run};

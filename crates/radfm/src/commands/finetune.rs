@@ -437,24 +437,7 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
         );
     }
     let t0 = std::time::Instant::now();
-    let pb = if a.quiet {
-        ProgressBar::hidden()
-    } else {
-        crate::progress::bar(records.len() as u64, "images")
-    };
-    let store = FrameStore::open(&a.data, &reader, &src.prep, c * h * w, 64, &mut |n| {
-        pb.inc(n as u64)
-    })?;
-    pb.finish_and_clear();
-    for (i, why) in store.skipped() {
-        tracing::warn!("image {}: {why}; left out", records[*i].key);
-    }
-    if !store.skipped().is_empty() {
-        eprintln!(
-            "{} images could not be read and are left out (see warnings)",
-            store.skipped().len()
-        );
-    }
+    let store = super::pretrain::open_frames(&a.data, &reader, &src.prep, c * h * w, a.quiet)?;
     let policy = a.uncertain;
     let target_of = |i: usize| targets(labels[i].as_ref().expect("labelled"), policy);
     let train_images = images_of(&store, |i| {

@@ -89,21 +89,23 @@ impl ImageSet for Studies<'_> {
     }
 }
 
-/// Every frame of every image in the dataset (the reader's order), from the
-/// frame cache or preprocessed into it now.
-fn load_images(dataset: &Path, size: usize, quiet: bool) -> anyhow::Result<Images> {
-    let reader = Reader::open(dataset)?;
+/// The dataset's frames preprocessed by `prep` into `row_len`-value rows, from
+/// the frame cache or built into it now with a progress bar; unreadable images
+/// are logged by key and left out.
+pub(crate) fn open_frames(
+    dataset: &Path,
+    reader: &Reader,
+    prep: &Preprocess,
+    row_len: usize,
+    quiet: bool,
+) -> anyhow::Result<FrameStore> {
     let records = reader.records();
-    if records.is_empty() {
-        bail!("{}: the dataset has no images", dataset.display());
-    }
-    let prep = Preprocess::radfm(size, "radfm pretrain");
     let pb = if quiet {
         ProgressBar::hidden()
     } else {
         crate::progress::bar(records.len() as u64, "images")
     };
-    let store = FrameStore::open(dataset, &reader, &prep, size * size, 64, &mut |n| {
+    let store = FrameStore::open(dataset, reader, prep, row_len, 64, &mut |n| {
         pb.inc(n as u64)
     })?;
     pb.finish_and_clear();
@@ -116,6 +118,19 @@ fn load_images(dataset: &Path, size: usize, quiet: bool) -> anyhow::Result<Image
             store.skipped().len()
         );
     }
+    Ok(store)
+}
+
+/// Every frame of every image in the dataset (the reader's order), from the
+/// frame cache or preprocessed into it now.
+fn load_images(dataset: &Path, size: usize, quiet: bool) -> anyhow::Result<Images> {
+    let reader = Reader::open(dataset)?;
+    let records = reader.records();
+    if records.is_empty() {
+        bail!("{}: the dataset has no images", dataset.display());
+    }
+    let prep = Preprocess::radfm(size, "radfm pretrain");
+    let store = open_frames(dataset, &reader, &prep, size * size, quiet)?;
     if store.is_empty() {
         bail!(
             "{}: no image of the dataset could be read",
