@@ -79,6 +79,8 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--image-size", type=int, default=224)
+    ap.add_argument("--parts-in-flight", type=int, default=0,
+                    help="radfm's --parts-in-flight (0: every part at once)")
     ap.add_argument("--torch-child", choices=["full", "lora"])
     a = ap.parse_args()
     if a.torch_child:
@@ -88,7 +90,8 @@ def main():
     rows = {}
     for method in ["full", "lora"]:
         out = subprocess.run([a.radfm, "bench", "finetune", "--method", method,
-                              "--batch", str(a.batch), "--image-size", str(a.image_size)] + common,
+                              "--batch", str(a.batch), "--image-size", str(a.image_size),
+                              "--parts-in-flight", str(a.parts_in_flight)] + common,
                              check=True, capture_output=True, text=True).stdout
         rows[f"radfm {method}"] = json.loads(out.strip().splitlines()[-1])
         out = subprocess.run([sys.executable, __file__, "--torch-child", method,
@@ -98,7 +101,8 @@ def main():
         rows[f"pytorch {method}" if method == "full" else "peft lora"] = json.loads(
             out.strip().splitlines()[-1])
     print(f"ViT-S/16, {a.image_size} px, batch {a.batch}, {a.threads} threads, "
-          f"median of {a.steps} steps after {a.warmup}")
+          f"median of {a.steps} steps after {a.warmup}; radfm {rows['radfm full']['parts']} parts, "
+          f"{a.parts_in_flight or 'all'} in flight")
     print(f"{'run':<14} {'trainable':>11} {'peak RSS MiB':>13} {'step s':>8}")
     for name, r in rows.items():
         print(f"{name:<14} {r['trainable']:>11,} {r['peak_rss_mib']:>13.0f} {r['step_s']:>8.2f}")

@@ -28,26 +28,37 @@ run() { # name, then finetune's flags
 run ft-lora --model "$W/mae" --method lora --targets q,v --rank 16 --alpha 16 --lr 1e-3
 run ft-full --model "$W/mae" --method full --lr 3e-4 --layer-decay 0.75
 run ft-scratch --model "$W/random" --method full --lr 3e-4
-# the probe of tools/label_efficiency.sh, on the same encoder: its 100% run is the main one
-[ -f "$W/mae-probe-weak-eval/metrics.json" ] || "$R" evaluate --pred "$W/mae-probe-weak/pred.jsonl" \
-    --truth "$W/ds/truth.jsonl" --out "$W/mae-probe-weak-eval" >/dev/null
-python3 - "$W" <<'PY' | tee "$W/ft-table.md"
+# the probe of tools/label_efficiency.sh on the same encoder (PROBE=its directory name): its
+# 100% run is the main one of its evaluation
+PROBE=${PROBE:-mae-probe-weak}
+[ -f "$W/$PROBE-eval/metrics.json" ] || "$R" evaluate --pred "$W/$PROBE/pred.jsonl" \
+    --truth "$W/ds/truth.jsonl" --out "$W/$PROBE-eval" >/dev/null
+python3 - "$W" "$PROBE" <<'PY' | tee "$W/ft-table.md"
 import json, sys
-w = sys.argv[1]
-rows = [("MAE encoder, LoRA r=16 on q,v", "ft-lora"), ("MAE encoder, full fine-tuning", "ft-full"),
-        ("MAE encoder, linear probe (100% of labels)", "mae-probe-weak"),
-        ("same architecture from scratch", "ft-scratch")]
-print("| model | trainable parameters | test macro AUROC [95% CI] | selected step (val AUROC) |")
+w, probe = sys.argv[1], sys.argv[2]
+rows = [("LoRA r=16 on q,v (MAE encoder)", "ft-lora"), ("full fine-tuning (MAE encoder)", "ft-full"),
+        ("linear probe, 100% (MAE encoder)", probe), ("same architecture from scratch", "ft-scratch")]
+ms = {d: json.load(open(f"{w}/{d}-eval/metrics.json")) for _, d in rows}
+print("| model | trainable parameters | selected step (val macro AUROC, weak labels) | test macro AUROC |")
 print("|---|---|---|---|")
 for name, d in rows:
-    m = json.load(open(f"{w}/{d}-eval/metrics.json"))
-    a = m["macro"]["auroc"]
-    ci = a.get("ci") or [None, None]
     try:
-        p = json.load(open(f"{w}/{d}/params.json"))["trainable"]
-        cls = json.load(open(f"{w}/{d}/model/classifier.json"))["selected"] or {}
-        sel = f"{cls.get('step')} ({cls.get('val_macro_auroc', 0):.3f})"
+        p = format(json.load(open(f"{w}/{d}/params.json"))["trainable"], ",")
+        sel = json.load(open(f"{w}/{d}/model/classifier.json"))["selected"] or {}
+        sel = f"{sel.get('step')} ({sel.get('val_macro_auroc', float('nan')):.3f})"
     except FileNotFoundError:
-        p, sel = "2,702 (14 logistic heads)", "C by 5-fold CV"
-    print(f"| {name} | {p if isinstance(p, str) else format(p, ',')} | {a['value']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] | {sel} |")
+        p, sel = "2,702 (14 logistic heads)", "C by cross-validation"
+    print(f"| {name} | {p} | {sel} | {ms[d]['macro']['auroc']:.3f} |")
+print()
+print("Test AUROC per observation [patient-bootstrap 95% CI] (`radfm evaluate`):")
+print()
+print("| observation | " + " | ".join(d for _, d in rows) + " |")
+print("|---|" + "---|" * len(rows))
+for o in ms["ft-full"]["observations"]:
+    cells = []
+    for _, d in rows:
+        a = ms[d]["observations"].get(o, {}).get("auroc") or {}
+        v, ci = a.get("value"), a.get("ci")
+        cells.append("-" if v is None else f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{v:.3f}")
+    print(f"| {o} | " + " | ".join(cells) + " |")
 PY

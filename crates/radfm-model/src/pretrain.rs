@@ -29,7 +29,7 @@ use crate::augment::Augment;
 use crate::clip::{clip_loss, ClipTrain, ClipTrainConfig};
 use crate::mae::{Mae, MaeConfig};
 use crate::train::{
-    load_params, named_params, parallel_grads, parallel_grads_coupled, save_safetensors,
+    load_params, named_params, parallel_grads_bounded, parallel_grads_coupled, save_safetensors,
     split_rows, AdamW, AdamWConfig, Schedule,
 };
 use crate::vit::{Vit, VitConfig};
@@ -356,6 +356,8 @@ pub struct Run<M: Objective> {
     pub dir: PathBuf,
     device: Device,
     order: EpochOrder,
+    /// parts computed at once (0: all); see [`Run::set_parts_in_flight`]
+    in_flight: usize,
 }
 
 /// The MAE pretraining loop.
@@ -406,6 +408,7 @@ impl<M: Objective> Run<M> {
                 dir: dir.to_path_buf(),
                 device: ad,
                 order: EpochOrder::default(),
+                in_flight: 0,
             };
             run.truncate_metrics()?;
             return Ok(run);
@@ -432,11 +435,21 @@ impl<M: Objective> Run<M> {
             dir: dir.to_path_buf(),
             device: ad,
             order: EpochOrder::default(),
+            in_flight: 0,
         })
     }
 
     pub fn model(&self) -> &M {
         self.model.as_ref().expect("model present between steps")
+    }
+
+    /// Compute at most `n` of a batch's parts at once (0: all). Each part holds
+    /// its activations until its backward is done, so fewer parts in flight
+    /// than parts lowers the peak memory; the results do not change (the
+    /// parts' gradients are summed in part order either way). A runtime
+    /// setting, not part of the run's identity.
+    pub fn set_parts_in_flight(&mut self, n: usize) {
+        self.in_flight = n;
     }
 
     /// Keep only the metric lines of steps already checkpointed, so that a
@@ -528,11 +541,16 @@ impl<M: Objective> Run<M> {
                 let stream_of =
                     |i: u64| ChaCha8Rng::seed_from_u64(radfm_core::seed::spread(stream, i));
                 let found = if M::per_sample_loss() {
-                    parallel_grads(&model, parts, |m, (i, len, x, texts)| {
-                        // each part's loss weighted by its share: the sum is the batch mean
-                        let share = len as f64 / rows as f64 / accumulate as f64;
-                        Ok(m.loss(x, texts, &mut stream_of(i))? * share)
-                    })
+                    parallel_grads_bounded(
+                        &model,
+                        parts,
+                        self.in_flight,
+                        |m, (i, len, x, texts)| {
+                            // each part's loss weighted by its share: the sum is the batch mean
+                            let share = len as f64 / rows as f64 / accumulate as f64;
+                            Ok(m.loss(x, texts, &mut stream_of(i))? * share)
+                        },
+                    )
                     .map(|(g, losses)| (g, losses.iter().sum::<f64>()))
                 } else {
                     let texts = texts.clone();

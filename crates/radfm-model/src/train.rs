@@ -229,6 +229,24 @@ where
     I: Send,
     F: Fn(&M, I) -> Result<Tensor<1>, ModelError> + Sync,
 {
+    parallel_grads_bounded(model, parts, 0, loss)
+}
+
+/// [`parallel_grads`] with at most `in_flight` parts computed at once (0: all
+/// of them). A part holds its activations from its forward to its backward,
+/// so with more parts than cores this bounds the memory; the result is the
+/// same bit for bit.
+pub fn parallel_grads_bounded<M, I, F>(
+    model: &M,
+    parts: Vec<I>,
+    in_flight: usize,
+    loss: F,
+) -> Result<(GradientsParams, Vec<f64>), ModelError>
+where
+    M: Module + Send,
+    I: Send,
+    F: Fn(&M, I) -> Result<Tensor<1>, ModelError> + Sync,
+{
     let one = |rep: M, part: I| -> Result<(GradientsParams, f64), ModelError> {
         let l = loss(&rep, part)?;
         let value = l.clone().into_scalar::<f32>() as f64;
@@ -236,12 +254,9 @@ where
     };
     // the replicas are made here: a module is Send but not Sync
     let work: Vec<(M, I)> = parts.into_iter().map(|p| (replica(model), p)).collect();
-    let results = match std::env::var("RADFM_INFLIGHT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        Some(k) => on_threads_bounded(work, k, |(rep, part)| one(rep, part)),
-        None => on_threads(work, |(rep, part)| one(rep, part)),
+    let results = match in_flight {
+        0 => on_threads(work, |(rep, part)| one(rep, part)),
+        k => on_threads_bounded(work, k, |(rep, part)| one(rep, part)),
     };
     let mut acc = GradientsAccumulator::<M>::new();
     let mut losses = Vec::with_capacity(results.len());

@@ -277,6 +277,9 @@ pub struct FinetuneBenchArgs {
     /// Data-parallel parts (default: `finetune`'s)
     #[arg(long, value_parser = at_least_1())]
     pub parts: Option<usize>,
+    /// Parts computed at once (0: all), as `finetune --parts-in-flight`
+    #[arg(long, default_value_t = 0)]
+    pub parts_in_flight: usize,
 }
 
 #[derive(Args, Debug)]
@@ -354,6 +357,11 @@ pub struct PretrainArgs {
     /// config.json, since each part draws its own masks and drop-path.
     #[arg(long, value_parser = at_least_1())]
     pub parts: Option<usize>,
+    /// Compute at most N of a batch's data-parallel parts at once (default 0: all). Fewer parts
+    /// in flight than parts lowers the peak memory (each part holds its activations until its
+    /// backward); the results are the same bit for bit. Changeable on --resume.
+    #[arg(long, default_value_t = 0)]
+    pub parts_in_flight: usize,
     /// Drop-path (stochastic depth) rate of the encoder's last block (0 = off).
     #[arg(long, default_value_t = 0.0, value_parser = rate)]
     pub drop_path: f64,
@@ -465,6 +473,11 @@ pub struct FinetuneArgs {
     /// 8 images each; 1 on a GPU). Saved in config.json.
     #[arg(long, value_parser = at_least_1())]
     pub parts: Option<usize>,
+    /// Compute at most N of a batch's data-parallel parts at once (default 0: all). Fewer parts
+    /// in flight than parts lowers the peak memory (each part holds its activations until its
+    /// backward); the results are the same bit for bit. Changeable on --resume.
+    #[arg(long, default_value_t = 0)]
+    pub parts_in_flight: usize,
     /// Checkpoint, and evaluate on val, every N steps (and at the end). Changeable on --resume.
     #[arg(long, default_value_t = 100, value_parser = at_least_1_u64())]
     pub checkpoint_every: u64,

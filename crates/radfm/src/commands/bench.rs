@@ -194,6 +194,7 @@ fn finetune(b: FinetuneBenchArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&tmp);
     let rss_before = peak_rss_mib();
     let mut run = Run::<FineTune>::open(config, &tmp, false, &dev)?;
+    run.set_parts_in_flight(b.parts_in_flight);
     let (trainable, params) = lora::count_params(run.model());
     let mut times = Vec::new();
     for i in 0..total as usize {
@@ -207,7 +208,7 @@ fn finetune(b: FinetuneBenchArgs) -> anyhow::Result<()> {
     println!(
         "{}",
         serde_json::json!({"method": b.method.as_str(), "model": b.model, "image_size": b.image_size,
-            "batch": b.batch, "parts": parts, "trainable": trainable, "params": params,
+            "batch": b.batch, "parts": parts, "parts_in_flight": b.parts_in_flight, "trainable": trainable, "params": params,
             "step_s": times[times.len() / 2], "steps": b.steps,
             "peak_rss_mib": peak_rss_mib(), "rss_at_start_mib": rss_before})
     );

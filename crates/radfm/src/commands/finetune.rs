@@ -577,6 +577,7 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
         super::pretrain::check_resume_config(&a.out, &config, &ignored, &resume_flag)?;
     }
     let mut run = Run::<FineTune>::open(config.clone(), &a.out, a.resume, &dev)?;
+    run.set_parts_in_flight(a.parts_in_flight);
     let (trainable, total) = lora::count_params(run.model());
     let adapted = lora::adapted_paths(run.model());
     eprintln!(

@@ -555,6 +555,7 @@ fn train_loop<M: Objective>(
 ) -> anyhow::Result<Run<M>> {
     let steps = config.steps;
     let mut run = Run::<M>::open(config, &a.out, a.resume, dev)?;
+    run.set_parts_in_flight(a.parts_in_flight);
     let start = run.opt.step;
     if a.resume {
         eprintln!("resuming {} at step {start} of {steps}", a.out.display());
