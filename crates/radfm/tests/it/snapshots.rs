@@ -118,8 +118,10 @@ const SUBCOMMANDS: &[&[&str]] = &[
     &["pretrain"],
     &["embed"],
     &["probe"],
+    &["finetune"],
     &["bench"],
     &["bench", "vit"],
+    &["bench", "finetune"],
 ];
 
 #[test]
