@@ -316,13 +316,6 @@ fn append_metric(out: &Path, v: &serde_json::Value) -> anyhow::Result<()> {
 /// The flag that sets a field of the fine-tuning config (for --resume's check).
 fn resume_flag(path: &str) -> &'static str {
     match path {
-        "batch" => "--batch",
-        "parts" => "--parts",
-        "seed" => "--seed",
-        "init" => "--model",
-        "schedule.lr" | "schedule.min_lr" => "--lr",
-        "schedule.warmup_steps" => "--warmup",
-        "adamw.weight_decay" => "--weight-decay",
         "finetune.method" => "--method",
         "finetune.pos_weight" => "--pos-weight (or --labels, --uncertain)",
         "finetune.layer_decay" => "--layer-decay",
@@ -330,11 +323,7 @@ fn resume_flag(path: &str) -> &'static str {
         "finetune.lora.rank" => "--rank",
         "finetune.lora.alpha" => "--alpha",
         "finetune.lora.rslora" => "--rslora",
-        p if p.starts_with("augment") => "--augment",
-        p if p.ends_with("encoder.image_size") => "--image-size",
-        p if p.ends_with("encoder.patch_size") => "--patch",
-        p if p.ends_with("encoder.drop_path_rate") => "--drop-path",
-        _ => "--model",
+        p => super::pretrain::engine_flag(p),
     }
 }
 

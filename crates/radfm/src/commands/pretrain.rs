@@ -651,22 +651,29 @@ pub(crate) fn check_resume_config(
 /// The flag that sets a field of the pretraining config.
 fn resume_flag(path: &str) -> &'static str {
     match path {
-        "objective" => "--objective",
-        "batch" => "--batch",
         "accumulate" => "--accumulate",
+        "clip.text_model" => "--text-model",
+        "clip.projection_dim" => "--projection-dim",
+        "mae.norm_pix_loss" => "--norm-pix-loss",
+        p if p.ends_with("encoder.num_hidden_layers") => "--depth",
+        p => engine_flag(p),
+    }
+}
+
+/// The flag that sets a field every run of the engine has (pretrain's and
+/// finetune's); `--model` for the encoder's other fields.
+pub(crate) fn engine_flag(path: &str) -> &'static str {
+    match path {
+        "batch" => "--batch",
         "parts" => "--parts",
         "seed" => "--seed",
         "init" => "--model",
         "schedule.lr" | "schedule.min_lr" => "--lr",
         "schedule.warmup_steps" => "--warmup",
         "adamw.weight_decay" => "--weight-decay",
-        "clip.text_model" => "--text-model",
-        "clip.projection_dim" => "--projection-dim",
-        "mae.norm_pix_loss" => "--norm-pix-loss",
         p if p.starts_with("augment") => "--augment",
         p if p.ends_with("encoder.image_size") => "--image-size",
         p if p.ends_with("encoder.patch_size") => "--patch",
-        p if p.ends_with("encoder.num_hidden_layers") => "--depth",
         p if p.ends_with("encoder.drop_path_rate") => "--drop-path",
         _ => "--model",
     }

@@ -64,3 +64,19 @@ pub fn kill_once_logged(c: &mut Command, run: &Path, lines: usize) -> Option<usi
     child.wait().unwrap();
     killed_after
 }
+
+/// A JSON file, parsed.
+pub fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Assert that each of `files` is byte for byte the same under runs `a` and `b`.
+pub fn same_files(a: &Path, b: &Path, files: &[&str]) {
+    for f in files {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f} differs"
+        );
+    }
+}

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{fails, jsonl, kill_once_logged, ok, radfm};
+use crate::common::{fails, json, jsonl, kill_once_logged, ok, radfm, same_files};
 
 /// A synthetic archive of `patients`, ingested at 32 px with its reports and
 /// truth, split by patient; and a 2-block MAE encoder pretrained on it.
@@ -131,31 +131,26 @@ fn lora_finetuning_resumes_exactly_and_its_adapter_and_merged_encoder_agree() {
     assert_eq!(sa, sb, "loss curves differ (no step lost or repeated)");
     assert_eq!(ea.len(), 6, "an evaluation every 4 steps: {ea:?}");
     assert_eq!(ea, eb, "evaluations differ");
-    for f in [
-        "model/adapter/adapter_model.safetensors",
-        "model/encoder/model.safetensors",
-        "model/classifier.json",
-        "pred.jsonl",
-        "checkpoints/step-00000024/optimizer.safetensors",
-        "params.json",
-    ] {
-        assert_eq!(
-            std::fs::read(a.join(f)).unwrap(),
-            std::fs::read(b.join(f)).unwrap(),
-            "{f} differs"
-        );
-    }
+    same_files(
+        &a,
+        &b,
+        &[
+            "model/adapter/adapter_model.safetensors",
+            "model/encoder/model.safetensors",
+            "model/classifier.json",
+            "pred.jsonl",
+            "checkpoints/step-00000024/optimizer.safetensors",
+            "params.json",
+        ],
+    );
 
     // what was trained: q, v and fc1 of both blocks at rank 4 (d 192, mlp 768), and the head
-    let params: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(a.join("params.json")).unwrap()).unwrap();
+    let params = json(&a.join("params.json"));
     let lora = 2 * (2 * 4 * (192 + 192) + 4 * (192 + 768));
     assert_eq!(params["trainable"], lora + 192 * 14 + 14, "{params}");
     assert_eq!(params["adapted"].as_array().unwrap().len(), 6);
     // the selected step is the best evaluation, and the classifier says so
-    let cls: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(a.join("model/classifier.json")).unwrap())
-            .unwrap();
+    let cls = json(&a.join("model/classifier.json"));
     let best = ea
         .iter()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
@@ -170,10 +165,7 @@ fn lora_finetuning_resumes_exactly_and_its_adapter_and_merged_encoder_agree() {
     assert_eq!(cls["observations"].as_object().unwrap().len(), 14);
     assert!(cls["base"]["sha256"].as_str().unwrap().len() == 64);
     // the adapter is PEFT's format, named for the base's architecture
-    let ac: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(a.join("model/adapter/adapter_config.json")).unwrap(),
-    )
-    .unwrap();
+    let ac = json(&a.join("model/adapter/adapter_config.json"));
     assert_eq!(ac["peft_type"], "LORA");
     assert_eq!(ac["r"], 4);
     assert!(ac["target_modules"]
@@ -291,11 +283,9 @@ fn full_finetuning_on_truth_labels_and_bad_input() {
     )
     .arg(ds.join("truth.jsonl")));
     assert!(err.contains("full fine-tuning"), "{err}");
-    let params: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("params.json")).unwrap()).unwrap();
+    let params = json(&run.join("params.json"));
     assert_eq!(params["trainable"], params["total"], "{params}");
-    let cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    let cfg = json(&run.join("config.json"));
     assert_eq!(cfg["finetune"]["layer_decay"], 0.8);
     assert_eq!(cfg["finetune"]["pos_weight"].as_array().unwrap().len(), 14);
     assert!(run.join("model/encoder/model.safetensors").is_file());

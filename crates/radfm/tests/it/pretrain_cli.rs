@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::{kill_once_logged, ok, radfm};
+use crate::common::{kill_once_logged, ok, radfm, same_files};
 
 /// A dataset from `radfm ingest` of a synthetic archive of `patients`
 /// patients, at 32 px.
@@ -284,13 +284,11 @@ fn clip_pretraining_on_an_ingested_archive_resumes_exactly_and_reports_retrieval
 
     assert_eq!(loss_curve(&a).len(), 30);
     assert_eq!(loss_curve(&a), loss_curve(&b));
-    for f in ["model/model.safetensors", "model/clip_head.safetensors"] {
-        assert_eq!(
-            std::fs::read(a.join(f)).unwrap(),
-            std::fs::read(b.join(f)).unwrap(),
-            "{f} differs"
-        );
-    }
+    same_files(
+        &a,
+        &b,
+        &["model/model.safetensors", "model/clip_head.safetensors"],
+    );
     let cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(a.join("config.json")).unwrap()).unwrap();
     assert_eq!(cfg["objective"], "clip");
