@@ -187,7 +187,17 @@ fn derive_seed(seed: u64, what: &str) -> u64 {
 
 /// The binary target of `item` for `obs`, under `policy`.
 fn target(item: &Item, obs: &str, policy: UncertainPolicy) -> Option<bool> {
-    let labels = item.labels.as_ref()?;
+    label_target(item.labels.as_ref()?, obs, policy)
+}
+
+/// The binary target of a labelled image for `obs`: an unmentioned observation
+/// is negative, an uncertain one follows `policy`; None when it is left out.
+/// The rule every adaptation uses (probes here, `radfm finetune`'s loss).
+pub fn label_target(
+    labels: &BTreeMap<String, i8>,
+    obs: &str,
+    policy: UncertainPolicy,
+) -> Option<bool> {
     match labels.get(obs) {
         None => Some(false),
         Some(&v) => policy.target(Label::from_value(f64::from(v))?),

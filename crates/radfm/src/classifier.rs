@@ -32,6 +32,30 @@ pub struct Classifier {
     pub heads: Vec<(Vec<f32>, f32)>,
 }
 
+/// A fresh staging directory beside `dir` (`DIR.export-tmp`), where a
+/// classifier directory is assembled before [`commit`] puts it in place.
+pub fn stage(dir: &Path) -> anyhow::Result<PathBuf> {
+    let tmp = dir.with_extension("export-tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    Ok(tmp)
+}
+
+/// Write `classifier.json` into the staged `tmp` and rename it to `dir`,
+/// replacing what was there: `dir` is the old directory or the new one,
+/// never a mixture.
+pub fn commit(tmp: &Path, dir: &Path, meta: &serde_json::Value) -> anyhow::Result<()> {
+    radfm_core::write_atomic(
+        &tmp.join("classifier.json"),
+        serde_json::to_string_pretty(meta)?.as_bytes(),
+    )?;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("replacing {}", dir.display()))?;
+    }
+    std::fs::rename(tmp, dir).with_context(|| format!("writing {}", dir.display()))?;
+    Ok(())
+}
+
 /// sha256 of a checkpoint directory's weights: `model.safetensors`, or every
 /// `*.safetensors` file in name order.
 pub fn weights_sha256(dir: &Path) -> anyhow::Result<String> {

@@ -29,7 +29,6 @@ use anyhow::{bail, Context};
 use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
 use indicatif::ProgressBar;
-use radfm_core::label::Label;
 use radfm_core::observation::Observation;
 use radfm_core::UncertainPolicy;
 use radfm_data::frames::FrameStore;
@@ -110,11 +109,7 @@ fn targets(labels: &BTreeMap<String, i8>, policy: UncertainPolicy) -> Vec<f32> {
     let k = Observation::ALL.len();
     let mut t = vec![0f32; 2 * k];
     for (j, o) in Observation::ALL.iter().enumerate() {
-        let y = match labels.get(o.as_str()) {
-            None => Some(false),
-            Some(&v) => Label::from_value(f64::from(v)).and_then(|l| policy.target(l)),
-        };
-        if let Some(y) = y {
+        if let Some(y) = radfm_adapt::probe::label_target(labels, o.as_str(), policy) {
             t[j] = f32::from(u8::from(y));
             t[k + j] = 1.0;
         }
@@ -792,9 +787,7 @@ fn export(
     a: &FinetuneArgs,
     config: &PretrainConfig,
 ) -> anyhow::Result<()> {
-    let tmp = dir.with_extension("export-tmp");
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let tmp = classifier::stage(dir)?;
     let base_path = src.dir.as_ref().map(|d| {
         d.canonicalize()
             .unwrap_or_else(|_| d.clone())
@@ -867,15 +860,7 @@ fn export(
         heads.insert(o.clone(), json!({"coef": w, "intercept": b}));
     }
     meta["observations"] = serde_json::Value::Object(heads);
-    radfm_core::write_atomic(
-        &tmp.join("classifier.json"),
-        serde_json::to_string_pretty(&meta)?.as_bytes(),
-    )?;
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).with_context(|| format!("replacing {}", dir.display()))?;
-    }
-    std::fs::rename(&tmp, dir).with_context(|| format!("writing {}", dir.display()))?;
-    Ok(())
+    classifier::commit(&tmp, dir, &meta)
 }
 
 #[cfg(test)]

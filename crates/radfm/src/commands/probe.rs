@@ -275,8 +275,7 @@ fn export(
     if heads.is_empty() {
         bail!("run {}: no observation has a probe to export", run.run);
     }
-    let tmp = dir.with_extension("export-tmp");
-    let _ = std::fs::remove_dir_all(&tmp);
+    let tmp = crate::classifier::stage(dir)?;
     std::fs::create_dir_all(tmp.join("encoder"))
         .with_context(|| format!("creating {}", tmp.display()))?;
     for entry in std::fs::read_dir(&enc).with_context(|| format!("reading {}", enc.display()))? {
@@ -287,7 +286,7 @@ fn export(
         }
     }
     let classifier = json!({
-        "format": "radfm-classifier-1",
+        "format": crate::classifier::FORMAT,
         "encoder": "encoder/",
         "encoder_sha256": sha,
         "preprocessing": embed_meta["preprocessing"],
@@ -299,14 +298,7 @@ fn export(
         "uncertain": a.uncertain.as_str(),
         "observations": heads,
     });
-    radfm_core::atomic::write_atomic(
-        &tmp.join("classifier.json"),
-        serde_json::to_string_pretty(&classifier)?.as_bytes(),
-    )?;
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).with_context(|| format!("replacing {}", dir.display()))?;
-    }
-    std::fs::rename(&tmp, dir).with_context(|| format!("writing {}", dir.display()))?;
+    crate::classifier::commit(&tmp, dir, &classifier)?;
     eprintln!(
         "classifier ({} observations, run {}) -> {}",
         heads.len(),
