@@ -15,6 +15,9 @@ query and value projections; the head trains too.
 - PyTorch: HF ViTModel of the same shape (learned positions, no pooler), and
   for LoRA PEFT's get_peft_model(target_modules q_proj, v_proj). Peak RSS is
   ru_maxrss. --threads intra-op threads (the machine's cores by default).
+  Each also with transformers' gradient checkpointing (every layer).
+- radfm runs at its defaults (LoRA recomputes the activations of a quarter
+  of the blocks, full fine-tuning none), and with --recompute 0 and all.
 
 Each configuration runs in its own process, so each peak is its own. Step
 time is the median of --steps after --warmup. Prints one line per run and the
@@ -30,7 +33,7 @@ import sys
 import time
 
 
-def torch_run(method, steps, warmup, threads, batch, size):
+def torch_run(method, steps, warmup, threads, batch, size, checkpointing):
     import torch
     import torch.nn as nn
     from transformers import ViTConfig, ViTModel
@@ -41,6 +44,9 @@ def torch_run(method, steps, warmup, threads, batch, size):
                     intermediate_size=1536, image_size=size, patch_size=16, num_channels=1,
                     hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     enc = ViTModel(cfg, add_pooling_layer=False)
+    if checkpointing:
+        # transformers' gradient checkpointing: every layer's activations recomputed
+        enc.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if method == "lora":
         from peft import LoraConfig, get_peft_model
         enc = get_peft_model(enc, LoraConfig(r=16, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
@@ -68,7 +74,8 @@ def torch_run(method, steps, warmup, threads, batch, size):
     print(json.dumps({"method": method, "trainable": sum(p.numel() for p in params),
                       "step_s": times[len(times) // 2],
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "torch": torch.__version__, "threads": threads}))
+                      "torch": torch.__version__, "threads": threads,
+                      "checkpointing": checkpointing}))
 
 
 def main():
@@ -82,38 +89,68 @@ def main():
     ap.add_argument("--parts-in-flight", type=int, default=0,
                     help="radfm's --parts-in-flight (0: every part at once)")
     ap.add_argument("--torch-child", choices=["full", "lora"])
+    ap.add_argument("--torch-checkpointing", action="store_true")
     a = ap.parse_args()
     if a.torch_child:
-        torch_run(a.torch_child, a.steps, a.warmup, a.threads, a.batch, a.image_size)
+        torch_run(a.torch_child, a.steps, a.warmup, a.threads, a.batch, a.image_size,
+                  a.torch_checkpointing)
         return
     common = ["--steps", str(a.steps), "--warmup", str(a.warmup)]
-    rows = {}
-    for method in ["full", "lora"]:
+    shape = ["--batch", str(a.batch), "--image-size", str(a.image_size)]
+
+    def radfm(method, recompute=None):
+        extra = [] if recompute is None else ["--recompute", recompute]
         out = subprocess.run([a.radfm, "bench", "finetune", "--method", method,
-                              "--batch", str(a.batch), "--image-size", str(a.image_size),
-                              "--parts-in-flight", str(a.parts_in_flight)] + common,
+                              "--parts-in-flight", str(a.parts_in_flight)] + shape + common + extra,
                              check=True, capture_output=True, text=True).stdout
-        rows[f"radfm {method}"] = json.loads(out.strip().splitlines()[-1])
+        return json.loads(out.strip().splitlines()[-1])
+
+    def torch(method, checkpointing=False):
+        extra = ["--torch-checkpointing"] if checkpointing else []
         out = subprocess.run([sys.executable, __file__, "--torch-child", method,
-                              "--threads", str(a.threads), "--batch", str(a.batch),
-                              "--image-size", str(a.image_size)] + common,
+                              "--threads", str(a.threads)] + shape + common + extra,
                              check=True, capture_output=True, text=True).stdout
-        rows[f"pytorch {method}" if method == "full" else "peft lora"] = json.loads(
-            out.strip().splitlines()[-1])
+        return json.loads(out.strip().splitlines()[-1])
+
+    # radfm's defaults: full keeps every activation, LoRA recomputes a quarter of the blocks
+    rows = {
+        "radfm full": radfm("full"),
+        "radfm lora": radfm("lora"),
+        "radfm lora, recompute 0": radfm("lora", "0"),
+        "radfm full, recompute all": radfm("full", "all"),
+        "radfm lora, recompute all": radfm("lora", "all"),
+        "pytorch full": torch("full"),
+        "peft lora": torch("lora"),
+        "pytorch full, ckpt": torch("full", True),
+        "peft lora, ckpt": torch("lora", True),
+    }
     print(f"ViT-S/16, {a.image_size} px, batch {a.batch}, {a.threads} threads, "
           f"median of {a.steps} steps after {a.warmup}; radfm {rows['radfm full']['parts']} parts, "
           f"{a.parts_in_flight or 'all'} in flight")
-    print(f"{'run':<14} {'trainable':>11} {'peak RSS MiB':>13} {'step s':>8}")
+    print(f"{'run':<26} {'recompute':>9} {'trainable':>11} {'peak RSS MiB':>13} {'step s':>8}")
     for name, r in rows.items():
-        print(f"{name:<14} {r['trainable']:>11,} {r['peak_rss_mib']:>13.0f} {r['step_s']:>8.2f}")
-    rl, rf = rows["radfm lora"], rows["radfm full"]
-    pl, pf = rows["peft lora"], rows["pytorch full"]
-    mem = rl["peak_rss_mib"] / rf["peak_rss_mib"]
-    speed = rl["step_s"] / pl["step_s"]
-    print(f"radfm LoRA / radfm full peak RSS: {mem:.3f} (target <= 0.6; PEFT / PyTorch full: "
-          f"{pl['peak_rss_mib'] / pf['peak_rss_mib']:.3f})")
-    print(f"radfm LoRA / PEFT step time: {speed:.3f} (target <= 2.0); radfm full / PyTorch full: "
-          f"{rf['step_s'] / pf['step_s']:.3f}")
+        rec = r.get("recompute", "all" if r.get("checkpointing") else 0)
+        print(f"{name:<26} {rec:>9} {r['trainable']:>11,} {r['peak_rss_mib']:>13.0f} "
+              f"{r['step_s']:>8.2f}")
+
+    def ratio(a_, b_, key):
+        return rows[a_][key] / rows[b_][key]
+
+    mem = ratio("radfm lora", "radfm full", "peak_rss_mib")
+    speed = ratio("radfm lora", "peft lora", "step_s")
+    print(f"defaults: radfm LoRA / radfm full peak RSS: {mem:.3f} (target <= 0.6); "
+          f"radfm LoRA / PEFT LoRA step time: {speed:.3f} (target <= 2.0)")
+    print(f"without recomputation: LoRA / full peak RSS "
+          f"{ratio('radfm lora, recompute 0', 'radfm full', 'peak_rss_mib'):.3f}, "
+          f"LoRA / PEFT step {ratio('radfm lora, recompute 0', 'peft lora', 'step_s'):.3f}")
+    print(f"every block recomputed (both): LoRA / full peak RSS "
+          f"{ratio('radfm lora, recompute all', 'radfm full, recompute all', 'peak_rss_mib'):.3f}, "
+          f"LoRA / PEFT (checkpointing) step "
+          f"{ratio('radfm lora, recompute all', 'peft lora, ckpt', 'step_s'):.3f}")
+    print(f"PyTorch for reference: PEFT LoRA / PyTorch full peak RSS "
+          f"{ratio('peft lora', 'pytorch full', 'peak_rss_mib'):.3f}, with checkpointing "
+          f"{ratio('peft lora, ckpt', 'pytorch full, ckpt', 'peak_rss_mib'):.3f}; "
+          f"radfm full / PyTorch full step {ratio('radfm full', 'pytorch full', 'step_s'):.3f}")
     print(json.dumps({"rows": rows, "lora_over_full_rss": mem, "lora_over_peft_step": speed}))
 
 

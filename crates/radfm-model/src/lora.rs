@@ -252,20 +252,96 @@ pub fn adapted_paths<M: Module>(m: &M) -> Vec<String> {
 }
 
 /// A linear layer's forward, adapter-aware: `x W + b` for a plain layer; for
-/// an adapted one `x W + b + scale * (x a) b`, PEFT's order of operations.
+/// an adapted one `x W + b + scale * (drop(x) a) b`, PEFT's order of
+/// operations, where `drop` is the LoRA dropout of a [`dropout_scope`] on
+/// this thread (none outside one).
 pub fn linear<const D: usize>(l: &Linear, x: Tensor<D>) -> Tensor<D> {
     let bias = l.bias.as_ref().map(|b| b.val());
     match l.weight.adapter() {
         None => burn::tensor::module::linear(x, l.weight.val(), bias),
         Some(ad) => {
+            let branch = match dropout_mask(&x) {
+                Some(m) => x.clone() * m,
+                None => x.clone(),
+            };
             let low = burn::tensor::module::linear(
-                burn::tensor::module::linear(x.clone(), ad.a.val(), None),
+                burn::tensor::module::linear(branch, ad.a.val(), None),
                 ad.b.val(),
                 None,
             );
             burn::tensor::module::linear(x, l.weight.base(), bias) + low * ad.scale
         }
     }
+}
+
+/// The LoRA dropout in force on a thread: rate, seed, the block being run
+/// and how many adapted layers it has run so far.
+#[derive(Clone, Copy)]
+struct Dropout {
+    rate: f64,
+    seed: u64,
+    block: u64,
+    call: u64,
+}
+
+thread_local! {
+    static DROPOUT: std::cell::Cell<Option<Dropout>> = const { std::cell::Cell::new(None) };
+}
+
+/// While the returned guard lives, every adapted layer that [`linear`] runs
+/// on this thread drops its LoRA branch's input elementwise with probability
+/// `rate`, the kept entries scaled by 1 / (1 - rate) (PEFT's `lora_dropout`,
+/// torch's `Dropout`). A layer's mask is a function of `seed`, the block
+/// being run ([`dropout_block`]) and the layer's place in it, so a forward
+/// that is run again (activation recomputation) draws the same masks, and a
+/// run stays a function of its seed. Outside a scope (evaluation, inference)
+/// there is no dropout.
+pub fn dropout_scope(rate: f64, seed: u64) -> DropoutScope {
+    let active = (rate > 0.0).then_some(Dropout {
+        rate,
+        seed,
+        block: 0,
+        call: 0,
+    });
+    DropoutScope(DROPOUT.replace(active))
+}
+
+/// Restores the thread's previous LoRA dropout when dropped.
+pub struct DropoutScope(Option<Dropout>);
+
+impl Drop for DropoutScope {
+    fn drop(&mut self) {
+        DROPOUT.set(self.0);
+    }
+}
+
+/// Marks the start of block `i` (the encoder's blocks in order; the layers
+/// after the last one as the depth) for the masks of [`dropout_scope`].
+pub fn dropout_block(i: usize) {
+    DROPOUT.with(|d| {
+        if let Some(mut s) = d.get() {
+            s.block = i as u64;
+            s.call = 0;
+            d.set(Some(s));
+        }
+    });
+}
+
+/// The next dropout mask for an adapted layer's input `x`, if a scope is in force.
+fn dropout_mask<const D: usize>(x: &Tensor<D>) -> Option<Tensor<D>> {
+    use rand::{Rng, SeedableRng};
+    let mut s = DROPOUT.with(|d| d.get())?;
+    let key = radfm_core::seed::spread(radfm_core::seed::spread(s.seed, s.block), s.call);
+    s.call += 1;
+    DROPOUT.with(|d| d.set(Some(s)));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(key);
+    let keep = (1.0 / (1.0 - s.rate)) as f32;
+    let p = s.rate as f32;
+    let shape = x.shape();
+    let v: Vec<f32> = (0..shape.num_elements())
+        .map(|_| if rng.gen::<f32>() < p { 0.0 } else { keep })
+        .collect();
+    Some(Tensor::from_data(TensorData::new(v, shape), &x.device()))
 }
 
 /// Parameters of `m`: (trainable, total), adapter factors included.

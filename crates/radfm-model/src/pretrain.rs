@@ -29,7 +29,7 @@ use crate::augment::Augment;
 use crate::clip::{clip_loss, ClipTrain, ClipTrainConfig};
 use crate::mae::{Mae, MaeConfig};
 use crate::train::{
-    load_params, named_params, parallel_grads_bounded, parallel_grads_coupled, save_safetensors,
+    load_params, named_params, parallel_grads_coupled, parallel_part_grads, save_safetensors,
     split_rows, AdamW, AdamWConfig, Schedule,
 };
 use crate::vit::{Vit, VitConfig};
@@ -145,6 +145,19 @@ pub trait Objective: Module + Sized {
             "this objective's loss is per sample: it has no coupled loss".into(),
         ))
     }
+    /// A per-sample objective's gradients and loss value for a batch (or a
+    /// part of one) weighted by `weight`, when it computes them itself (as
+    /// fine-tuning does with activations recomputed block by block), or None:
+    /// the engine takes autodiff of [`Objective::loss`] times `weight`.
+    fn weighted_grads(
+        &self,
+        _images: Tensor<4>,
+        _texts: Option<Tensor<2>>,
+        _rng: &mut ChaCha8Rng,
+        _weight: f64,
+    ) -> Option<Result<(GradientsParams, f64), ModelError>> {
+        None
+    }
     /// The model with its encoder replaced.
     fn with_encoder(self, vit: Vit) -> Result<Self, ModelError>;
     /// The learning-rate factor of the parameter at `path` (layer-wise decay).
@@ -162,6 +175,23 @@ pub trait Objective: Module + Sized {
     fn export_extra(&self) -> Option<(&'static str, crate::train::Arrays)> {
         None
     }
+}
+
+/// The gradients and value of `weight` x the loss of a batch (or part), by
+/// the objective's own [`Objective::weighted_grads`] or else by autodiff.
+fn weighted_grads<M: Objective>(
+    model: &M,
+    images: Tensor<4>,
+    texts: Option<Tensor<2>>,
+    rng: &mut ChaCha8Rng,
+    weight: f64,
+) -> Result<(GradientsParams, f64), ModelError> {
+    if let Some(found) = model.weighted_grads(images.clone(), texts.clone(), rng, weight) {
+        return found;
+    }
+    let l = model.loss(images, texts, rng)? * weight;
+    let value = l.clone().into_scalar::<f32>() as f64;
+    Ok((GradientsParams::from_grads(l.backward(), model), value))
 }
 
 /// An objective's section of the run's config, or an error naming it.
@@ -541,16 +571,11 @@ impl<M: Objective> Run<M> {
                 let stream_of =
                     |i: u64| ChaCha8Rng::seed_from_u64(radfm_core::seed::spread(stream, i));
                 let found = if M::per_sample_loss() {
-                    parallel_grads_bounded(
-                        &model,
-                        parts,
-                        self.in_flight,
-                        |m, (i, len, x, texts)| {
-                            // each part's loss weighted by its share: the sum is the batch mean
-                            let share = len as f64 / rows as f64 / accumulate as f64;
-                            Ok(m.loss(x, texts, &mut stream_of(i))? * share)
-                        },
-                    )
+                    parallel_part_grads(&model, parts, self.in_flight, |m, (i, len, x, texts)| {
+                        // each part's loss weighted by its share: the sum is the batch mean
+                        let share = len as f64 / rows as f64 / accumulate as f64;
+                        weighted_grads(m, x, texts, &mut stream_of(i), share)
+                    })
                     .map(|(g, losses)| (g, losses.iter().sum::<f64>()))
                 } else {
                     let texts = texts.clone();
@@ -570,23 +595,13 @@ impl<M: Objective> Run<M> {
                 }
             } else {
                 let mut rng = ChaCha8Rng::seed_from_u64(stream);
-                let loss_t = match model.loss(x, texts, &mut rng) {
-                    Ok(l) => l,
+                match weighted_grads(&model, x, texts, &mut rng, 1.0 / accumulate as f64) {
+                    Ok(found) => found,
                     Err(e) => {
                         self.model = Some(model);
                         return Err(e);
                     }
-                };
-                let value = loss_t.clone().into_scalar::<f32>() as f64 / accumulate as f64;
-                let loss_t = if accumulate > 1 {
-                    loss_t / accumulate as f64
-                } else {
-                    loss_t
-                };
-                (
-                    GradientsParams::from_grads(loss_t.backward(), &model),
-                    value,
-                )
+                }
             };
             loss += loss_k;
             acc.accumulate(&model, grads);

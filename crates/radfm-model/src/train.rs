@@ -158,7 +158,7 @@ impl Default for AdamWConfig {
 /// `inner` (a tensor of the inner backend) back on the autodiff backend of
 /// `like`, with its gradient-checkpointing strategy: burn refuses to combine
 /// tensors of different strategies, and `Tensor::from_inner` takes the default.
-pub fn lift<const D: usize>(inner: Tensor<D>, like: &Tensor<D>) -> Tensor<D> {
+pub fn lift<const D: usize, const E: usize>(inner: Tensor<D>, like: &Tensor<E>) -> Tensor<D> {
     let t = Tensor::from_inner(inner);
     match like.gradient_checkpointing_strategy() {
         Some(s) if t.gradient_checkpointing_strategy() != Some(s) => {
@@ -247,16 +247,34 @@ where
     I: Send,
     F: Fn(&M, I) -> Result<Tensor<1>, ModelError> + Sync,
 {
-    let one = |rep: M, part: I| -> Result<(GradientsParams, f64), ModelError> {
-        let l = loss(&rep, part)?;
+    parallel_part_grads(model, parts, in_flight, |rep, part| {
+        let l = loss(rep, part)?;
         let value = l.clone().into_scalar::<f32>() as f64;
-        Ok((GradientsParams::from_grads(l.backward(), &rep), value))
-    };
+        Ok((GradientsParams::from_grads(l.backward(), rep), value))
+    })
+}
+
+/// [`parallel_grads_bounded`] for parts whose gradients `grads(replica,
+/// part)` computes itself (by autodiff of a loss, or stage by stage with
+/// recomputed activations): each part on its own replica and thread, at most
+/// `in_flight` at once (0: all), summed in part order. Returns the sum and
+/// each part's loss value.
+pub fn parallel_part_grads<M, I, F>(
+    model: &M,
+    parts: Vec<I>,
+    in_flight: usize,
+    grads: F,
+) -> Result<(GradientsParams, Vec<f64>), ModelError>
+where
+    M: Module + Send,
+    I: Send,
+    F: Fn(&M, I) -> Result<(GradientsParams, f64), ModelError> + Sync,
+{
     // the replicas are made here: a module is Send but not Sync
     let work: Vec<(M, I)> = parts.into_iter().map(|p| (replica(model), p)).collect();
     let results = match in_flight {
-        0 => on_threads(work, |(rep, part)| one(rep, part)),
-        k => on_threads_bounded(work, k, |(rep, part)| one(rep, part)),
+        0 => on_threads(work, |(rep, part)| grads(&rep, part)),
+        k => on_threads_bounded(work, k, |(rep, part)| grads(&rep, part)),
     };
     let mut acc = GradientsAccumulator::<M>::new();
     let mut losses = Vec::with_capacity(results.len());

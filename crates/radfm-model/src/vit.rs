@@ -536,7 +536,8 @@ impl Vit {
 
     /// Run the encoder on tokens (from [`Vit::embed`], or a masked subset of them).
     pub fn encode(&self, mut t: Tensor<3>) -> Tensor<3> {
-        for blk in &self.blocks {
+        for (i, blk) in self.blocks.iter().enumerate() {
+            crate::lora::dropout_block(i);
             t = blk.forward(t, None, false);
         }
         t
@@ -547,38 +548,53 @@ impl Vit {
     /// from 0 at the first block to the rate at the last (stochastic depth).
     /// The draws come from `rng`, so a run stays a function of its seed.
     pub fn encode_train(&self, mut t: Tensor<3>, rng: &mut ChaCha8Rng) -> Tensor<3> {
-        let rate = self.config.drop_path_rate;
-        if rate <= 0.0 {
+        if self.config.drop_path_rate <= 0.0 {
             return self.encode(t);
         }
-        let b = t.dims()[0];
-        let device = t.device();
-        let layers = self.blocks.len();
-        for (i, blk) in self.blocks.iter().enumerate() {
-            let p = if layers > 1 {
-                rate * i as f64 / (layers - 1) as f64
-            } else {
-                rate
-            };
-            let mut mask = || -> Option<Tensor<3>> {
-                (p > 0.0).then(|| {
-                    let keep = 1.0 - p;
-                    let v: Vec<f32> = (0..b)
-                        .map(|_| {
-                            if rng.gen_bool(keep) {
-                                (1.0 / keep) as f32
-                            } else {
-                                0.0
-                            }
-                        })
-                        .collect();
-                    Tensor::<3>::from_data(TensorData::new(v, [b, 1, 1]), &device)
-                })
-            };
-            let drop = [mask(), mask()];
+        let masks = self.drop_masks(t.dims()[0], &t.device(), rng);
+        for (i, (blk, drop)) in self.blocks.iter().zip(masks).enumerate() {
+            crate::lora::dropout_block(i);
             t = blk.forward_dropped(t, None, false, drop);
         }
         t
+    }
+
+    /// The drop-path masks of [`Vit::encode_train`] for a batch of `b`, block
+    /// by block (attention branch, MLP branch), drawn from `rng` in that
+    /// order; none at all when the rate is 0.
+    pub fn drop_masks(
+        &self,
+        b: usize,
+        device: &Device,
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<[Option<Tensor<3>>; 2]> {
+        let rate = self.config.drop_path_rate;
+        let layers = self.blocks.len();
+        (0..layers)
+            .map(|i| {
+                let p = match rate {
+                    r if r <= 0.0 => 0.0,
+                    r if layers > 1 => r * i as f64 / (layers - 1) as f64,
+                    r => r,
+                };
+                let mut mask = || -> Option<Tensor<3>> {
+                    (p > 0.0).then(|| {
+                        let keep = 1.0 - p;
+                        let v: Vec<f32> = (0..b)
+                            .map(|_| {
+                                if rng.gen_bool(keep) {
+                                    (1.0 / keep) as f32
+                                } else {
+                                    0.0
+                                }
+                            })
+                            .collect();
+                        Tensor::<3>::from_data(TensorData::new(v, [b, 1, 1]), device)
+                    })
+                };
+                [mask(), mask()]
+            })
+            .collect()
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Result<VitOutput, ModelError> {
@@ -622,7 +638,8 @@ impl Vit {
     }
 
     /// The final norm and pooling of encoded tokens.
-    fn finish(&self, t: Tensor<3>) -> VitOutput {
+    pub(crate) fn finish(&self, t: Tensor<3>) -> VitOutput {
+        crate::lora::dropout_block(self.blocks.len());
         let [b, _, d] = t.dims();
         let (last, cls) = if self.config.flavour == Flavour::ClipVision {
             // CLIP: last_hidden_state is the raw encoder output; only the class token is normed

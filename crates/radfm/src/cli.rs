@@ -96,6 +96,16 @@ fn rate(s: &str) -> Result<f64, String> {
     number(s, |x| (0.0..1.0).contains(&x), "in [0, 1)")
 }
 
+/// A number of encoder blocks, or `all` (every block: usize::MAX, cut to the depth later).
+fn blocks(s: &str) -> Result<usize, String> {
+    match s {
+        "all" => Ok(usize::MAX),
+        s => s
+            .parse()
+            .map_err(|_| format!("{s:?} is not a number of blocks or \"all\"")),
+    }
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "radfm",
@@ -280,6 +290,9 @@ pub struct FinetuneBenchArgs {
     /// Parts computed at once (0: all), as `finetune --parts-in-flight`
     #[arg(long, default_value_t = 0)]
     pub parts_in_flight: usize,
+    /// Blocks whose activations are recomputed (N or all; default as `finetune --recompute`)
+    #[arg(long, value_parser = blocks)]
+    pub recompute: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -407,7 +420,8 @@ pub struct FinetuneArgs {
     /// Rank-stabilised LoRA scaling, alpha / sqrt(rank).
     #[arg(long)]
     pub rslora: bool,
-    /// Dropout on the input of the LoRA branch (only 0 is supported yet).
+    /// Dropout on the input of the LoRA branch, as PEFT's lora_dropout (masks drawn from the
+    /// run's seed, so a resumed run stays exact).
     #[arg(long, default_value_t = 0.0, value_parser = rate)]
     pub lora_dropout: f64,
     /// The adapted projections: q,v (default), all-linear, or a list of q, k, v, o, fc1, fc2,
@@ -478,6 +492,13 @@ pub struct FinetuneArgs {
     /// backward); the results are the same bit for bit. Changeable on --resume.
     #[arg(long, default_value_t = 0)]
     pub parts_in_flight: usize,
+    /// Recompute the activations of the encoder's first N blocks (or all) in the backward
+    /// pass instead of keeping them from the forward (activation checkpointing): less memory
+    /// (such a block holds only its input until its backward), for one more forward pass of
+    /// those blocks per step. Default: a quarter of the blocks (rounded up) with LoRA, 0 with
+    /// full fine-tuning. Saved in config.json.
+    #[arg(long, value_parser = blocks)]
+    pub recompute: Option<usize>,
     /// Checkpoint, and evaluate on val, every N steps (and at the end). Changeable on --resume.
     #[arg(long, default_value_t = 100, value_parser = at_least_1_u64())]
     pub checkpoint_every: u64,

@@ -62,6 +62,7 @@ pub(crate) fn close<const D: usize>(got: Tensor<D>, model: &str, name: &str) -> 
 
 #[test]
 fn dinov2_with_layerscale_and_interpolated_positions() {
+    let _one_at_a_time = crate::one_at_a_time();
     let dev = Device::flex();
     let m = hf::load_image_encoder(&fixture("dinov2"), &dev).unwrap();
     assert!(m.config.layerscale_value.is_some());
@@ -76,6 +77,7 @@ fn dinov2_with_layerscale_and_interpolated_positions() {
 
 #[test]
 fn vit_single_channel_with_pooler() {
+    let _one_at_a_time = crate::one_at_a_time();
     let dev = Device::flex();
     let m = hf::load_image_encoder(&fixture("vit"), &dev).unwrap();
     let o = m.forward(float4("vit", "x16", &dev)).unwrap();
@@ -85,6 +87,7 @@ fn vit_single_channel_with_pooler() {
 
 #[test]
 fn clip_both_towers_and_logits() {
+    let _one_at_a_time = crate::one_at_a_time();
     let dev = Device::flex();
     let m = hf::load_clip(&fixture("clip"), &dev).unwrap();
     let x = float4("clip", "x16", &dev);
@@ -108,6 +111,7 @@ fn clip_both_towers_and_logits() {
 
 #[test]
 fn bert_with_padding_and_token_types() {
+    let _one_at_a_time = crate::one_at_a_time();
     let dev = Device::flex();
     let m = hf::load_bert(&fixture("bert"), &dev).unwrap();
     let o = m

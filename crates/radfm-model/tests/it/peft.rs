@@ -49,6 +49,7 @@ fn run(base: &str, adapter: &str) -> (usize, &'static str) {
 
 #[test]
 fn peft_adapters_give_peft_outputs_on_vit_dinov2_and_clip_in_both_namings() {
+    let _one_at_a_time = crate::one_at_a_time();
     // 2 blocks: q and v of each; all-linear: 6 projections per block (+ the ViT pooler)
     assert_eq!(run("vit", "qv"), (4, "transformers 4"));
     assert_eq!(run("vit", "all"), (13, "transformers 5"));
@@ -69,6 +70,7 @@ fn peft_adapters_give_peft_outputs_on_vit_dinov2_and_clip_in_both_namings() {
 
 #[test]
 fn an_adapter_for_another_base_is_refused_with_the_reason() {
+    let _one_at_a_time = crate::one_at_a_time();
     let dev = radfm_model::device("cpu").unwrap();
     // a DINOv2 adapter on the ViT: other module names
     let vit = hf::load_image_encoder(&fixture("vit"), &dev).unwrap();
@@ -90,6 +92,7 @@ fn an_adapter_for_another_base_is_refused_with_the_reason() {
 
 #[test]
 fn an_adapter_radfm_writes_reads_back_the_same() {
+    let _one_at_a_time = crate::one_at_a_time();
     let dev = radfm_model::device("cpu").unwrap();
     let vit = hf::load_image_encoder(&fixture("dinov2"), &dev).unwrap();
     let targets: Vec<String> = lora::resolve(&vit.config, "q,v,fc1")
@@ -162,6 +165,7 @@ fn copy_factors(
 
 #[test]
 fn adapters_radfm_trained_give_in_radfm_what_they_give_in_peft() {
+    let _one_at_a_time = crate::one_at_a_time();
     // tools/radfm_adapters.sh: trained by `radfm finetune --method lora`, loaded by
     // PeftModel.from_pretrained in tools/peft_reference.py --check-radfm
     let dev = radfm_model::device("cpu").unwrap();

@@ -81,7 +81,7 @@ pub fn tiny_config(objective: &str, steps: u64) -> PretrainConfig {
             rank: 2,
             alpha: 4.0,
             rslora: false,
-            dropout: 0.0,
+            dropout: 0.1,
             targets: lora::resolve(&enc, "q,v,fc2")
                 .unwrap()
                 .into_iter()
@@ -91,6 +91,7 @@ pub fn tiny_config(objective: &str, steps: u64) -> PretrainConfig {
         observations: vec!["a".into(), "b".into(), "c".into()],
         pos_weight: Some(vec![1.0, 2.0, 0.5]),
         layer_decay: (method == Method::Full).then_some(0.75),
+        recompute: usize::from(method == Method::Lora),
     };
     let mut mae = MaeConfig::new(enc.clone());
     mae.decoder_dim = 32;
@@ -133,12 +134,8 @@ pub fn tiny_config(objective: &str, steps: u64) -> PretrainConfig {
     }
 }
 
-/// Initialisation draws from burn's generator, which is global to the device:
-/// two runs initialising at once in one process would interleave their draws.
-static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn resumed_run_equals_uninterrupted_run_bitwise<M: Objective>(objective: &str) {
-    let _one_at_a_time = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _one_at_a_time = crate::one_at_a_time();
     let dev = Device::flex();
     let mut data = Blobs::new(16);
     if objective.starts_with("finetune") {

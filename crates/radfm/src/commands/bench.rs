@@ -148,6 +148,7 @@ fn finetune(b: FinetuneBenchArgs) -> anyhow::Result<()> {
         })
         .transpose()?;
     let parts = b.parts.unwrap_or_else(|| default_parts(b.batch));
+    let recompute = super::finetune::recompute_blocks(b.recompute, method, enc.num_hidden_layers);
     let total = (b.warmup + b.steps) as u64;
     let config = PretrainConfig {
         objective: "finetune".into(),
@@ -160,6 +161,7 @@ fn finetune(b: FinetuneBenchArgs) -> anyhow::Result<()> {
             observations: (0..k).map(|j| format!("o{j}")).collect(),
             pos_weight: None,
             layer_decay: None,
+            recompute,
         }),
         augment: None,
         init: None,
@@ -208,7 +210,7 @@ fn finetune(b: FinetuneBenchArgs) -> anyhow::Result<()> {
     println!(
         "{}",
         serde_json::json!({"method": b.method.as_str(), "model": b.model, "image_size": b.image_size,
-            "batch": b.batch, "parts": parts, "parts_in_flight": b.parts_in_flight, "trainable": trainable, "params": params,
+            "batch": b.batch, "parts": parts, "parts_in_flight": b.parts_in_flight, "recompute": recompute, "trainable": trainable, "params": params,
             "step_s": times[times.len() / 2], "steps": b.steps,
             "peak_rss_mib": peak_rss_mib(), "rss_at_start_mib": rss_before})
     );

@@ -308,16 +308,29 @@ fn append_metric(out: &Path, v: &serde_json::Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How many blocks recompute their activations: `--recompute` (all: every
+/// block), or by default a quarter of them (rounded up) with LoRA, whose
+/// activations are most of its memory, and none with full fine-tuning.
+pub(crate) fn recompute_blocks(flag: Option<usize>, method: Method, depth: usize) -> usize {
+    match (flag, method) {
+        (Some(n), _) => n.min(depth),
+        (None, Method::Lora) => depth.div_ceil(4),
+        (None, Method::Full) => 0,
+    }
+}
+
 /// The flag that sets a field of the fine-tuning config (for --resume's check).
 fn resume_flag(path: &str) -> &'static str {
     match path {
         "finetune.method" => "--method",
         "finetune.pos_weight" => "--pos-weight (or --labels, --uncertain)",
         "finetune.layer_decay" => "--layer-decay",
+        "finetune.recompute" => "--recompute",
         p if p.starts_with("finetune.lora.targets") => "--targets",
         "finetune.lora.rank" => "--rank",
         "finetune.lora.alpha" => "--alpha",
         "finetune.lora.rslora" => "--rslora",
+        "finetune.lora.dropout" => "--lora-dropout",
         p => super::pretrain::engine_flag(p),
     }
 }
@@ -328,19 +341,15 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
             .num_threads(j)
             .build_global();
     }
-    if a.lora_dropout > 0.0 {
-        bail!(
-            "--lora-dropout {}: only 0 is supported yet (a dropout mask on the LoRA branch's input \
-             would have to be drawn from the run's seeded stream to keep resume exact)",
-            a.lora_dropout
-        );
-    }
     let method = match a.method {
         MethodArg::Full => Method::Full,
         MethodArg::Lora => Method::Lora,
     };
     if a.merge && method != Method::Lora {
         bail!("--merge applies to --method lora (a full fine-tune is already dense)");
+    }
+    if a.lora_dropout > 0.0 && method != Method::Lora {
+        bail!("--lora-dropout applies to --method lora (use --drop-path to regularise a full fine-tune)");
     }
     if a.layer_decay.is_some() && method != Method::Full {
         bail!("--layer-decay applies to --method full (LoRA trains adapters and the head only)");
@@ -522,6 +531,7 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
                 .collect(),
             pos_weight,
             layer_decay: a.layer_decay,
+            recompute: recompute_blocks(a.recompute, method, src.encoder.num_hidden_layers),
         }),
         augment: radfm_model::augment::Augment::named(match a.augment {
             AugmentArg::Standard => "standard",
@@ -577,6 +587,13 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
             format!("; {} adapted layers", adapted.len())
         }
     );
+    let recompute = config.finetune.as_ref().map_or(0, |f| f.recompute);
+    if recompute > 0 {
+        eprintln!(
+            "recomputing the activations of {recompute} of {} blocks in the backward pass (--recompute)",
+            src.encoder.num_hidden_layers
+        );
+    }
     let params = json!({"trainable": trainable, "total": total, "method": method,
         "adapted": adapted, "head": format!("{} x {}", src.encoder.hidden_size, k)});
     radfm_core::write_atomic(

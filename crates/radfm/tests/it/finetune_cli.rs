@@ -81,9 +81,11 @@ fn finetune(ds: &Path, model: &Path, out: &Path, extra: &[&str]) -> Command {
     c
 }
 
-const LORA: [&str; 10] = [
+const LORA: [&str; 12] = [
     "--method",
     "lora",
+    "--lora-dropout",
+    "0.1",
     "--steps",
     "24",
     "--rank",
@@ -104,6 +106,13 @@ fn curves(run: &Path) -> (Vec<(u64, u64)>, Vec<String>) {
         }
     }
     (steps, evals)
+}
+
+/// The lora_dropout the exported PEFT adapter records.
+fn ac_dropout(run: &Path) -> f64 {
+    json(&run.join("model/adapter/adapter_config.json"))["lora_dropout"]
+        .as_f64()
+        .unwrap()
 }
 
 fn npy(path: &Path) -> Vec<f32> {
@@ -143,6 +152,12 @@ fn lora_finetuning_resumes_exactly_and_its_adapter_and_merged_encoder_agree() {
             "params.json",
         ],
     );
+
+    // LoRA dropout on, and by default the first block of two recomputes its activations
+    let cfg = json(&a.join("config.json"));
+    assert_eq!(cfg["finetune"]["lora"]["dropout"], 0.1, "{cfg}");
+    assert_eq!(cfg["finetune"]["recompute"], 1, "{cfg}");
+    assert_eq!(ac_dropout(&a), 0.1);
 
     // what was trained: q, v and fc1 of both blocks at rank 4 (d 192, mlp 768), and the head
     let params = json(&a.join("params.json"));
