@@ -25,7 +25,7 @@ run() { # name, then finetune's flags
     [ -f "$W/$name-eval/metrics.json" ] || "$R" evaluate --pred "$W/$name/pred.jsonl" \
         --truth "$W/ds/truth.jsonl" --out "$W/$name-eval" >/dev/null
 }
-run ft-lora --model "$W/mae" --method lora --targets q,v --rank 16 --alpha 16 --lr 1e-3
+run ft-lora --model "$W/mae" --method lora --targets q,v --rank 16 --alpha 16 --lr 1e-3 --recompute 0
 run ft-full --model "$W/mae" --method full --lr 3e-4 --layer-decay 0.75
 run ft-scratch --model "$W/random" --method full --lr 3e-4
 # the probe of tools/label_efficiency.sh on the same encoder (PROBE=its directory name): its
