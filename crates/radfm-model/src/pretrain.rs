@@ -29,8 +29,8 @@ use crate::augment::Augment;
 use crate::clip::{clip_loss, ClipTrain, ClipTrainConfig};
 use crate::mae::{Mae, MaeConfig};
 use crate::train::{
-    load_params, named_params, parallel_grads_coupled, parallel_part_grads, save_safetensors,
-    split_rows, AdamW, AdamWConfig, Schedule,
+    load_params, loss_grads, named_params, parallel_grads_coupled, parallel_part_grads,
+    save_safetensors, split_rows, AdamW, AdamWConfig, Schedule,
 };
 use crate::vit::{Vit, VitConfig};
 use crate::weights::Weights;
@@ -189,9 +189,7 @@ fn weighted_grads<M: Objective>(
     if let Some(found) = model.weighted_grads(images.clone(), texts.clone(), rng, weight) {
         return found;
     }
-    let l = model.loss(images, texts, rng)? * weight;
-    let value = l.clone().into_scalar::<f32>() as f64;
-    Ok((GradientsParams::from_grads(l.backward(), model), value))
+    Ok(loss_grads(model.loss(images, texts, rng)? * weight, model))
 }
 
 /// An objective's section of the run's config, or an error naming it.

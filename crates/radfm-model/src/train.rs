@@ -229,36 +229,24 @@ where
     I: Send,
     F: Fn(&M, I) -> Result<Tensor<1>, ModelError> + Sync,
 {
-    parallel_grads_bounded(model, parts, 0, loss)
-}
-
-/// [`parallel_grads`] with at most `in_flight` parts computed at once (0: all
-/// of them). A part holds its activations from its forward to its backward,
-/// so with more parts than cores this bounds the memory; the result is the
-/// same bit for bit.
-pub fn parallel_grads_bounded<M, I, F>(
-    model: &M,
-    parts: Vec<I>,
-    in_flight: usize,
-    loss: F,
-) -> Result<(GradientsParams, Vec<f64>), ModelError>
-where
-    M: Module + Send,
-    I: Send,
-    F: Fn(&M, I) -> Result<Tensor<1>, ModelError> + Sync,
-{
-    parallel_part_grads(model, parts, in_flight, |rep, part| {
-        let l = loss(rep, part)?;
-        let value = l.clone().into_scalar::<f32>() as f64;
-        Ok((GradientsParams::from_grads(l.backward(), rep), value))
+    parallel_part_grads(model, parts, 0, |rep, part| {
+        Ok(loss_grads(loss(rep, part)?, rep))
     })
 }
 
-/// [`parallel_grads_bounded`] for parts whose gradients `grads(replica,
-/// part)` computes itself (by autodiff of a loss, or stage by stage with
-/// recomputed activations): each part on its own replica and thread, at most
-/// `in_flight` at once (0: all), summed in part order. Returns the sum and
-/// each part's loss value.
+/// The gradients of the scalar loss `l` for the parameters of `model`, by
+/// autodiff, with the loss's value.
+pub fn loss_grads<M: Module>(l: Tensor<1>, model: &M) -> (GradientsParams, f64) {
+    let value = l.clone().into_scalar::<f32>() as f64;
+    (GradientsParams::from_grads(l.backward(), model), value)
+}
+
+/// [`parallel_grads`] for parts whose gradients `grads(replica, part)`
+/// computes itself (by autodiff of a loss, or stage by stage with recomputed
+/// activations), with at most `in_flight` parts computed at once (0: all). A
+/// part holds its activations from its forward to its backward, so with more
+/// parts than cores this bounds the memory; the result is the same bit for
+/// bit. Summed in part order; returns the sum and each part's loss value.
 pub fn parallel_part_grads<M, I, F>(
     model: &M,
     parts: Vec<I>,
