@@ -4,6 +4,10 @@
 //!   HF `Dinov2Model`, `ViTModel` and `CLIPModel` vision towers.
 //! - [`bert`]: the BERT text encoder (HF `BertModel`), with mean pooling.
 //! - [`clip`]: the CLIP dual encoder and its symmetric InfoNCE loss.
+//! - [`dual`]: image-text dual encoders (HF `CLIPModel`, radfm CLIP runs,
+//!   open_clip directories) for zero-shot and retrieval; [`zeroshot`]: prompt
+//!   sets and CheXzero's scoring rule.
+//! - [`tokenizer`]: HF `tokenizers` reading `tokenizer.json`.
 //! - [`lora`]: LoRA adapters (burn's) on the encoders, and PEFT's adapter format.
 //! - [`hf`]: loading a checkpoint directory by its `config.json`.
 //! - [`weights`]: safetensors reading with a strict account of every tensor.
@@ -14,6 +18,7 @@
 pub mod augment;
 pub mod bert;
 pub mod clip;
+pub mod dual;
 pub mod finetune;
 pub mod head;
 pub mod hf;
@@ -21,12 +26,15 @@ pub mod interp;
 pub mod layers;
 pub mod lora;
 pub mod mae;
+pub mod open_clip;
 pub mod pretrain;
 pub mod text;
 pub mod tokenizer;
+pub mod torch_pickle;
 pub mod train;
 pub mod vit;
 pub mod weights;
+pub mod zeroshot;
 
 use std::path::Path;
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::bert::{l2_normalize, mean_pool, Bert};
-use crate::tokenizer::WordPiece;
+use crate::tokenizer::Tokenizer;
 use crate::{hf, ModelError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +29,7 @@ impl std::str::FromStr for Pooling {
 
 pub struct TextEncoder {
     pub bert: Bert,
-    pub tokenizer: WordPiece,
+    pub tokenizer: Tokenizer,
     /// tokens per sentence, `[CLS]` and `[SEP]` included
     pub max_len: usize,
     device: Device,
@@ -41,7 +41,7 @@ impl TextEncoder {
     /// directory has `sentence_bert_config.json`, else the position table size.
     pub fn open(dir: &Path, device: &Device) -> Result<TextEncoder, ModelError> {
         let bert = hf::load_bert(dir, device)?;
-        let tokenizer = WordPiece::open(dir)?;
+        let tokenizer = Tokenizer::open(dir)?;
         let st = dir.join("sentence_bert_config.json");
         let max_len = std::fs::read_to_string(&st)
             .ok()
@@ -66,27 +66,38 @@ impl TextEncoder {
         normalize: bool,
         batch: usize,
     ) -> Result<Vec<Vec<f32>>, ModelError> {
+        Ok(self.embed_counted(texts, pooling, normalize, batch)?.0)
+    }
+
+    /// [`TextEncoder::embed`], with how many texts were cut at `max_len`.
+    pub fn embed_counted(
+        &self,
+        texts: &[&str],
+        pooling: Pooling,
+        normalize: bool,
+        batch: usize,
+    ) -> Result<(Vec<Vec<f32>>, usize), ModelError> {
         // batches run on their own threads, one per core at a time
         let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
         let chunks: Vec<&[&str]> = texts.chunks(batch.max(1)).collect();
         let d = self.bert.config.hidden_size;
         let mut out = Vec::with_capacity(texts.len());
+        let mut truncated = 0;
         for group in chunks.chunks(threads) {
-            let work: Vec<_> = group
-                .iter()
-                .map(|chunk| {
-                    let b = self.tokenizer.batch(chunk, self.max_len);
-                    let ids = Tensor::<2, Int>::from_data(
-                        TensorData::new(b.ids, [b.batch, b.len]),
-                        &self.device,
-                    );
-                    let mask = Tensor::<2, Int>::from_data(
-                        TensorData::new(b.mask, [b.batch, b.len]),
-                        &self.device,
-                    );
-                    (self.bert.clone(), ids, mask)
-                })
-                .collect();
+            let mut work = Vec::with_capacity(group.len());
+            for chunk in group {
+                let b = self.tokenizer.batch(chunk, self.max_len)?;
+                truncated += b.truncated;
+                let ids = Tensor::<2, Int>::from_data(
+                    TensorData::new(b.ids, [b.batch, b.len]),
+                    &self.device,
+                );
+                let mask = Tensor::<2, Int>::from_data(
+                    TensorData::new(b.mask, [b.batch, b.len]),
+                    &self.device,
+                );
+                work.push((self.bert.clone(), ids, mask));
+            }
             let results = crate::train::on_threads(work, |(bert, ids, mask)| {
                 encode(&bert, ids, mask, pooling, normalize)
             });
@@ -94,7 +105,7 @@ impl TextEncoder {
                 out.extend(r?.chunks_exact(d).map(<[f32]>::to_vec));
             }
         }
-        Ok(out)
+        Ok((out, truncated))
     }
 }
 

@@ -1,34 +1,31 @@
-//! The BERT WordPiece tokenizer, read from a Hugging Face `tokenizer.json`
-//! (or `vocab.txt`), with the steps of HF `BertNormalizer`,
-//! `BertPreTokenizer`, `WordPiece` and the `[CLS] A [SEP]` template:
+//! Text tokenisation with Hugging Face's own `tokenizers` crate, reading the
+//! model directory's `tokenizer.json`: BERT WordPiece (MiniLM, PubMedBERT),
+//! CLIP's byte-level BPE, and whatever else a `tokenizer.json` describes.
 //!
-//! 1. clean: drop NUL, U+FFFD and control characters; every whitespace
-//!    character becomes a space;
-//! 2. put spaces around CJK ideographs;
-//! 3. lowercase and strip accents (NFD, then drop combining marks), when the
-//!    tokenizer is uncased;
-//! 4. split on whitespace, and split every punctuation character off on its own;
-//! 5. greedy longest-match WordPiece with the `##` continuation prefix; a
-//!    word with no segmentation, or longer than 100 characters, is `[UNK]`.
+//! Batches are padded to their longest text with the model's pad token and
+//! truncated at the model's context length; the special tokens the
+//! tokenizer's post-processor adds (`[CLS] .. [SEP]`,
+//! `<|startoftext|> .. <|endoftext|>`) are kept on truncated text, as
+//! `tokenizer(texts, padding=True, truncation=True, max_length=n)` does.
+//!
+//! A directory with only BERT's `vocab.txt` gets the BERT pipeline built
+//! from it (normaliser, pre-tokeniser, WordPiece, `[CLS] A [SEP]`).
 
-use std::collections::HashMap;
 use std::path::Path;
 
-use unicode_normalization::char::is_combining_mark;
-use unicode_normalization::UnicodeNormalization;
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::normalizers::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::processors::bert::BertProcessing;
+use tokenizers::{PaddingParams, PaddingStrategy, TruncationParams};
 
 use crate::ModelError;
 
-pub struct WordPiece {
-    vocab: HashMap<String, i64>,
-    lowercase: bool,
-    strip_accents: bool,
-    unk: i64,
-    cls: i64,
-    sep: i64,
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    /// the pad token's id
     pub pad: i64,
-    max_chars_per_word: usize,
-    prefix: String,
+    source: String,
 }
 
 /// Token ids of a batch, padded to the longest, with the attention mask.
@@ -37,272 +34,180 @@ pub struct Batch {
     pub mask: Vec<i64>,
     pub batch: usize,
     pub len: usize,
+    /// how many of the texts were cut at the context length
+    pub truncated: usize,
 }
 
-fn is_punctuation(c: char) -> bool {
-    // BERT treats all non-alphanumeric ASCII as punctuation, plus Unicode P*
-    // categories; the Unicode blocks below hold the punctuation met in text.
-    c.is_ascii_punctuation()
-        || matches!(c as u32,
-            0x00A1 | 0x00A7 | 0x00AB | 0x00B6 | 0x00B7 | 0x00BB | 0x00BF
-            | 0x2010..=0x2027 | 0x2030..=0x205E | 0x3001..=0x3003 | 0x3008..=0x3011
-            | 0x3014..=0x301F | 0xFF01..=0xFF0F | 0xFF1A..=0xFF20 | 0xFF3B..=0xFF40
-            | 0xFF5B..=0xFF65)
-}
-
-fn is_cjk(c: char) -> bool {
-    matches!(c as u32,
-        0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0x20000..=0x2A6DF | 0x2A700..=0x2B73F
-        | 0x2B740..=0x2B81F | 0x2B820..=0x2CEAF | 0xF900..=0xFAFF | 0x2F800..=0x2FA1F)
-}
-
-fn is_control(c: char) -> bool {
-    if matches!(c, '\t' | '\n' | '\r') {
-        return false;
+/// `tokenizer_config.json`'s pad token (a string, or `{"content": ..}`), if any.
+fn configured_pad(dir: &Path) -> Option<String> {
+    for f in ["tokenizer_config.json", "special_tokens_map.json"] {
+        let Ok(text) = std::fs::read_to_string(dir.join(f)) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        match &v["pad_token"] {
+            serde_json::Value::String(s) => return Some(s.clone()),
+            serde_json::Value::Object(o) => {
+                if let Some(s) = o.get("content").and_then(|c| c.as_str()) {
+                    return Some(s.to_string());
+                }
+            }
+            _ => {}
+        }
     }
-    c.is_control()
-        || matches!(c as u32, 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0xFEFF)
+    None
 }
 
-impl WordPiece {
-    /// From `DIR/tokenizer.json` (a BERT WordPiece model), else `DIR/vocab.txt`.
-    pub fn open(dir: &Path) -> Result<WordPiece, ModelError> {
+fn err(source: &str, e: impl std::fmt::Display) -> ModelError {
+    ModelError::Format(format!("{source}: {e}"))
+}
+
+impl Tokenizer {
+    /// From `DIR/tokenizer.json`, else a BERT `DIR/vocab.txt`.
+    pub fn open(dir: &Path) -> Result<Tokenizer, ModelError> {
         let tj = dir.join("tokenizer.json");
-        if tj.exists() {
-            let text = std::fs::read_to_string(&tj).map_err(|e| ModelError::io(&tj, e))?;
-            let v: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| ModelError::Format(format!("{}: {e}", tj.display())))?;
-            if v["model"]["type"] != "WordPiece" {
-                return Err(ModelError::Format(format!(
-                    "{}: tokenizer model {} is not WordPiece",
-                    tj.display(),
-                    v["model"]["type"]
-                )));
-            }
-            let vocab: HashMap<String, i64> = v["model"]["vocab"]
-                .as_object()
-                .ok_or_else(|| ModelError::Format(format!("{}: no vocab", tj.display())))?
-                .iter()
-                .filter_map(|(k, id)| Some((k.clone(), id.as_i64()?)))
-                .collect();
-            let norm = &v["normalizer"];
-            let lowercase = norm["lowercase"].as_bool().unwrap_or(true);
-            let strip_accents = norm["strip_accents"].as_bool().unwrap_or(lowercase);
-            let prefix = v["model"]["continuing_subword_prefix"]
-                .as_str()
-                .unwrap_or("##")
-                .to_string();
-            let max = v["model"]["max_input_chars_per_word"]
-                .as_u64()
-                .unwrap_or(100) as usize;
-            return WordPiece::from_vocab(vocab, lowercase, strip_accents, prefix, max, &tj);
-        }
-        let vt = dir.join("vocab.txt");
-        let text = std::fs::read_to_string(&vt).map_err(|e| ModelError::io(&vt, e))?;
-        let vocab = text
-            .lines()
-            .enumerate()
-            .map(|(i, l)| (l.to_string(), i as i64))
-            .collect();
-        WordPiece::from_vocab(vocab, true, true, "##".into(), 100, &vt)
-    }
-
-    pub fn from_vocab(
-        vocab: HashMap<String, i64>,
-        lowercase: bool,
-        strip_accents: bool,
-        prefix: String,
-        max_chars_per_word: usize,
-        source: &Path,
-    ) -> Result<WordPiece, ModelError> {
-        let id = |t: &str| {
-            vocab.get(t).copied().ok_or_else(|| {
-                ModelError::Format(format!("{}: vocabulary has no {t}", source.display()))
-            })
-        };
-        Ok(WordPiece {
-            unk: id("[UNK]")?,
-            cls: id("[CLS]")?,
-            sep: id("[SEP]")?,
-            pad: id("[PAD]")?,
-            vocab,
-            lowercase,
-            strip_accents,
-            max_chars_per_word,
-            prefix,
-        })
-    }
-
-    /// The normalised words of `text` (steps 1-4).
-    pub fn words(&self, text: &str) -> Vec<String> {
-        let mut s = String::with_capacity(text.len());
-        for c in text.chars() {
-            if c == '\0' || c == '\u{FFFD}' || is_control(c) {
-                continue;
-            }
-            if c.is_whitespace() {
-                s.push(' ');
-            } else if is_cjk(c) {
-                s.push(' ');
-                s.push(c);
-                s.push(' ');
-            } else {
-                s.push(c);
-            }
-        }
-        let s: String = if self.lowercase { s.to_lowercase() } else { s };
-        let s: String = if self.strip_accents {
-            s.nfd().filter(|c| !is_combining_mark(*c)).collect()
+        let vocab = dir.join("vocab.txt");
+        let (inner, source) = if tj.is_file() {
+            let source = tj.display().to_string();
+            let t = tokenizers::Tokenizer::from_file(&tj).map_err(|e| err(&source, e))?;
+            (t, source)
+        } else if vocab.is_file() {
+            let source = vocab.display().to_string();
+            (bert_from_vocab(dir, &vocab).map_err(|e| err(&source, e))?, source)
         } else {
-            s
+            return Err(ModelError::Format(format!(
+                "{}: no tokenizer.json (or BERT vocab.txt); save the model's tokenizer there with \
+                 AutoTokenizer.from_pretrained(..).save_pretrained(DIR)",
+                dir.display()
+            )));
         };
-        let mut words = Vec::new();
-        for w in s.split_whitespace() {
-            let mut cur = String::new();
-            for c in w.chars() {
-                if is_punctuation(c) {
-                    if !cur.is_empty() {
-                        words.push(std::mem::take(&mut cur));
-                    }
-                    words.push(c.to_string());
-                } else {
-                    cur.push(c);
-                }
-            }
-            if !cur.is_empty() {
-                words.push(cur);
-            }
-        }
-        words
+        // the pad token: the tokenizer's own padding setting, the tokenizer
+        // config's, or a conventional name
+        let from_json = inner.get_padding().map(|p| p.pad_token.clone());
+        let pad_token = from_json
+            .into_iter()
+            .chain(configured_pad(dir))
+            .chain(["[PAD]", "<pad>", "<|endoftext|>"].map(str::to_string))
+            .find(|t| inner.token_to_id(t).is_some());
+        let pad = pad_token
+            .as_deref()
+            .and_then(|t| inner.token_to_id(t))
+            .unwrap_or(0) as i64;
+        Ok(Tokenizer { inner, pad, source })
     }
 
-    fn word_ids(&self, word: &str, out: &mut Vec<i64>) {
-        let chars: Vec<char> = word.chars().collect();
-        if chars.len() > self.max_chars_per_word {
-            out.push(self.unk);
-            return;
-        }
-        let mut pieces = Vec::new();
-        let mut start = 0;
-        while start < chars.len() {
-            let mut end = chars.len();
-            let mut found = None;
-            while start < end {
-                let mut sub: String = chars[start..end].iter().collect();
-                if start > 0 {
-                    sub.insert_str(0, &self.prefix);
-                }
-                if let Some(&id) = self.vocab.get(&sub) {
-                    found = Some(id);
-                    break;
-                }
-                end -= 1;
-            }
-            match found {
-                Some(id) => {
-                    pieces.push(id);
-                    start = end;
-                }
-                None => {
-                    out.push(self.unk);
-                    return;
-                }
-            }
-        }
-        out.extend(pieces);
+    /// The vocabulary size, special tokens included.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
     }
 
-    /// `[CLS] tokens [SEP]`, truncated to `max_len` tokens in all.
-    pub fn encode(&self, text: &str, max_len: usize) -> Vec<i64> {
-        let mut ids = vec![self.cls];
-        for w in self.words(text) {
-            self.word_ids(&w, &mut ids);
-        }
-        ids.truncate(max_len.max(2) - 1);
-        ids.push(self.sep);
-        ids
+    /// One text's ids with the special tokens, cut at `max_len`.
+    pub fn encode(&self, text: &str, max_len: usize) -> Result<Vec<i64>, ModelError> {
+        Ok(self.batch(&[text], max_len)?.ids)
     }
 
-    /// Encode and pad a batch to its longest sequence.
-    pub fn batch(&self, texts: &[&str], max_len: usize) -> Batch {
-        let enc: Vec<Vec<i64>> = texts.iter().map(|t| self.encode(t, max_len)).collect();
-        let len = enc.iter().map(Vec::len).max().unwrap_or(2);
+    /// A batch of texts: ids and attention mask, padded to the longest and
+    /// truncated at `max_len` tokens (special tokens included).
+    pub fn batch(&self, texts: &[&str], max_len: usize) -> Result<Batch, ModelError> {
+        let mut t = self.inner.clone();
+        t.with_truncation(Some(TruncationParams {
+            max_length: max_len,
+            ..Default::default()
+        }))
+        .map_err(|e| err(&self.source, e))?;
+        let pad_token = t.id_to_token(self.pad as u32).unwrap_or_default();
+        t.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            pad_id: self.pad as u32,
+            pad_token,
+            ..Default::default()
+        }));
+        let enc = t
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| err(&self.source, e))?;
+        let len = enc.first().map_or(0, |e| e.get_ids().len());
         let mut ids = Vec::with_capacity(len * enc.len());
         let mut mask = Vec::with_capacity(len * enc.len());
+        let mut truncated = 0;
         for e in &enc {
-            ids.extend_from_slice(e);
-            mask.extend(std::iter::repeat_n(1, e.len()));
-            ids.extend(std::iter::repeat_n(self.pad, len - e.len()));
-            mask.extend(std::iter::repeat_n(0, len - e.len()));
+            ids.extend(e.get_ids().iter().map(|&v| v as i64));
+            mask.extend(e.get_attention_mask().iter().map(|&v| v as i64));
+            truncated += usize::from(!e.get_overflowing().is_empty());
         }
-        Batch {
+        Ok(Batch {
             ids,
             mask,
             batch: enc.len(),
             len,
-        }
+            truncated,
+        })
     }
+}
+
+/// BERT's pipeline over a `vocab.txt`, cased or not as `tokenizer_config.json` says.
+fn bert_from_vocab(dir: &Path, vocab: &Path) -> tokenizers::Result<tokenizers::Tokenizer> {
+    let lowercase = std::fs::read_to_string(dir.join("tokenizer_config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["do_lower_case"].as_bool())
+        .unwrap_or(true);
+    let wp = WordPiece::from_file(&vocab.display().to_string())
+        .unk_token("[UNK]".into())
+        .build()?;
+    let id = |t: &str| -> tokenizers::Result<u32> {
+        tokenizers::Model::token_to_id(&wp, t)
+            .ok_or_else(|| format!("{t} is not in the vocabulary").into())
+    };
+    let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
+    let mut t = tokenizers::Tokenizer::new(wp);
+    t.with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)));
+    t.with_pre_tokenizer(Some(BertPreTokenizer));
+    t.with_post_processor(Some(BertProcessing::new(
+        ("[SEP]".into(), sep),
+        ("[CLS]".into(), cls),
+    )));
+    Ok(t)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn tiny() -> WordPiece {
-        let words = [
-            "[PAD]", "[UNK]", "[CLS]", "[SEP]", "no", "pleural", "effusion", "eff", "##usion",
-            "##s", "t", "##12", "-", "l", "##1", ".", "cafe", ",", "肺",
-        ];
-        let vocab = words
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (w.to_string(), i as i64))
-            .collect();
-        WordPiece::from_vocab(vocab, true, true, "##".into(), 100, Path::new("tiny")).unwrap()
+    fn vocab_dir(words: &[&str]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("vocab.txt"), words.join("\n")).unwrap();
+        d
     }
 
     #[test]
-    fn normalisation_and_pre_tokenisation() {
-        let t = tiny();
-        let cases: &[(&str, &[&str])] = &[
-            // case, whitespace, control characters
-            (
-                "No  Pleural\tEffusion\u{0007}.",
-                &["no", "pleural", "effusion", "."],
-            ),
-            // punctuation splits inside words, each character on its own
-            ("T12-L1,", &["t12", "-", "l1", ","]),
-            // accents are stripped when uncased
-            ("Café", &["cafe"]),
-            // CJK ideographs become words of their own
-            ("no肺", &["no", "肺"]),
-        ];
-        for (text, want) in cases {
-            assert_eq!(t.words(text), *want, "{text:?}");
-        }
+    fn bert_vocab_txt_pipeline_pads_and_truncates() {
+        let d = vocab_dir(&[
+            "[PAD]", "[UNK]", "[CLS]", "[SEP]", "no", "acute", "effusion", "##s", ".", "cafe",
+        ]);
+        let t = Tokenizer::open(d.path()).unwrap();
+        assert_eq!(t.pad, 0);
+        // lowercased, accents stripped, punctuation split, ## continuation
+        assert_eq!(
+            t.encode("No acute Effusions. Café", 32).unwrap(),
+            vec![2, 4, 5, 6, 7, 8, 9, 3]
+        );
+        let b = t.batch(&["no effusion", "acute"], 32).unwrap();
+        assert_eq!((b.batch, b.len, b.truncated), (2, 4, 0));
+        assert_eq!(b.ids, vec![2, 4, 6, 3, 2, 5, 3, 0]);
+        assert_eq!(b.mask, vec![1, 1, 1, 1, 1, 1, 1, 0]);
+        // cut at 4 tokens, keeping [CLS] and [SEP], and counted
+        let b = t.batch(&["no acute effusion", "no"], 4).unwrap();
+        assert_eq!(b.ids, vec![2, 4, 5, 3, 2, 4, 3, 0]);
+        assert_eq!(b.truncated, 1);
     }
 
     #[test]
-    fn wordpiece_longest_match_and_unknowns() {
-        let t = tiny();
-        let cases: &[(&str, &[i64])] = &[
-            // [CLS] no pleural effusion . [SEP]
-            ("no pleural effusion.", &[2, 4, 5, 6, 15, 3]),
-            // longest first: "effusions" = effusion + ##s
-            ("effusions", &[2, 6, 9, 3]),
-            // t ##12 - l ##1
-            ("T12-L1", &[2, 10, 11, 12, 13, 14, 3]),
-            // a word with no segmentation is one [UNK]
-            ("pneumothorax", &[2, 1, 3]),
-        ];
-        for (text, want) in cases {
-            assert_eq!(t.encode(text, 512), *want, "{text:?}");
-        }
-        // truncation keeps [SEP]
-        assert_eq!(t.encode("no no no no", 4), vec![2, 4, 4, 3]);
-        let b = t.batch(&["no", "no pleural effusion"], 512);
-        assert_eq!((b.batch, b.len), (2, 5));
-        assert_eq!(b.mask, vec![1, 1, 1, 0, 0, 1, 1, 1, 1, 1]);
-        assert_eq!(&b.ids[..5], &[2, 4, 3, 0, 0]);
+    fn a_directory_without_a_tokenizer_is_refused_with_the_fix() {
+        let d = tempfile::tempdir().unwrap();
+        let e = Tokenizer::open(d.path()).err().unwrap().to_string();
+        assert!(e.contains("no tokenizer.json"), "{e}");
+        assert!(e.contains("save_pretrained"), "{e}");
     }
 }

@@ -5,6 +5,7 @@ mod minilm;
 mod parity;
 mod peft;
 mod resume;
+mod zeroshot;
 
 /// Initialisation draws from burn's generator, which is global to the device:
 /// a test that builds a model (random init, or LoRA factors initialised before
