@@ -320,3 +320,31 @@ fn decode(raw: Raw) -> Result<Pixels, String> {
     }
     Ok(Pixels { shape, data })
 }
+
+/// One DICOM file's pixels in display units, through the DICOM display
+/// pipeline (modality LUT, VOI LUT or window, photometric interpretation) at
+/// full resolution, and its SOP Instance UID. For a model's own
+/// preprocessing (`crate::preprocess::Preprocess::frames`) outside a dataset.
+pub fn dicom_pixels(bytes: &[u8]) -> Result<(Option<String>, Pixels), String> {
+    let file = radfm_dicom::read::parse(bytes).map_err(|e| e.to_string())?;
+    let raw = radfm_dicom::pixels::decode_raw(&file).map_err(|e| e.to_string())?;
+    let module =
+        radfm_dicom::PixelModule::from_dataset(&file.dataset).map_err(|e| e.to_string())?;
+    let pipeline = radfm_dicom::GrayscalePipeline::from_dataset(&file.dataset, &module);
+    let map = pipeline.display_map(&raw);
+    let [frames, rows, cols, samples] = raw.shape();
+    let ch = pipeline.display_channels(samples);
+    let fsz = rows * cols * samples;
+    let mut data = Vec::with_capacity(frames * rows * cols * ch);
+    for f in 0..frames {
+        pipeline.display_into(&raw, &map, f * fsz, (f + 1) * fsz, &mut data);
+    }
+    let sop = radfm_dicom::DicomInfo::from_dataset(&file.dataset).sop_instance_uid;
+    Ok((
+        sop,
+        Pixels {
+            shape: [frames, rows, cols, ch],
+            data,
+        },
+    ))
+}

@@ -325,9 +325,9 @@ fn encode_text(
                 BertPool::Token(Pooling::Cls) => {
                     o.last_hidden_state.narrow(1, 0, 1).reshape([b, d])
                 }
-                BertPool::Pooler => o.pooled.ok_or_else(|| {
-                    ModelError::Config("the text tower has no pooler".into())
-                })?,
+                BertPool::Pooler => o
+                    .pooled
+                    .ok_or_else(|| ModelError::Config("the text tower has no pooler".into()))?,
             };
             if *normalize_features {
                 f = l2_normalize(f);

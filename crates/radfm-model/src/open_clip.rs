@@ -288,7 +288,9 @@ fn load_native(
             continue;
         }
         let name = match (tower, rest) {
-            ("vision_model.", "class_embedding") => "vision_model.embeddings.class_embedding".into(),
+            ("vision_model.", "class_embedding") => {
+                "vision_model.embeddings.class_embedding".into()
+            }
             ("vision_model.", "positional_embedding") => {
                 "vision_model.embeddings.position_embedding.weight".into()
             }
@@ -496,7 +498,10 @@ fn load_timm_hf(
             vocab_size: word[0],
             hidden_size: hidden,
             num_hidden_layers: (0..)
-                .take_while(|i| txt.keys().any(|k| k.starts_with(&format!("encoder.layer.{i}."))))
+                .take_while(|i| {
+                    txt.keys()
+                        .any(|k| k.starts_with(&format!("encoder.layer.{i}.")))
+                })
                 .count(),
             num_attention_heads: if hidden % 64 == 0 { hidden / 64 } else { 1 },
             intermediate_size: sh("encoder.layer.0.intermediate.dense.weight")?[0],
@@ -530,7 +535,10 @@ fn load_timm_hf(
         .map(|k| format!("text.transformer.{k}")),
     );
     if pooling == BertPool::Pooler && bert.pooler.is_none() {
-        return Err(cfg_err(dir, "cls_pooler needs the text tower's pooler weights"));
+        return Err(cfg_err(
+            dir,
+            "cls_pooler needs the text tower's pooler weights",
+        ));
     }
     let embed = shape(&rest, "visual.head.proj.weight", dir)?[0];
     let mut rw = Weights::from_map(rest, &dir.display().to_string());

@@ -684,8 +684,10 @@ impl<M: Objective> Run<M> {
             save_safetensors(&dir.join(name), &arrays)?;
             cfg["extra"] = serde_json::json!(name);
             if let Some(c) = &self.config.clip {
+                // the frozen text tower travels with the model, for zero-shot and retrieval
+                copy_text_tower(Path::new(&c.text_model), &dir.join("text"))?;
                 cfg["clip"] = serde_json::json!({"projection_dim": c.projection_dim,
-                    "text_dim": c.text_dim, "text_model": c.text_model});
+                    "text_dim": c.text_dim, "text_model": c.text_model, "text_tower": "text"});
             }
         }
         let path = dir.join("config.json");
@@ -695,6 +697,46 @@ impl<M: Objective> Run<M> {
         )
         .map_err(|e| ModelError::io(&path, e))
     }
+}
+
+/// The files of a BERT-family text tower a CLIP run trained against.
+const TEXT_TOWER_FILES: [&str; 7] = [
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "sentence_bert_config.json",
+];
+
+/// Copy (hard-link where the filesystem allows) the text tower in `from` to
+/// `to`, once: written beside and renamed into place, so a killed export
+/// leaves either no `to` or a whole one.
+fn copy_text_tower(from: &Path, to: &Path) -> Result<(), ModelError> {
+    if to.join("config.json").is_file() {
+        return Ok(());
+    }
+    let tmp = to.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| ModelError::io(&tmp, e))?;
+    for f in TEXT_TOWER_FILES {
+        let src = from.join(f);
+        if !src.is_file() {
+            continue;
+        }
+        let dst = tmp.join(f);
+        if std::fs::hard_link(&src, &dst).is_err() {
+            std::fs::copy(&src, &dst).map_err(|e| ModelError::io(&src, e))?;
+        }
+    }
+    if !tmp.join("config.json").is_file() {
+        return Err(ModelError::Config(format!(
+            "{}: the text tower has no config.json to copy into the model",
+            from.display()
+        )));
+    }
+    std::fs::rename(&tmp, to).map_err(|e| ModelError::io(to, e))
 }
 
 impl Run<Mae> {

@@ -75,7 +75,10 @@ impl Tokenizer {
             (t, source)
         } else if vocab.is_file() {
             let source = vocab.display().to_string();
-            (bert_from_vocab(dir, &vocab).map_err(|e| err(&source, e))?, source)
+            (
+                bert_from_vocab(dir, &vocab).map_err(|e| err(&source, e))?,
+                source,
+            )
         } else {
             return Err(ModelError::Format(format!(
                 "{}: no tokenizer.json (or BERT vocab.txt); save the model's tokenizer there with \

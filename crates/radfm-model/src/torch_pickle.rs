@@ -140,7 +140,9 @@ impl<'a> Machine<'a> {
         Ok(String::from_utf8_lossy(&rest[..end]).into_owned())
     }
     fn pop(&mut self) -> Result<V, String> {
-        self.stack.pop().ok_or_else(|| "the pickle's stack is empty".into())
+        self.stack
+            .pop()
+            .ok_or_else(|| "the pickle's stack is empty".into())
     }
     /// Everything above the topmost mark, which is removed.
     fn pop_mark(&mut self) -> Result<Vec<V>, String> {
@@ -513,9 +515,9 @@ pub fn read(path: &Path) -> Result<Arrays, ModelError> {
         let mut idx = vec![0usize; size.len()];
         for _ in 0..n {
             let at = offset + idx.iter().zip(&stride).map(|(i, s)| i * s).sum::<usize>();
-            let b = raw.get(at * es..(at + 1) * es).ok_or_else(|| {
-                refuse(path, format!("tensor {name} reaches past its storage"))
-            })?;
+            let b = raw
+                .get(at * es..(at + 1) * es)
+                .ok_or_else(|| refuse(path, format!("tensor {name} reaches past its storage")))?;
             values.push(dtype.read(b));
             for d in (0..idx.len()).rev() {
                 idx[d] += 1;

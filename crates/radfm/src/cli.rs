@@ -54,6 +54,8 @@ value_enums! {
     MethodArg { Full => "full", Lora => "lora" }
     /// Positive weights of the fine-tuning loss.
     PosWeightArg { None => "none", Balanced => "balanced" }
+    /// The zero-shot softmax temperature.
+    TemperatureArg { One => "1", Model => "model" }
 }
 
 /// A count of at least 1.
@@ -154,9 +156,145 @@ pub enum Command {
     /// Hugging Face PEFT's format): RUN/model/ (a classifier directory), RUN/pred.jsonl on the
     /// test split, metrics with the validation macro-AUROC, checkpoints with exact resume.
     Finetune(FinetuneArgs),
+    /// Zero-shot classification from text prompts with a CLIP model (a radfm CLIP run, HF
+    /// CLIPModel or open_clip directory): CheXzero's paired softmax per observation, to
+    /// PRED.jsonl for `radfm evaluate`.
+    Zeroshot(ZeroshotArgs),
+    /// Image retrieval with a CLIP model: build an index of a dataset's images, query it by
+    /// text, image or id, and evaluate it (precision@k, recall@k, chance).
+    #[command(subcommand)]
+    Retrieve(RetrieveCommand),
     /// Benchmarks (bench/*.py run them beside the Python peer and print the ratio).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct ZeroshotArgs {
+    /// The CLIP model: a radfm CLIP run (or its model/), a HF CLIPModel directory with
+    /// tokenizer.json, or an open_clip directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// A dataset (from `radfm ingest`) whose images are scored.
+    #[arg(long, conflicts_with = "input", required_unless_present = "input")]
+    pub data: Option<PathBuf>,
+    /// The dataset's split to score (all for every image).
+    #[arg(long, value_enum, default_value_t = SplitArg::Test, requires = "data")]
+    pub split: SplitArg,
+    /// Preprocessed images instead of a dataset: float32 .npy of shape (N, C, H, W).
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// One id per line for --input's rows (default: the row numbers 0..N-1).
+    #[arg(long, requires = "input")]
+    pub ids: Option<PathBuf>,
+    /// Output: one line per image, {"id", "scores": {observation: p}, "prompts"}.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// A prompt set: {"name", "version", "templates", "observations": {obs: {"positive",
+    /// "negative"}}}. Default: radfm's shipped chexzero set; `chexzero` or `elixr` name a
+    /// shipped set.
+    #[arg(long)]
+    pub prompts: Option<String>,
+    /// Softmax temperature: 1 (CheXzero) or `model` (1 / exp(the model's logit scale)).
+    #[arg(long, value_enum, default_value_t = TemperatureArg::One)]
+    pub temperature: TemperatureArg,
+    /// More checkpoints, comma-separated, whose probabilities are averaged with --model's.
+    #[arg(long, value_delimiter = ',')]
+    pub ensemble: Vec<PathBuf>,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 32, value_parser = at_least_1())]
+    pub batch: usize,
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
+    /// Threads for decoding and preprocessing (default: all cores).
+    #[arg(long, value_parser = at_least_1())]
+    pub jobs: Option<usize>,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RetrieveCommand {
+    /// Embed a dataset's images with the model's image tower into INDEX/ (normalised
+    /// embeddings.npy, index.jsonl with each image's catalog metadata, retrieve.json).
+    Index(RetrieveIndexArgs),
+    /// The top k images for a text, an image file or an indexed image's SOP Instance UID.
+    Query(RetrieveQueryArgs),
+    /// On the index's test split: image-to-image precision@k (relevant: sharing a positive
+    /// observation), report-to-own-image recall@k, and their chance levels.
+    Eval(RetrieveEvalArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RetrieveIndexArgs {
+    /// The CLIP model (as for `radfm zeroshot`).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The dataset (from `radfm ingest`).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The index directory to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Which images: all, or one split's.
+    #[arg(long, value_enum, default_value_t = SplitArg::All)]
+    pub split: SplitArg,
+    #[arg(long, default_value_t = 32, value_parser = at_least_1())]
+    pub batch: usize,
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
+    #[arg(long, value_parser = at_least_1())]
+    pub jobs: Option<usize>,
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RetrieveQueryArgs {
+    /// An index from `radfm retrieve index`.
+    #[arg(long)]
+    pub index: PathBuf,
+    /// A text query (e.g. "large left pleural effusion").
+    #[arg(long, group = "query", required_unless_present_any = ["image", "id"])]
+    pub text: Option<String>,
+    /// A DICOM image file as the query.
+    #[arg(long, group = "query")]
+    pub image: Option<PathBuf>,
+    /// An indexed image's SOP Instance UID as the query (it is left out of its own results).
+    #[arg(long, group = "query")]
+    pub id: Option<String>,
+    #[arg(long, default_value_t = 10, value_parser = at_least_1())]
+    pub k: usize,
+    /// The model to embed the query with (default: the one the index was built with, which
+    /// must be unchanged; another model is refused).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
+}
+
+#[derive(Args, Debug)]
+pub struct RetrieveEvalArgs {
+    /// An index from `radfm retrieve index` (its test-split images are evaluated).
+    #[arg(long)]
+    pub index: PathBuf,
+    /// Cut-offs, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,5,10", value_parser = at_least_1())]
+    pub k: Vec<usize>,
+    /// Write the results as JSON here (they are printed either way).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The dataset the index was built from, for the reports (default: the recorded one).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]

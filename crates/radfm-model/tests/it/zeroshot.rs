@@ -53,9 +53,8 @@ fn worst(got: &[Vec<f32>], want: &[f64]) -> f64 {
 #[test]
 fn clip_tokenizer_matches_hugging_face_on_1011_report_sentences() {
     // the full 49,408-token CLIP BPE tokenizer, committed gzipped
-    let mut gz = flate2::read::GzDecoder::new(
-        std::fs::File::open(dir("clip_tokenizer.json.gz")).unwrap(),
-    );
+    let mut gz =
+        flate2::read::GzDecoder::new(std::fs::File::open(dir("clip_tokenizer.json.gz")).unwrap());
     let mut json = String::new();
     gz.read_to_string(&mut json).unwrap();
     let tmp = tempfile::tempdir().unwrap();
@@ -104,8 +103,16 @@ fn hf_clip_model_matches_transformers() {
     let img = rows(m.embed_images(images(&dev), 2).unwrap());
     let (_, want_t) = npy("zeroshot/hf_clip_ref", "text_embeds");
     let (_, want_i) = npy("zeroshot/hf_clip_ref", "image_embeds");
-    assert!(worst(&txt, &want_t) <= 1e-4, "text {}", worst(&txt, &want_t));
-    assert!(worst(&img, &want_i) <= 1e-4, "image {}", worst(&img, &want_i));
+    assert!(
+        worst(&txt, &want_t) <= 1e-4,
+        "text {}",
+        worst(&txt, &want_t)
+    );
+    assert!(
+        worst(&img, &want_i) <= 1e-4,
+        "image {}",
+        worst(&img, &want_i)
+    );
     let scale = m.logit_scale.exp() as f32;
     let logits: Vec<Vec<f32>> = img
         .iter()
@@ -156,7 +163,10 @@ fn zero_shot_probabilities_match_the_reference_rule() {
         }
         assert!(worst <= 1e-4, "{key}: probabilities differ by {worst}");
         // and they are not all one half: the fixture discriminates
-        assert!(got.iter().flatten().any(|p| (p - 0.5).abs() > 1e-3), "{key}");
+        assert!(
+            got.iter().flatten().any(|p| (p - 0.5).abs() > 1e-3),
+            "{key}"
+        );
     };
     let p1 = probabilities(&a, &set, 1.0, &dev);
     check(&p1, "tau_1");

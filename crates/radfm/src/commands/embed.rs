@@ -116,48 +116,42 @@ pub fn index_line(r: &Record) -> serde_json::Value {
     })
 }
 
-pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
-    let dir = model_dir(&a.model);
-    let config = radfm_model::hf::read_config(&dir)
-        .with_context(|| format!("reading the model in {}", a.model.display()))?;
-    let vit_config = radfm_model::hf::image_encoder_config(&dir)
-        .with_context(|| format!("{}: not an image encoder radfm can load", dir.display()))?;
-    let prep = preprocessing(
-        &dir,
-        &config,
-        vit_config.num_channels,
-        vit_config.image_size,
-    )?;
-    let dev = radfm_model::device(a.device.as_str())?;
-    let vit = radfm_model::hf::load_image_encoder(&dir, &dev)
-        .with_context(|| format!("loading {}", dir.display()))?;
-    let mut reader = Reader::open(&a.data)?;
-    let total = reader.records().len();
-    let want = match a.split {
-        SplitArg::All => None,
-        s => Some(s.as_str()),
-    };
-    reader.retain(|r| r.kind == "image" && want.is_none_or(|w| r.split.as_deref() == Some(w)));
-    if reader.records().is_empty() {
-        bail!(
-            "{}: no images to embed ({} in the catalog{})",
-            a.data.display(),
-            total,
-            match want {
-                Some(s) => format!(", none in split '{s}'; run `radfm split` first?"),
-                None => String::new(),
-            }
-        );
-    }
+/// How a dataset streams through an encoder.
+pub struct Streaming<'a> {
+    /// images per forward pass
+    pub batch: usize,
+    /// decoding and preprocessing threads (None: all cores)
+    pub jobs: Option<usize>,
+    pub quiet: bool,
+    pub device: &'a burn::tensor::Device,
+}
+
+/// The embeddings of a dataset's images: `rows` is `kept.len() x dim`, row j
+/// belonging to record `kept[j]`.
+pub struct Embedded {
+    pub rows: Vec<f32>,
+    pub dim: usize,
+    pub kept: Vec<usize>,
+    pub failed: usize,
+}
+
+/// Every record of `reader` decoded, preprocessed by `prep` (every frame, in
+/// parallel) and encoded by `encode` (`[frames, C, H, W]` to `[frames, D]`); a
+/// multi-frame image's embedding is the mean of its frames'. An image that
+/// cannot be read, or whose embedding is not finite, is logged by its key and
+/// left out; the rest go on.
+pub fn embed_images(
+    reader: &Reader,
+    prep: &Preprocess,
+    image_size: usize,
+    s: &Streaming,
+    encode: &mut dyn FnMut(Tensor<4>) -> anyhow::Result<Tensor<2>>,
+) -> anyhow::Result<Embedded> {
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(a.jobs.unwrap_or(0))
+        .num_threads(s.jobs.unwrap_or(0))
         .build()?;
-    let (c, (h, w)) = (
-        prep.channels,
-        prep.output_size(vit_config.image_size, vit_config.image_size),
-    );
-    let skip = 1 + vit_config.num_register_tokens;
-    let pb = if a.quiet {
+    let (c, (h, w)) = (prep.channels, prep.output_size(image_size, image_size));
+    let pb = if s.quiet {
         indicatif::ProgressBar::hidden()
     } else {
         crate::progress::bar(reader.records().len() as u64, "images")
@@ -167,7 +161,7 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
     let mut dim = 0;
     let mut failed = 0usize;
     let records = reader.records();
-    reader.stream::<anyhow::Error>(a.batch, &mut |items| {
+    reader.stream::<anyhow::Error>(s.batch, &mut |items| {
         let count = items.len() as u64;
         // preprocess every frame of every image, in parallel
         let prepared: Vec<(usize, Frames)> = pool.install(|| {
@@ -202,29 +196,8 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
         }
         let n_frames: usize = owners.iter().map(|o| o.1).sum();
         if n_frames > 0 {
-            let x = Tensor::<4>::from_data(TensorData::new(batch, [n_frames, c, h, w]), &dev);
-            let parts = if a.device == Device::Cpu {
-                radfm_model::train::default_parts(n_frames)
-            } else {
-                1
-            };
-            let out = vit.forward_parts(x, parts)?;
-            let pooled: Tensor<2> = match a.pooling {
-                PoolingArg::Pooled => out.pooled,
-                PoolingArg::Cls => {
-                    let [b, _, d] = out.last_hidden_state.dims();
-                    out.last_hidden_state
-                        .slice([0..b, 0..1, 0..d])
-                        .reshape([b, d])
-                }
-                PoolingArg::Mean => {
-                    let [b, t, d] = out.last_hidden_state.dims();
-                    out.last_hidden_state
-                        .slice([0..b, skip..t, 0..d])
-                        .mean_dim(1)
-                        .reshape([b, d])
-                }
-            };
+            let x = Tensor::<4>::from_data(TensorData::new(batch, [n_frames, c, h, w]), s.device);
+            let pooled = encode(x)?;
             let d = pooled.dims()[1];
             dim = d;
             let values: Vec<f32> = pooled
@@ -260,6 +233,98 @@ pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
     if kept.is_empty() {
         bail!("no image could be embedded ({failed} failed; see the warnings)");
     }
+    Ok(Embedded {
+        rows,
+        dim,
+        kept,
+        failed,
+    })
+}
+
+/// Keep the images of `split` (all for `SplitArg::All`), or say why none are left.
+pub fn select_split(reader: &mut Reader, data: &Path, split: SplitArg) -> anyhow::Result<()> {
+    let total = reader.records().len();
+    let want = match split {
+        SplitArg::All => None,
+        s => Some(s.as_str()),
+    };
+    reader.retain(|r| r.kind == "image" && want.is_none_or(|w| r.split.as_deref() == Some(w)));
+    if reader.records().is_empty() {
+        bail!(
+            "{}: no images to embed ({} in the catalog{})",
+            data.display(),
+            total,
+            match want {
+                Some(s) => format!(", none in split '{s}'; run `radfm split` first?"),
+                None => String::new(),
+            }
+        );
+    }
+    Ok(())
+}
+
+pub fn run(a: EmbedArgs) -> anyhow::Result<()> {
+    let dir = model_dir(&a.model);
+    let config = radfm_model::hf::read_config(&dir)
+        .with_context(|| format!("reading the model in {}", a.model.display()))?;
+    let vit_config = radfm_model::hf::image_encoder_config(&dir)
+        .with_context(|| format!("{}: not an image encoder radfm can load", dir.display()))?;
+    let prep = preprocessing(
+        &dir,
+        &config,
+        vit_config.num_channels,
+        vit_config.image_size,
+    )?;
+    let dev = radfm_model::device(a.device.as_str())?;
+    let vit = radfm_model::hf::load_image_encoder(&dir, &dev)
+        .with_context(|| format!("loading {}", dir.display()))?;
+    let mut reader = Reader::open(&a.data)?;
+    select_split(&mut reader, &a.data, a.split)?;
+    let skip = 1 + vit_config.num_register_tokens;
+    let parts_for = |n: usize| {
+        if a.device == Device::Cpu {
+            radfm_model::train::default_parts(n)
+        } else {
+            1
+        }
+    };
+    let Embedded {
+        rows,
+        dim,
+        kept,
+        failed,
+    } = embed_images(
+        &reader,
+        &prep,
+        vit_config.image_size,
+        &Streaming {
+            batch: a.batch,
+            jobs: a.jobs,
+            quiet: a.quiet,
+            device: &dev,
+        },
+        &mut |x| {
+            let n = x.dims()[0];
+            let out = vit.forward_parts(x, parts_for(n))?;
+            Ok(match a.pooling {
+                PoolingArg::Pooled => out.pooled,
+                PoolingArg::Cls => {
+                    let [b, _, d] = out.last_hidden_state.dims();
+                    out.last_hidden_state
+                        .slice([0..b, 0..1, 0..d])
+                        .reshape([b, d])
+                }
+                PoolingArg::Mean => {
+                    let [b, t, d] = out.last_hidden_state.dims();
+                    out.last_hidden_state
+                        .slice([0..b, skip..t, 0..d])
+                        .mean_dim(1)
+                        .reshape([b, d])
+                }
+            })
+        },
+    )?;
+    let records = reader.records();
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let n = kept.len();
     radfm_core::atomic::write_atomic(

@@ -7,11 +7,13 @@ mod evaluate;
 mod finetune;
 mod ingest;
 mod model;
-mod pretrain;
+pub(crate) mod pretrain;
 mod probe;
 mod reports;
+mod retrieve;
 mod split;
 mod synth;
+mod zeroshot;
 
 use crate::cli::{Cli, Command};
 
@@ -29,6 +31,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Embed(a) => embed::run(a),
         Command::Probe(a) => probe::run(a),
         Command::Finetune(a) => finetune::run(a),
+        Command::Zeroshot(a) => zeroshot::run(a),
+        Command::Retrieve(c) => retrieve::run(c),
         Command::Bench(c) => bench::run(c),
     }
 }

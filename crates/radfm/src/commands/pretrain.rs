@@ -159,7 +159,7 @@ fn load_images(dataset: &Path, size: usize, quiet: bool) -> anyhow::Result<Image
 
 /// The text a study contributes: FINDINGS plus IMPRESSION (the whole report
 /// when it has neither), scrubbed again for anything ingest let through.
-fn report_text(report: &str) -> String {
+pub(crate) fn report_text(report: &str) -> String {
     let sections = radfm_report::sections::split(report);
     let mut text = radfm_report::sections::select(&sections, &["findings", "impression"]);
     if text.trim().is_empty() {
