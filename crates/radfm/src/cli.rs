@@ -240,6 +240,11 @@ pub struct RetrieveIndexArgs {
     /// Which images: all, or one split's.
     #[arg(long, value_enum, default_value_t = SplitArg::All)]
     pub split: SplitArg,
+    /// Also build an approximate (HNSW) index, which `query` then searches: for collections
+    /// beyond about a million images, where exact search is slow. `radfm bench retrieval
+    /// --approximate` measures its recall against exact search.
+    #[arg(long)]
+    pub approximate: bool,
     #[arg(long, default_value_t = 32, value_parser = at_least_1())]
     pub batch: usize,
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
@@ -273,6 +278,9 @@ pub struct RetrieveQueryArgs {
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Search exactly even when the index has an approximate (HNSW) graph.
+    #[arg(long)]
+    pub exact: bool,
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     pub device: Device,
 }
@@ -400,6 +408,20 @@ pub enum BenchCommand {
     /// images, 14 labels) and report the process's peak RSS: `bench/finetune_memory.py` runs
     /// it for full and LoRA beside PyTorch and PEFT. Prints JSON.
     Finetune(FinetuneBenchArgs),
+    /// Time `retrieve`'s exact top-k search of QUERIES against EMBEDDINGS (float32 .npy,
+    /// N x D and Q x D): `bench/zeroshot_speed.py` runs it beside NumPy. Prints JSON.
+    Retrieval {
+        #[arg(long)]
+        embeddings: PathBuf,
+        #[arg(long)]
+        queries: PathBuf,
+        #[arg(long, default_value_t = 10, value_parser = at_least_1())]
+        k: usize,
+        /// Also build radfm's HNSW index over EMBEDDINGS and report its build time, queries/s
+        /// and recall@k against the exact search.
+        #[arg(long)]
+        approximate: bool,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -11,9 +11,16 @@ use radfm_model::vit::{PosEmbed, Vit, VitConfig};
 use crate::cli::{BenchCommand, FinetuneBenchArgs, MethodArg};
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
-    if let BenchCommand::Finetune(b) = cmd {
-        return finetune(b);
-    }
+    let cmd = match cmd {
+        BenchCommand::Finetune(b) => return finetune(b),
+        BenchCommand::Retrieval {
+            embeddings,
+            queries,
+            k,
+            approximate,
+        } => return retrieval(&embeddings, &queries, k, approximate),
+        other => other,
+    };
     let BenchCommand::Vit {
         steps,
         warmup,
@@ -214,5 +221,59 @@ fn finetune(b: FinetuneBenchArgs) -> anyhow::Result<()> {
             "step_s": times[times.len() / 2], "steps": b.steps,
             "peak_rss_mib": peak_rss_mib(), "rss_at_start_mib": rss_before})
     );
+    Ok(())
+}
+
+/// Time exact top-k search of `queries` against `embeddings` (both float32
+/// .npy, N x D and Q x D) through `retrieve`'s own search. Prints JSON with
+/// the queries per second and the first queries' results, for comparison.
+fn retrieval(
+    embeddings: &std::path::Path,
+    queries: &std::path::Path,
+    k: usize,
+    approximate: bool,
+) -> anyhow::Result<()> {
+    let read = |p: &std::path::Path| -> anyhow::Result<(Vec<usize>, Vec<f32>)> {
+        let n = radfm_core::npy::Npy::read(std::fs::File::open(p)?)?;
+        Ok((
+            n.shape.clone(),
+            n.to_f64().into_iter().map(|v| v as f32).collect(),
+        ))
+    };
+    let (es, e) = read(embeddings)?;
+    let (qs, q) = read(queries)?;
+    anyhow::ensure!(
+        es.len() == 2 && qs.len() == 2 && es[1] == qs[1],
+        "embeddings N x D and queries Q x D"
+    );
+    let t0 = Instant::now();
+    let found = crate::commands::retrieve::top_k(&e, es[1], &q, k, &|_, _| false);
+    let secs = t0.elapsed().as_secs_f64();
+    let first: Vec<Vec<usize>> = found
+        .iter()
+        .take(5)
+        .map(|r| r.iter().map(|x| x.0).collect())
+        .collect();
+    let mut out = serde_json::json!({
+        "rows": es[0], "dim": es[1], "queries": qs[0], "k": k, "seconds": secs,
+        "queries_per_s": qs[0] as f64 / secs, "first": first,
+    });
+    if approximate {
+        use crate::commands::approx;
+        let t0 = Instant::now();
+        let h = approx::build(&e, es[1]);
+        let build = t0.elapsed().as_secs_f64();
+        let qv: Vec<Vec<f32>> = q.chunks_exact(qs[1]).map(<[f32]>::to_vec).collect();
+        let t0 = Instant::now();
+        let got = approx::search(&h, &qv, k, approx::ef_for(k));
+        let search = t0.elapsed().as_secs_f64();
+        out["hnsw"] = serde_json::json!({
+            "crate": "hnsw_rs 0.3.5", "connections": approx::CONNECTIONS,
+            "ef_construction": approx::EF_CONSTRUCTION, "ef_search": approx::ef_for(k),
+            "build_seconds": build, "queries_per_s": qs[0] as f64 / search,
+            "recall_at_k": approx::recall(&found, &got, k),
+        });
+    }
+    println!("{out}");
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! One subcommand per file.
 
+mod approx;
 mod bench;
 mod dicom;
 pub(crate) mod embed;

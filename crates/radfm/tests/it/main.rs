@@ -11,3 +11,4 @@ mod pretrain_cli;
 mod reports_cli;
 mod snapshots;
 mod synth_cli;
+mod zeroshot_cli;

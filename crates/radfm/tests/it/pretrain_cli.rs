@@ -132,7 +132,7 @@ fn kill_9_then_resume_equals_an_uninterrupted_run() {
 
 /// A tiny text tower: the committed random BertModel fixture with a
 /// 99-entry vocabulary (special tokens, letters and word pieces).
-fn text_model(dir: &Path) {
+pub(crate) fn text_model(dir: &Path) {
     let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../radfm-model/tests/fixtures/bert");
     std::fs::create_dir_all(dir).unwrap();
     for f in ["config.json", "model.safetensors"] {
