@@ -353,7 +353,7 @@ fn timm_heads(name: &str, width: usize) -> Result<usize, String> {
             "timm model {name}: its head count is not the standard 64-wide; not supported"
         ));
     }
-    if width % 64 != 0 {
+    if !width.is_multiple_of(64) {
         return Err(format!(
             "timm model {name}: width {width} is not a multiple of the 64-wide heads"
         ));
@@ -503,7 +503,11 @@ fn load_timm_hf(
                         .any(|k| k.starts_with(&format!("encoder.layer.{i}.")))
                 })
                 .count(),
-            num_attention_heads: if hidden % 64 == 0 { hidden / 64 } else { 1 },
+            num_attention_heads: if hidden.is_multiple_of(64) {
+                hidden / 64
+            } else {
+                1
+            },
             intermediate_size: sh("encoder.layer.0.intermediate.dense.weight")?[0],
             hidden_act: Act::Gelu,
             max_position_embeddings: sh("embeddings.position_embeddings.weight")?[0],

@@ -23,6 +23,9 @@ use crate::ModelError;
 
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
+    /// `inner` set up to pad and truncate at a context length, per length
+    /// asked for (a CLIP tokenizer is costly to copy)
+    configured: std::sync::Mutex<std::collections::HashMap<usize, tokenizers::Tokenizer>>,
     /// the pad token's id
     pub pad: i64,
     source: String,
@@ -98,7 +101,12 @@ impl Tokenizer {
             .as_deref()
             .and_then(|t| inner.token_to_id(t))
             .unwrap_or(0) as i64;
-        Ok(Tokenizer { inner, pad, source })
+        Ok(Tokenizer {
+            inner,
+            configured: Default::default(),
+            pad,
+            source,
+        })
     }
 
     /// The vocabulary size, special tokens included.
@@ -114,19 +122,26 @@ impl Tokenizer {
     /// A batch of texts: ids and attention mask, padded to the longest and
     /// truncated at `max_len` tokens (special tokens included).
     pub fn batch(&self, texts: &[&str], max_len: usize) -> Result<Batch, ModelError> {
-        let mut t = self.inner.clone();
-        t.with_truncation(Some(TruncationParams {
-            max_length: max_len,
-            ..Default::default()
-        }))
-        .map_err(|e| err(&self.source, e))?;
-        let pad_token = t.id_to_token(self.pad as u32).unwrap_or_default();
-        t.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            pad_id: self.pad as u32,
-            pad_token,
-            ..Default::default()
-        }));
+        let mut cache = self.configured.lock().unwrap_or_else(|e| e.into_inner());
+        let t = match cache.entry(max_len) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let mut t = self.inner.clone();
+                t.with_truncation(Some(TruncationParams {
+                    max_length: max_len,
+                    ..Default::default()
+                }))
+                .map_err(|e| err(&self.source, e))?;
+                let pad_token = t.id_to_token(self.pad as u32).unwrap_or_default();
+                t.with_padding(Some(PaddingParams {
+                    strategy: PaddingStrategy::BatchLongest,
+                    pad_id: self.pad as u32,
+                    pad_token,
+                    ..Default::default()
+                }));
+                e.insert(t)
+            }
+        };
         let enc = t
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| err(&self.source, e))?;

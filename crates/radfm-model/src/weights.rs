@@ -66,7 +66,13 @@ impl Weights {
         }
         let mut tensors = BTreeMap::new();
         for f in &files {
-            let bytes = std::fs::read(f).map_err(|e| ModelError::io(f, e))?;
+            // mapped, not read: the file's pages come from the page cache, and
+            // only the f32 copies are new memory
+            let file = std::fs::File::open(f).map_err(|e| ModelError::io(f, e))?;
+            // SAFETY: the map is read-only and dropped before this function
+            // returns; a file changed underneath would give wrong weights, not UB
+            // beyond what reading it would
+            let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| ModelError::io(f, e))?;
             let st = safetensors::SafeTensors::deserialize(&bytes)
                 .map_err(|e| ModelError::Format(format!("{}: {e}", f.display())))?;
             for (name, view) in st.tensors() {

@@ -230,11 +230,29 @@ pub fn top_k(
     k: usize,
     skip: &(dyn Fn(usize, usize) -> bool + Sync),
 ) -> Vec<Vec<(usize, f32)>> {
+    scan(rows, dim, queries, &|qi, s| best_of(s, k, |r| skip(qi, r)))
+}
+
+/// `each(query, scores)` for every query (`q x dim`, row-major), with
+/// `scores` its dot products with every row of `rows`, computed as batched
+/// matrix products (256 queries at a time against the whole gallery).
+pub fn scan<T: Send>(
+    rows: &[f32],
+    dim: usize,
+    queries: &[f32],
+    each: &(dyn Fn(usize, &[f32]) -> T + Sync),
+) -> Vec<T> {
     let n = rows.len() / dim;
     let q = queries.len() / dim;
     let dev = burn::tensor::Device::flex();
-    let gallery =
-        Tensor::<2>::from_data(TensorData::new(rows.to_vec(), [n, dim]), &dev).transpose();
+    // the gallery transposed once, contiguous: [dim, n]
+    let mut t = vec![0f32; rows.len()];
+    for (r, row) in rows.chunks_exact(dim).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            t[c * n + r] = v;
+        }
+    }
+    let gallery = Tensor::<2>::from_data(TensorData::new(t, [dim, n]), &dev);
     let block = 256;
     let mut out = Vec::with_capacity(q);
     for start in (0..q).step_by(block) {
@@ -248,31 +266,31 @@ pub fn top_k(
             .into_data()
             .try_to_vec()
             .expect("f32 scores");
-        let part: Vec<Vec<(usize, f32)>> = scores
+        let part: Vec<T> = scores
             .par_chunks_exact(n)
             .enumerate()
-            .map(|(j, s)| {
-                let qi = start + j;
-                let mut cand: Vec<(usize, f32)> = s
-                    .iter()
-                    .enumerate()
-                    .filter(|(r, _)| !skip(qi, *r))
-                    .map(|(r, &v)| (r, v))
-                    .collect();
-                let kk = k.min(cand.len());
-                let by =
-                    |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-                if kk > 0 && kk < cand.len() {
-                    cand.select_nth_unstable_by(kk - 1, by);
-                    cand.truncate(kk);
-                }
-                cand.sort_by(by);
-                cand
-            })
+            .map(|(j, s)| each(start + j, s))
             .collect();
         out.extend(part);
     }
     out
+}
+
+/// The `k` largest of `scores` with their positions, best first (ties by
+/// position), leaving out the positions `skip` rejects: one pass that keeps
+/// a sorted buffer of the best so far.
+fn best_of(scores: &[f32], k: usize, skip: impl Fn(usize) -> bool) -> Vec<(usize, f32)> {
+    let mut best: Vec<(usize, f32)> = Vec::with_capacity(k + 1);
+    for (r, &v) in scores.iter().enumerate() {
+        if k == 0 || (best.len() == k && v <= best[k - 1].1) || skip(r) {
+            continue;
+        }
+        // after every entry with a score >= v (earlier positions win ties)
+        let at = best.partition_point(|x| x.1 >= v);
+        best.insert(at, (r, v));
+        best.truncate(k);
+    }
+    best
 }
 
 /// The positive weak labels of an index line.
@@ -349,7 +367,7 @@ fn query(a: RetrieveQueryArgs) -> anyhow::Result<()> {
     let found = if approximate {
         let mut f = crate::commands::approx::search_saved(
             &a.index,
-            &[q.clone()],
+            std::slice::from_ref(&q),
             a.k + 1,
             crate::commands::approx::ef_for(a.k + 1),
         )?;
@@ -513,16 +531,21 @@ fn eval(a: RetrieveEvalArgs) -> anyhow::Result<()> {
         let texts: Vec<&str> = studies.iter().map(|s| s.2.as_str()).collect();
         let t = m.embed_texts(&texts, "reports")?;
         let trows: Vec<f32> = t.concat();
-        let all = top_k(&rows, ix.dim, &trows, test.len(), &|_, _| false);
+        // the rank of each report's best-placed own image (1 = first), ties
+        // counted against it
+        let firsts: Vec<usize> = scan(&rows, ix.dim, &trows, &|qi, s| {
+            let own = studies[qi].1;
+            let best = own.iter().map(|&j| s[j]).fold(f32::NEG_INFINITY, f32::max);
+            1 + s
+                .iter()
+                .enumerate()
+                .filter(|(r, &v)| v >= best && !own.contains(r))
+                .count()
+        });
         let mut recall = vec![0f64; ks.len()];
         let mut chance = vec![0f64; ks.len()];
         let mut ranks = Vec::with_capacity(studies.len());
-        for ((_, own, _), hits) in studies.iter().zip(&all) {
-            let own: HashSet<usize> = own.iter().copied().collect();
-            let first = hits
-                .iter()
-                .position(|(r, _)| own.contains(r))
-                .map_or(test.len(), |p| p + 1);
+        for ((_, own, _), &first) in studies.iter().zip(&firsts) {
             ranks.push(first as f64);
             for ((r, c), &k) in recall.iter_mut().zip(chance.iter_mut()).zip(&ks) {
                 *r += f64::from(first <= k);

@@ -35,11 +35,44 @@ pub struct Opened {
 
 pub fn open_model(path: &Path, dev: &burn::tensor::Device) -> anyhow::Result<Opened> {
     let dir = embed::model_dir(path);
-    let model =
-        DualEncoder::open(&dir, dev).with_context(|| format!("loading {}", path.display()))?;
+    // the checksum is read beside the loading
+    let (model, sums) = std::thread::scope(|s| {
+        let hashing = s.spawn(|| -> anyhow::Result<Vec<(PathBuf, String)>> {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            if let Some(t) = radfm_model::dual::run_text_dir(&dir, &serde_json::Value::Null) {
+                files.extend(
+                    std::fs::read_dir(t)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|e| e.ok().map(|e| e.path())),
+                );
+            }
+            files
+                .into_iter()
+                .filter(|p| {
+                    p.extension()
+                        .is_some_and(|x| x == "safetensors" || x == "bin" || x == "pt")
+                })
+                .map(|p| Ok((p.clone(), embed::sha256_file(&p)?)))
+                .collect()
+        });
+        let model = DualEncoder::open(&dir, dev);
+        (model, hashing.join().expect("hashing thread"))
+    });
+    let model = model.with_context(|| format!("loading {}", path.display()))?;
+    let sums = sums?;
     let mut h = sha2::Sha256::new();
     for f in &model.files {
-        h.update(embed::sha256_file(f)?.as_bytes());
+        let sum = match sums.iter().find(|(p, _)| p == f) {
+            Some((_, s)) => s.clone(),
+            None => embed::sha256_file(f)?,
+        };
+        h.update(sum.as_bytes());
     }
     let sha256 = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
     Ok(Opened { dir, model, sha256 })
