@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::nn::Linear;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor};
 
 use crate::bert::{l2_normalize, mean_pool, Bert};
 use crate::clip::{ClipText, ClipTrain, ClipTrainConfig, MAX_LOGIT_SCALE};
@@ -277,14 +277,7 @@ impl DualEncoder {
             for chunk in group {
                 let b = self.tokenizer.batch(chunk, self.context_length)?;
                 truncated += b.truncated;
-                let ids = Tensor::<2, Int>::from_data(
-                    TensorData::new(b.ids, [b.batch, b.len]),
-                    &self.device,
-                );
-                let mask = Tensor::<2, Int>::from_data(
-                    TensorData::new(b.mask, [b.batch, b.len]),
-                    &self.device,
-                );
+                let (ids, mask) = b.tensors(&self.device);
                 work.push((self.text.clone(), ids, mask));
             }
             let results =

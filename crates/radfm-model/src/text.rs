@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor};
 
 use crate::bert::{l2_normalize, mean_pool, Bert};
 use crate::tokenizer::Tokenizer;
@@ -88,14 +88,7 @@ impl TextEncoder {
             for chunk in group {
                 let b = self.tokenizer.batch(chunk, self.max_len)?;
                 truncated += b.truncated;
-                let ids = Tensor::<2, Int>::from_data(
-                    TensorData::new(b.ids, [b.batch, b.len]),
-                    &self.device,
-                );
-                let mask = Tensor::<2, Int>::from_data(
-                    TensorData::new(b.mask, [b.batch, b.len]),
-                    &self.device,
-                );
+                let (ids, mask) = b.tensors(&self.device);
                 work.push((self.bert.clone(), ids, mask));
             }
             let results = crate::train::on_threads(work, |(bert, ids, mask)| {

@@ -41,6 +41,24 @@ pub struct Batch {
     pub truncated: usize,
 }
 
+impl Batch {
+    /// The ids and the attention mask as `[batch, len]` tensors.
+    pub fn tensors(
+        self,
+        device: &burn::tensor::Device,
+    ) -> (
+        burn::tensor::Tensor<2, burn::tensor::Int>,
+        burn::tensor::Tensor<2, burn::tensor::Int>,
+    ) {
+        use burn::tensor::{Int, Tensor, TensorData};
+        let shape = [self.batch, self.len];
+        (
+            Tensor::<2, Int>::from_data(TensorData::new(self.ids, shape), device),
+            Tensor::<2, Int>::from_data(TensorData::new(self.mask, shape), device),
+        )
+    }
+}
+
 /// `tokenizer_config.json`'s pad token (a string, or `{"content": ..}`), if any.
 fn configured_pad(dir: &Path) -> Option<String> {
     for f in ["tokenizer_config.json", "special_tokens_map.json"] {

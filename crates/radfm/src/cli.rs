@@ -245,12 +245,15 @@ pub struct RetrieveIndexArgs {
     /// --approximate` measures its recall against exact search.
     #[arg(long)]
     pub approximate: bool,
+    /// Images per forward pass.
     #[arg(long, default_value_t = 32, value_parser = at_least_1())]
     pub batch: usize,
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     pub device: Device,
+    /// Threads for decoding and preprocessing (default: all cores).
     #[arg(long, value_parser = at_least_1())]
     pub jobs: Option<usize>,
+    /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,
 }
@@ -269,6 +272,7 @@ pub struct RetrieveQueryArgs {
     /// An indexed image's SOP Instance UID as the query (it is left out of its own results).
     #[arg(long, group = "query")]
     pub id: Option<String>,
+    /// How many results.
     #[arg(long, default_value_t = 10, value_parser = at_least_1())]
     pub k: usize,
     /// The model to embed the query with (default: the one the index was built with, which

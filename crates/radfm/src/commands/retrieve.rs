@@ -48,17 +48,15 @@ fn index(a: RetrieveIndexArgs) -> anyhow::Result<()> {
         dim,
         kept,
         failed,
-    } = embed::embed_images(
+    } = m.embed_dataset(
         &reader,
-        &prep,
-        m.model.vision.config.image_size,
         &Streaming {
             batch: a.batch,
             jobs: a.jobs,
             quiet: a.quiet,
             device: &dev,
         },
-        &mut |x| m.embed(x, a.device),
+        a.device,
     )?;
     let records = reader.records();
     let used: Vec<_> = kept.iter().map(|&i| &records[i]).collect();

@@ -103,6 +103,23 @@ impl Opened {
         Ok(self.model.embed_images(x, parts)?)
     }
 
+    /// Normalised embeddings of a dataset's images, each preprocessed as the model expects.
+    pub fn embed_dataset(
+        &self,
+        reader: &Reader,
+        s: &Streaming,
+        device: Device,
+    ) -> anyhow::Result<Embedded> {
+        let prep = self.preprocessing()?;
+        embed::embed_images(
+            reader,
+            &prep,
+            self.model.vision.config.image_size,
+            s,
+            &mut |x| self.embed(x, device),
+        )
+    }
+
     /// The model in words, for outputs.
     pub fn describe(&self) -> serde_json::Value {
         json!({
@@ -249,23 +266,20 @@ pub fn run(a: ZeroshotArgs) -> anyhow::Result<()> {
             let mut per_model = Vec::new();
             let mut failed = 0;
             for m in &models {
-                let prep = m.preprocessing()?;
                 let Embedded {
                     rows,
                     dim,
                     kept,
                     failed: f,
-                } = embed::embed_images(
+                } = m.embed_dataset(
                     &reader,
-                    &prep,
-                    m.model.vision.config.image_size,
                     &Streaming {
                         batch: a.batch,
                         jobs: a.jobs,
                         quiet: a.quiet,
                         device: &dev,
                     },
-                    &mut |x| m.embed(x, a.device),
+                    a.device,
                 )?;
                 failed = failed.max(f);
                 per_model.push(

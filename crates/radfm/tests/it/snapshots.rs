@@ -119,9 +119,15 @@ const SUBCOMMANDS: &[&[&str]] = &[
     &["embed"],
     &["probe"],
     &["finetune"],
+    &["zeroshot"],
+    &["retrieve"],
+    &["retrieve", "index"],
+    &["retrieve", "query"],
+    &["retrieve", "eval"],
     &["bench"],
     &["bench", "vit"],
     &["bench", "finetune"],
+    &["bench", "retrieval"],
 ];
 
 #[test]

@@ -14,6 +14,18 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// `radfm zeroshot` on the hf_clip fixture's images.
+fn on_hf_clip() -> std::process::Command {
+    let fx = fixtures();
+    let mut c = radfm();
+    c.arg("zeroshot")
+        .arg("--model")
+        .arg(fx.join("hf_clip"))
+        .arg("--input")
+        .arg(fx.join("x.npy"));
+    c
+}
+
 #[test]
 fn zeroshot_on_hf_clip_models_gives_the_reference_probabilities() {
     let t = tempfile::tempdir().unwrap();
@@ -27,12 +39,7 @@ fn zeroshot_on_hf_clip_models_gives_the_reference_probabilities() {
     .unwrap();
     let run = |out: &str, extra: &[&str]| -> Vec<serde_json::Value> {
         let p = t.path().join(out);
-        ok(radfm()
-            .arg("zeroshot")
-            .arg("--model")
-            .arg(fx.join("hf_clip"))
-            .arg("--input")
-            .arg(fx.join("x.npy"))
+        ok(on_hf_clip()
             .arg("--ids")
             .arg(&ids)
             .arg("--prompts")
@@ -74,12 +81,7 @@ fn zeroshot_on_hf_clip_models_gives_the_reference_probabilities() {
         let p = t.path().join("bad.json");
         std::fs::write(&p, text).unwrap();
         fails(
-            radfm()
-                .arg("zeroshot")
-                .arg("--model")
-                .arg(fx.join("hf_clip"))
-                .arg("--input")
-                .arg(fx.join("x.npy"))
+            on_hf_clip()
                 .arg("--prompts")
                 .arg(&p)
                 .arg("--out")
@@ -108,12 +110,7 @@ fn zeroshot_on_hf_clip_models_gives_the_reference_probabilities() {
         ),
     )
     .unwrap();
-    let err = ok(radfm()
-        .arg("zeroshot")
-        .arg("--model")
-        .arg(fx.join("hf_clip"))
-        .arg("--input")
-        .arg(fx.join("x.npy"))
+    let err = ok(on_hf_clip()
         .arg("--prompts")
         .arg(&p)
         .arg("--out")
@@ -123,12 +120,7 @@ fn zeroshot_on_hf_clip_models_gives_the_reference_probabilities() {
     // ids that do not match the rows
     std::fs::write(&ids, "a\nb\n").unwrap();
     let e = fails(
-        radfm()
-            .arg("zeroshot")
-            .arg("--model")
-            .arg(fx.join("hf_clip"))
-            .arg("--input")
-            .arg(fx.join("x.npy"))
+        on_hf_clip()
             .arg("--ids")
             .arg(&ids)
             .arg("--out")
