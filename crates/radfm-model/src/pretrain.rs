@@ -684,10 +684,14 @@ impl<M: Objective> Run<M> {
             save_safetensors(&dir.join(name), &arrays)?;
             cfg["extra"] = serde_json::json!(name);
             if let Some(c) = &self.config.clip {
-                // the frozen text tower travels with the model, for zero-shot and retrieval
-                copy_text_tower(Path::new(&c.text_model), &dir.join("text"))?;
+                // the frozen text tower travels with the model, for zero-shot and
+                // retrieval (when the features came from a directory at all)
+                let copied = copy_text_tower(Path::new(&c.text_model), &dir.join("text"))?;
                 cfg["clip"] = serde_json::json!({"projection_dim": c.projection_dim,
-                    "text_dim": c.text_dim, "text_model": c.text_model, "text_tower": "text"});
+                    "text_dim": c.text_dim, "text_model": c.text_model});
+                if copied {
+                    cfg["clip"]["text_tower"] = serde_json::json!("text");
+                }
             }
         }
         let path = dir.join("config.json");
@@ -712,10 +716,14 @@ const TEXT_TOWER_FILES: [&str; 7] = [
 
 /// Copy (hard-link where the filesystem allows) the text tower in `from` to
 /// `to`, once: written beside and renamed into place, so a killed export
-/// leaves either no `to` or a whole one.
-fn copy_text_tower(from: &Path, to: &Path) -> Result<(), ModelError> {
+/// leaves either no `to` or a whole one. Whether `to` holds a tower: false
+/// when `from` is not a model directory (features made some other way).
+fn copy_text_tower(from: &Path, to: &Path) -> Result<bool, ModelError> {
     if to.join("config.json").is_file() {
-        return Ok(());
+        return Ok(true);
+    }
+    if !from.join("config.json").is_file() {
+        return Ok(false);
     }
     let tmp = to.with_extension("partial");
     let _ = std::fs::remove_dir_all(&tmp);
@@ -730,13 +738,8 @@ fn copy_text_tower(from: &Path, to: &Path) -> Result<(), ModelError> {
             std::fs::copy(&src, &dst).map_err(|e| ModelError::io(&src, e))?;
         }
     }
-    if !tmp.join("config.json").is_file() {
-        return Err(ModelError::Config(format!(
-            "{}: the text tower has no config.json to copy into the model",
-            from.display()
-        )));
-    }
-    std::fs::rename(&tmp, to).map_err(|e| ModelError::io(to, e))
+    std::fs::rename(&tmp, to).map_err(|e| ModelError::io(to, e))?;
+    Ok(true)
 }
 
 impl Run<Mae> {
