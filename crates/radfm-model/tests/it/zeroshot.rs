@@ -125,6 +125,11 @@ fn hf_clip_model_matches_transformers() {
     let (shape, want_l) = npy("zeroshot/hf_clip_ref", "logits_per_image");
     assert_eq!(shape, vec![6, 4]);
     let w = worst(&logits, &want_l);
+    eprintln!(
+        "CLIPModel: text {:.1e}, image {:.1e}, logits {w:.1e}",
+        worst(&txt, &want_t),
+        worst(&img, &want_i)
+    );
     assert!(w <= 1e-4, "logits differ by {w}");
 }
 
@@ -161,6 +166,7 @@ fn zero_shot_probabilities_match_the_reference_rule() {
                 worst = worst.max((img[k] - wv.as_f64().unwrap()).abs());
             }
         }
+        eprintln!("zero-shot {key}: probabilities differ by at most {worst:.1e}");
         assert!(worst <= 1e-4, "{key}: probabilities differ by {worst}");
         // and they are not all one half: the fixture discriminates
         assert!(
@@ -189,12 +195,14 @@ fn open_clip_case(name: &str, kind: &str, context: usize) {
     let img = rows(m.embed_images(images(&dev), 2).unwrap());
     let (_, want) = npy(&format!("zeroshot/{name}"), "ref_image_features");
     let w = worst(&img, &want);
+    eprintln!("{name}: image features differ by at most {w:.1e}");
     assert!(w <= 1e-4, "{name}: image features differ by {w}");
     let t = texts();
     let refs: Vec<&str> = t.iter().map(String::as_str).collect();
     let (txt, _) = m.embed_texts(&refs, 3).unwrap();
     let (_, want) = npy(&format!("zeroshot/{name}"), "ref_text_features");
     let w = worst(&txt, &want);
+    eprintln!("{name}: text features differ by at most {w:.1e}");
     assert!(w <= 1e-4, "{name}: text features differ by {w}");
     // the preprocessing open_clip applies, as an image-processor config
     let p = m.processor.as_ref().unwrap();
