@@ -28,7 +28,7 @@ Writes, under OUT:
   in open_clip_model.safetensors, and its features.
 - x.npy: the preprocessed images (6, 3, 32, 32) every model is run on.
 - refused/: pickles that need code execution (os.system) and a legacy pickle,
-  which radfm's reader must refuse.
+  which radfm's reader must refuse; strided.bin: a transposed tensor it must read.
 """
 import argparse
 import gzip
@@ -367,6 +367,9 @@ def main():
         z.writestr("archive/version", "3\n")
     (rdir / "code.bin").write_bytes(buf.getvalue())
     (rdir / "legacy.bin").write_bytes(pickle.dumps({"w": [1.0, 2.0]}, protocol=2))
+    # a state dict radfm must read: a transposed (non-contiguous) tensor and a float64 one
+    torch.save({"t": torch.arange(6.0).reshape(2, 3).T, "d": torch.tensor([0.5, -2.0], dtype=torch.float64)},
+               out / "strided.bin")
     print(f"wrote {out}: {len(sents)} sentences")
 
 

@@ -136,6 +136,24 @@ impl Npy {
         Ok(Npy { descr, shape, data })
     }
 
+    /// Values as f32 (float32 data directly, other dtypes through
+    /// [`Npy::to_f64`]); empty for a dtype that is not read.
+    pub fn to_f32(&self) -> Vec<f32> {
+        if self.descr == "<f4" {
+            return self
+                .data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+        }
+        self.to_f64().into_iter().map(|v| v as f32).collect()
+    }
+
+    /// Whether the values are floating point (float32 or float64).
+    pub fn is_float(&self) -> bool {
+        matches!(self.descr.as_str(), "<f4" | "<f8")
+    }
+
     /// Values as f64, for the dtypes this project writes.
     pub fn to_f64(&self) -> Vec<f64> {
         let d = &self.data;

@@ -511,6 +511,25 @@ pub fn read(path: &Path) -> Result<Arrays, ModelError> {
         let raw = &storages[&key];
         let n: usize = size.iter().product();
         let es = dtype.size();
+        // row-major strides: one slice of the storage
+        let mut contiguous = true;
+        let mut expect = 1;
+        for (d, st) in size.iter().zip(&stride).rev() {
+            if *d != 1 && *st != expect {
+                contiguous = false;
+            }
+            expect *= d;
+        }
+        if contiguous {
+            let b = raw
+                .get(offset * es..(offset + n) * es)
+                .ok_or_else(|| refuse(path, format!("tensor {name} reaches past its storage")))?;
+            out.insert(
+                name,
+                (size, b.chunks_exact(es).map(|c| dtype.read(c)).collect()),
+            );
+            continue;
+        }
         let mut values = Vec::with_capacity(n);
         let mut idx = vec![0usize; size.len()];
         for _ in 0..n {

@@ -238,6 +238,10 @@ fn pickles_that_need_code_are_refused_with_the_reason() {
             .unwrap();
     assert!(arrays.contains_key("visual.trunk.pos_embed"));
     assert!(arrays.contains_key("text.proj.2.weight"));
+    // strides are honoured (a transposed tensor), and float64 is read
+    let s = radfm_model::torch_pickle::read(&dir("strided.bin")).unwrap();
+    assert_eq!(s["t"], (vec![3, 2], vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]));
+    assert_eq!(s["d"], (vec![2], vec![0.5, -2.0]));
     let (shape, v) = &arrays["visual.trunk.cls_token"];
     assert_eq!(shape, &vec![1, 1, 128]);
     assert!(v.iter().any(|x| *x != 0.0));

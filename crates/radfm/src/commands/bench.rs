@@ -235,10 +235,7 @@ fn retrieval(
 ) -> anyhow::Result<()> {
     let read = |p: &std::path::Path| -> anyhow::Result<(Vec<usize>, Vec<f32>)> {
         let n = radfm_core::npy::Npy::read(std::fs::File::open(p)?)?;
-        Ok((
-            n.shape.clone(),
-            n.to_f64().into_iter().map(|v| v as f32).collect(),
-        ))
+        Ok((n.shape.clone(), n.to_f32()))
     };
     let (es, e) = read(embeddings)?;
     let (qs, q) = read(queries)?;

@@ -61,7 +61,7 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
         );
     }
     let (n, per) = (x.shape[0], x.shape[1..].iter().product::<usize>());
-    let values: Vec<f32> = x.to_f64().into_iter().map(|v| v as f32).collect();
+    let values: Vec<f32> = x.to_f32();
     let mut result: Vec<f32> = Vec::new();
     let mut out_shape: Vec<usize> = Vec::new();
     let pb = crate::progress::bar(n as u64, "images");

@@ -276,7 +276,7 @@ fn embed_reports(
         if let Ok(n) = Npy::read(&bytes[..]) {
             if n.shape.len() == 2 && n.shape[0] == texts.len() {
                 let d = n.shape[1];
-                let v: Vec<f32> = n.to_f64().into_iter().map(|x| x as f32).collect();
+                let v: Vec<f32> = n.to_f32();
                 return Ok((v.chunks_exact(d).map(<[f32]>::to_vec).collect(), d));
             }
         }

@@ -58,6 +58,9 @@ fn index(a: RetrieveIndexArgs) -> anyhow::Result<()> {
         },
         a.device,
     )?;
+    // a multi-frame image's row is the mean of its frames' unit vectors: back to unit length
+    let mut rows = rows;
+    normalize_rows(&mut rows, dim);
     let records = reader.records();
     let used: Vec<_> = kept.iter().map(|&i| &records[i]).collect();
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
@@ -144,11 +147,16 @@ impl Index {
             std::fs::File::open(&ep).with_context(|| format!("opening {}", ep.display()))?,
         )
         .with_context(|| format!("{}", ep.display()))?;
-        if n.shape.len() != 2 {
-            bail!("{}: shape {:?}, expected (N, D)", ep.display(), n.shape);
+        if n.shape.len() != 2 || !n.is_float() {
+            bail!(
+                "{}: {} of shape {:?}, expected float32 (N, D)",
+                ep.display(),
+                n.descr,
+                n.shape
+            );
         }
         let dim = n.shape[1];
-        let rows: Vec<f32> = n.to_f64().into_iter().map(|v| v as f32).collect();
+        let rows: Vec<f32> = n.to_f32();
         let ip = dir.join("index.jsonl");
         let items: Vec<Value> = std::fs::read_to_string(&ip)
             .with_context(|| format!("reading {}", ip.display()))?
@@ -291,6 +299,14 @@ fn best_of(scores: &[f32], k: usize, skip: impl Fn(usize) -> bool) -> Vec<(usize
     best
 }
 
+/// Scale each `dim`-wide row of `rows` to unit L2 norm.
+fn normalize_rows(rows: &mut [f32], dim: usize) {
+    for r in rows.chunks_exact_mut(dim) {
+        let n = r.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        r.iter_mut().for_each(|x| *x /= n);
+    }
+}
+
 /// The positive weak labels of an index line.
 fn positives(item: &Value) -> Vec<String> {
     item["labels"]
@@ -330,20 +346,19 @@ fn query(a: RetrieveQueryArgs) -> anyhow::Result<()> {
                 TensorData::new(frames.concat(), [nf, prep.channels, h, w]),
                 &dev,
             );
-            let e: Vec<f32> = m
+            let mut e: Vec<f32> = m
                 .embed(x, a.device)?
                 .mean_dim(0)
                 .into_data()
                 .try_to_vec()
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let d = e.len();
+            normalize_rows(&mut e, d);
             let own = sop
                 .as_deref()
                 .and_then(|s| ix.items.iter().position(|it| it["id"] == s));
-            (
-                e,
-                json!({"image": file.display().to_string(), "sop_instance_uid": sop}),
-                own,
-            )
+            // the file's own UIDs are not echoed: it need not be de-identified
+            (e, json!({"image": file.display().to_string()}), own)
         }
         (_, _, Some(id)) => {
             let i = ix

@@ -152,10 +152,13 @@ impl Opened {
 pub fn prompt_set(arg: Option<&str>) -> anyhow::Result<PromptSet> {
     match arg {
         None => Ok(PromptSet::shipped(radfm_model::zeroshot::DEFAULT).expect("shipped")),
-        Some(name) if PromptSet::shipped(name).is_some() && !Path::new(name).exists() => {
-            Ok(PromptSet::shipped(name).expect("checked"))
-        }
         Some(path) => {
+            // a shipped set's name, unless a file of that name is there
+            if !Path::new(path).exists() {
+                if let Some(set) = PromptSet::shipped(path) {
+                    return Ok(set);
+                }
+            }
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("--prompts {path}: cannot read it"))?;
             Ok(PromptSet::parse(&text, path)?)
@@ -169,6 +172,13 @@ fn input_images(x: &Path, ids: Option<&Path>) -> anyhow::Result<(Npy, Vec<String
         std::fs::File::open(x).with_context(|| format!("--input {}: cannot open", x.display()))?,
     )
     .with_context(|| format!("--input {}", x.display()))?;
+    if !n.is_float() {
+        bail!(
+            "--input {}: dtype {}, expected float32 preprocessed images",
+            x.display(),
+            n.descr
+        );
+    }
     if n.shape.len() != 4 {
         bail!(
             "--input {}: shape {:?}, expected (N, C, H, W) preprocessed images",
@@ -220,7 +230,7 @@ pub fn run(a: ZeroshotArgs) -> anyhow::Result<()> {
         (Some(x), _) => {
             let (n, ids) = input_images(x, a.ids.as_deref())?;
             let s = n.shape.clone();
-            let v: Vec<f32> = n.to_f64().into_iter().map(|x| x as f32).collect();
+            let v: Vec<f32> = n.to_f32();
             let per_image = s[1] * s[2] * s[3];
             let mut per_model = Vec::new();
             for m in &models {

@@ -127,6 +127,24 @@ fn zeroshot_on_hf_clip_models_gives_the_reference_probabilities() {
             .arg(t.path().join("never.jsonl")),
     );
     assert!(e.contains("2 lines for 6 images"), "{e}");
+    // images that are not floating point
+    let ints = t.path().join("ints.npy");
+    std::fs::write(
+        &ints,
+        radfm_core::npy::to_bytes("<i4", &[1, 3, 32, 32], &vec![0u8; 4 * 3 * 32 * 32]),
+    )
+    .unwrap();
+    let e = fails(
+        radfm()
+            .arg("zeroshot")
+            .arg("--model")
+            .arg(fixtures().join("hf_clip"))
+            .arg("--input")
+            .arg(&ints)
+            .arg("--out")
+            .arg(t.path().join("never.jsonl")),
+    );
+    assert!(e.contains("dtype <i4, expected float32"), "{e}");
 }
 
 #[test]
