@@ -14,7 +14,10 @@ use crate::DataError;
 pub struct SplitCounts {
     pub train: usize,
     pub val: usize,
+    /// every test patient, the held-out site's included
     pub test: usize,
+    /// the test patients of the held-out site (0 without one)
+    pub held_out: usize,
 }
 
 /// Assign splits to all patients of the dataset (replacing earlier ones).
@@ -25,6 +28,21 @@ pub fn assign(
     val: f64,
     test: f64,
     seed: u64,
+) -> Result<SplitCounts, DataError> {
+    assign_holding_out(dataset, train, val, test, seed, None)
+}
+
+/// As [`assign`], with every patient seen at `hold_out_site` (a site label of the
+/// catalog) put in the test split first: an external test set from a site whose
+/// images no training or validation patient shares. The other patients are cut
+/// at the fractions as before.
+pub fn assign_holding_out(
+    dataset: &Path,
+    train: f64,
+    val: f64,
+    test: f64,
+    seed: u64,
+    hold_out_site: Option<&str>,
 ) -> Result<SplitCounts, DataError> {
     let bad = |reason: String| DataError::Split { reason };
     for (n, f) in [("train", train), ("val", val), ("test", test)] {
@@ -55,6 +73,42 @@ pub fn assign(
         let rows = st.query_map([], |r| r.get(0)).map_err(db)?;
         rows.collect::<rusqlite::Result<_>>().map_err(db)?
     };
+    let held: std::collections::BTreeSet<String> = match hold_out_site {
+        None => Default::default(),
+        Some(site) => {
+            let mut st = catalog
+                .conn
+                .prepare("SELECT DISTINCT patient_key FROM studies WHERE site = ?1")
+                .map_err(db)?;
+            let rows = st.query_map([site], |r| r.get(0)).map_err(db)?;
+            let held: std::collections::BTreeSet<String> =
+                rows.collect::<rusqlite::Result<_>>().map_err(db)?;
+            if held.is_empty() {
+                let mut st = catalog
+                    .conn
+                    .prepare(
+                        "SELECT DISTINCT site FROM studies WHERE site IS NOT NULL ORDER BY site",
+                    )
+                    .map_err(db)?;
+                let sites: Vec<String> = st
+                    .query_map([], |r| r.get(0))
+                    .map_err(db)?
+                    .collect::<rusqlite::Result<_>>()
+                    .map_err(db)?;
+                return Err(bad(format!(
+                    "no study of site {site:?} in the catalog (its sites: {})",
+                    sites.join(", ")
+                )));
+            }
+            if held.len() == keys.len() {
+                return Err(bad(format!(
+                    "every patient was seen at site {site:?}: none would be left to train on"
+                )));
+            }
+            keys.retain(|k| !held.contains(k));
+            held
+        }
+    };
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     keys.shuffle(&mut rng);
     let n = keys.len();
@@ -64,8 +118,16 @@ pub fn assign(
     let mut counts = SplitCounts {
         train: 0,
         val: 0,
-        test: 0,
+        test: held.len(),
+        held_out: held.len(),
     };
+    for k in &held {
+        tx.execute(
+            "UPDATE patients SET split = 'test' WHERE patient_key = ?1",
+            params![k],
+        )
+        .map_err(db)?;
+    }
     for (i, k) in keys.iter().enumerate() {
         let s = if i < n_train {
             counts.train += 1;

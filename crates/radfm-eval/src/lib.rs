@@ -20,6 +20,7 @@ pub mod delong;
 pub mod evaluate;
 pub mod html;
 pub mod metrics;
+pub mod paired;
 pub mod report;
 
 /// A metric value, or why there is none.

@@ -290,6 +290,21 @@ const PREVALENCE: [(Observation, f64); 12] = [
 /// Observations outside the NIH table, sampled from built-in prevalences even with a cohort.
 const DEVICE_PREVALENCE: f64 = 0.14;
 
+/// The findings NIH ChestX-ray14 has no label for: with a cohort they are drawn
+/// at their built-in rates (as Support Devices is), so that a cohort archive
+/// still has positives for all 14 observations.
+const NOT_IN_NIH: &[Observation] = &[
+    Observation::EnlargedCardiomediastinum,
+    Observation::Fracture,
+];
+
+fn builtin_prevalence(o: Observation) -> f64 {
+    PREVALENCE
+        .iter()
+        .find(|(p, _)| *p == o)
+        .map_or(0.0, |(_, r)| *r)
+}
+
 fn sample_labels(rng: &mut ChaCha8Rng) -> Vec<Observation> {
     let mut v = Vec::new();
     if rng.gen_bool(0.38) {
@@ -479,8 +494,11 @@ pub fn plan_patient(
             if rng.gen_bool(DEVICE_PREVALENCE) {
                 labels.push(Observation::SupportDevices);
             }
-            if rng.gen_bool(0.03) {
-                labels.push(Observation::Fracture);
+            // the observations NIH does not label, at their built-in rates
+            for &o in NOT_IN_NIH {
+                if rng.gen_bool(builtin_prevalence(o)) {
+                    labels.push(o);
+                }
             }
             labels.sort_unstable();
             labels.dedup();
@@ -566,4 +584,41 @@ pub fn labels_of(findings: &[Finding]) -> ObservationMap<u8> {
         .any(|&o| o.is_finding() && l[o] == 1);
     l[Observation::NoFinding] = u8::from(!any);
     l
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn a_cohort_archive_draws_what_nih_does_not_label_at_builtin_rates() {
+        // a cohort of normal studies only: every positive below comes from the built-in rates
+        let cohort = Cohort {
+            patients: vec![vec![(50, Sex::F, View::PA, Vec::new())]; 10],
+        };
+        let n = 6000;
+        let mut counts = std::collections::BTreeMap::new();
+        for i in 0..n {
+            let mut rng = ChaCha8Rng::seed_from_u64(i as u64);
+            let p = plan_patient(i, 3, 0.0, Some(&cohort), &mut rng);
+            for s in &p.studies {
+                for f in &s.findings {
+                    *counts.entry(f.observation).or_insert(0usize) += 1;
+                }
+            }
+        }
+        for (o, rate) in [
+            (Observation::EnlargedCardiomediastinum, 0.04),
+            (Observation::Fracture, 0.05),
+            (Observation::SupportDevices, DEVICE_PREVALENCE),
+        ] {
+            let got = counts.get(&o).copied().unwrap_or(0) as f64 / n as f64;
+            // binomial standard error at n = 6000 is under 0.005
+            assert!((got - rate).abs() < 0.015, "{o:?}: {got} vs {rate}");
+        }
+        // and nothing NIH does label appears without the cohort asking for it
+        assert_eq!(counts.get(&Observation::Pneumonia), None);
+        assert_eq!(counts.get(&Observation::Edema), None);
+    }
 }

@@ -164,6 +164,10 @@ pub enum Command {
     /// text, image or id, and evaluate it (precision@k, recall@k, chance).
     #[command(subcommand)]
     Retrieve(RetrieveCommand),
+    /// The whole foundation-model lifecycle on a synthetic hospital, testing the review's
+    /// claims (labels saved, zero-shot, robustness to a new site, fairness, weak labels):
+    /// DIR/report.html, DIR/claims.json, DIR/commands.sh.
+    Demo(DemoArgs),
     /// Benchmarks (bench/*.py run them beside the Python peer and print the ratio).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -607,6 +611,9 @@ pub struct FinetuneArgs {
     /// Patch side in pixels for a preset --model.
     #[arg(long, default_value_t = 16, value_parser = at_least_1())]
     pub patch: usize,
+    /// Transformer blocks of a preset (default: the preset's own, 12), as `radfm pretrain --depth`.
+    #[arg(long, value_parser = at_least_1())]
+    pub depth: Option<usize>,
     /// Peak learning rate (default: 1e-4 full, 1e-3 LoRA; warmup, then cosine to 1% of it).
     #[arg(long, value_parser = positive_f64)]
     pub lr: Option<f64>,
@@ -951,6 +958,51 @@ pub struct EvaluateArgs {
     /// intervals are then too narrow when a patient has several images.
     #[arg(long, value_enum, default_value_t = EvalUnit::Patient)]
     pub unit: EvalUnit,
+    /// Evaluate only the truth lines where FIELD=VALUE (or FIELD!=VALUE), e.g. `site=site-A`
+    /// for one site or `site!=site-A` for the others; repeat to combine. Predictions of the
+    /// images left out are dropped (an id with no truth line at all is still an error).
+    #[arg(long = "where", value_name = "FIELD=VALUE")]
+    pub filters: Vec<String>,
+    /// Print only where the report went, not the tables.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// The demo's directory: every stage's output (archive, dataset, runs, embeddings,
+    /// predictions, evaluations), commands.sh, claims.json and report.html.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// A small run (1,000 patients, short pretraining) that finishes in about 10 minutes on 2 cores.
+    #[arg(long)]
+    pub quick: bool,
+    /// Patients in the synthetic archive (default 1,000 with --quick, 3,000 otherwise).
+    #[arg(long, value_parser = at_least_1())]
+    pub patients: Option<usize>,
+    /// The seed of every stage: the same seed gives the same claims.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Worker threads (default: every core).
+    #[arg(long, value_parser = at_least_1())]
+    pub jobs: Option<usize>,
+    /// Continue a killed or failed demo in --out from its last finished stage.
+    #[arg(long)]
+    pub resume: bool,
+    /// The frozen text tower of CLIP pretraining (a BertModel directory with tokenizer.json,
+    /// e.g. all-MiniLM-L6-v2); default $RADFM_MINILM_DIR. Without one the CLIP and zero-shot
+    /// stages are skipped and their claims are inconclusive.
+    #[arg(long, value_name = "DIR")]
+    pub text_model: Option<PathBuf>,
+    /// The NIH ChestX-ray14 table (Data_Entry_2017*.csv.gz) for the archive's label
+    /// combinations, ages and views; default $RADFM_COHORT, else built-in prevalences.
+    #[arg(long, value_name = "FILE")]
+    pub cohort: Option<PathBuf>,
+    /// A tiny configuration for tests (a few dozen patients, a few steps): not for results.
+    #[arg(long, hide = true, conflicts_with = "quick")]
+    pub smoke: bool,
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -967,4 +1019,9 @@ pub struct SplitArgs {
     pub by: SplitUnit,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Hold one site out entirely: every patient seen there goes to the test split (an
+    /// external test set); the other patients are cut at the fractions. SITE is a site label
+    /// of the dataset (`radfm split` lists them when it is unknown).
+    #[arg(long, value_name = "SITE")]
+    pub hold_out_site: Option<String>,
 }

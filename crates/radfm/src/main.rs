@@ -28,6 +28,7 @@ fn main() {
             | cli::Command::Text(_)
             | cli::Command::Zeroshot(_)
             | cli::Command::Retrieve(_)
+            | cli::Command::Demo(_)
     ) {
         // Tensor work allocates and frees the same large buffers every step; by default
         // mimalloc hands freed pages back to the OS after 10 ms and then pays for zeroed

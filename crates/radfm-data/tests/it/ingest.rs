@@ -666,6 +666,51 @@ fn reingest_skips_done_work_and_splits_are_patient_disjoint() {
         radfm_data::split::assign(&out, 0.5, 0.2, 0.2, 7).is_err(),
         "fractions must sum to 1"
     );
+    // an external site: three patients' studies moved to site-X are all test patients
+    let three: Vec<String> = cat
+        .conn
+        .prepare("SELECT patient_key FROM patients ORDER BY patient_key LIMIT 3")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for k in &three {
+        cat.conn
+            .execute(
+                "UPDATE studies SET site = 'site-X' WHERE patient_key = ?1",
+                [k],
+            )
+            .unwrap();
+    }
+    let c = radfm_data::split::assign_holding_out(&out, 0.6, 0.2, 0.2, 7, Some("site-X")).unwrap();
+    assert_eq!((c.held_out, c.train + c.val + c.test), (3, 10));
+    assert_eq!(
+        (c.train, c.val, c.test),
+        (4, 1, 3 + 2),
+        "the other seven cut 0.6/0.2/0.2"
+    );
+    for k in &three {
+        let s: String = cat
+            .conn
+            .query_row(
+                "SELECT split FROM patients WHERE patient_key = ?1",
+                [k],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(s, "test", "{k}");
+    }
+    let e = radfm_data::split::assign_holding_out(&out, 0.6, 0.2, 0.2, 7, Some("site-nowhere"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("site-nowhere") && e.contains("site-X"), "{e}");
+    radfm_data::split::assign(&out, 0.6, 0.2, 0.2, 7).unwrap();
+    assert_eq!(
+        splits(),
+        before,
+        "without a held-out site the old assignment comes back"
+    );
     let card: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("card.json")).unwrap()).unwrap();
     assert_eq!(card["by_split"]["train"], 6);

@@ -31,6 +31,53 @@ fn jsonl(path: &Path) -> anyhow::Result<Vec<Line>> {
     Ok(out)
 }
 
+/// A line's id as text (a number id as its digits), as `join` reads it.
+fn id_text(v: &serde_json::Value) -> Option<String> {
+    match v.get("id")? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// `--where FIELD=VALUE` or `FIELD!=VALUE` on truth lines (a missing field is no value:
+/// `=` drops the line, `!=` keeps it).
+struct Filter {
+    field: String,
+    value: String,
+    equal: bool,
+}
+
+impl Filter {
+    fn parse(s: &str) -> anyhow::Result<Filter> {
+        let (field, value, equal) = if let Some((f, v)) = s.split_once("!=") {
+            (f, v, false)
+        } else if let Some((f, v)) = s.split_once('=') {
+            (f, v, true)
+        } else {
+            anyhow::bail!("--where {s:?}: expected FIELD=VALUE or FIELD!=VALUE");
+        };
+        let field = field.trim();
+        if field.is_empty() {
+            anyhow::bail!("--where {s:?}: no field name");
+        }
+        Ok(Filter {
+            field: field.to_string(),
+            value: value.trim().to_string(),
+            equal,
+        })
+    }
+
+    fn keeps(&self, v: &serde_json::Value) -> bool {
+        let got = match v.get(&self.field) {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(other) => Some(other.to_string()),
+        };
+        (got.as_deref() == Some(self.value.as_str())) == self.equal
+    }
+}
+
 pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
     let op: OperatingPoint = a
         .operating_point
@@ -54,8 +101,43 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
             EvalUnit::Image => Unit::Image,
         },
     };
-    let truth = jsonl(&a.truth)?;
-    let pred = jsonl(&a.pred)?;
+    let mut truth = jsonl(&a.truth)?;
+    let mut pred = jsonl(&a.pred)?;
+    if !a.filters.is_empty() {
+        let filters = a
+            .filters
+            .iter()
+            .map(|f| Filter::parse(f))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let n = truth.len();
+        let mut dropped = std::collections::HashSet::new();
+        truth.retain(|(_, v)| {
+            let keep = filters.iter().all(|f| f.keeps(v));
+            if !keep {
+                if let Some(id) = id_text(v) {
+                    dropped.insert(id);
+                }
+            }
+            keep
+        });
+        if truth.is_empty() {
+            anyhow::bail!(
+                "{}: no truth line matches --where {} (of {n})",
+                a.truth.display(),
+                a.filters.join(" --where ")
+            );
+        }
+        let before = pred.len();
+        pred.retain(|(_, v)| id_text(v).is_none_or(|id| !dropped.contains(&id)));
+        if !a.quiet {
+            eprintln!(
+                "--where {}: {} of {n} truth lines and {} of {before} predictions kept",
+                a.filters.join(" --where "),
+                truth.len(),
+                pred.len()
+            );
+        }
+    }
     // name the file an input error is about
     let in_file = |e: EvalError, pred: &Path, run: &str| -> anyhow::Error {
         let file = match e.source_file() {
@@ -117,6 +199,10 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
     radfm_core::atomic::write_atomic(&html, page.as_bytes())
         .with_context(|| format!("cannot write {}", html.display()))?;
     let mut out = std::io::stdout().lock();
+    if a.quiet {
+        writeln!(out, "-> {} and {}", path.display(), html.display())?;
+        return Ok(());
+    }
     writeln!(
         out,
         "{} images, {} patients; {} bootstrap resamples of patients in {:.1} s",

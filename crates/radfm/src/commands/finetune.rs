@@ -59,6 +59,9 @@ struct Source {
 
 fn source(a: &FinetuneArgs) -> anyhow::Result<Source> {
     let given = Path::new(&a.model);
+    if given.is_dir() && a.depth.is_some() {
+        bail!("--depth applies to presets: a --model checkpoint keeps its own depth");
+    }
     if given.is_dir() {
         let dir = super::embed::model_dir(given);
         let (mut prep, config) = classifier::encoder_preprocessing(&dir)
@@ -89,12 +92,15 @@ fn source(a: &FinetuneArgs) -> anyhow::Result<Source> {
             a.patch
         );
     }
-    let encoder = VitConfig::preset(&a.model, size, a.patch, 1).with_context(|| {
+    let mut encoder = VitConfig::preset(&a.model, size, a.patch, 1).with_context(|| {
         format!(
             "--model {}: expected vit-tiny, vit-small, vit-base or a checkpoint directory",
             a.model
         )
     })?;
+    if let Some(d) = a.depth {
+        encoder.num_hidden_layers = d;
+    }
     Ok(Source {
         encoder,
         dir: None,

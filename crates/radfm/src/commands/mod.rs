@@ -2,6 +2,8 @@
 
 mod approx;
 mod bench;
+mod demo;
+pub(crate) mod demo_report;
 mod dicom;
 pub(crate) mod embed;
 mod evaluate;
@@ -34,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Finetune(a) => finetune::run(a),
         Command::Zeroshot(a) => zeroshot::run(a),
         Command::Retrieve(c) => retrieve::run(c),
+        Command::Demo(a) => demo::run(a),
         Command::Bench(c) => bench::run(c),
     }
 }
