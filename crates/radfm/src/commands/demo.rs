@@ -55,7 +55,7 @@ struct Plan {
 impl Plan {
     fn new(a: &DemoArgs, cohort: Option<PathBuf>, text_model: Option<PathBuf>) -> Plan {
         let (mode, patients, steps) = if a.smoke {
-            ("smoke", 120, [30, 6, 4, 6])
+            ("smoke", 160, [30, 6, 4, 6])
         } else if a.quick {
             ("quick", 1000, [300, 300, 150, 400])
         } else {
@@ -79,7 +79,7 @@ impl Plan {
             split: [0.6, 0.1, 0.3],
             checkpoint_every: if smoke { 5 } else { 100 },
             bootstrap: if smoke { 50 } else { 1000 },
-            min_positives: if smoke { 2 } else { 20 },
+            min_positives: if smoke { 5 } else { 20 },
             min_group_positives: if smoke { 1 } else { 5 },
             cohort: cohort.map(|p| p.display().to_string()),
             text_model: text_model.map(|p| p.display().to_string()),
@@ -173,10 +173,13 @@ fn stages(
         what: "a synthetic hospital: three sites, drawn findings, reports, truth, PHI",
         commands: vec![q(j(synth))],
     });
+    // one ingest worker: ingest numbers images in the order their files finish, so
+    // parallel workers would order the dataset (and every training batch) differently
+    // from run to run
     out.push(Stage {
         name: "ingest",
-        what: "de-identified dataset with weak labels from the reports",
-        commands: vec![q(j(args(&[
+        what: "de-identified dataset with weak labels from the reports (one worker, for a reproducible image order)",
+        commands: vec![q(args(&[
             "ingest",
             &d.p("archive/dicom"),
             "--reports",
@@ -189,7 +192,9 @@ fn stages(
             &d.p("dataset.deid-key"),
             "--size",
             &s(plan.ingest_size),
-        ])))],
+            "--jobs",
+            "1",
+        ]))],
     });
     let site = site.unwrap_or("SITE");
     out.push(Stage {

@@ -1,4 +1,4 @@
-//! `radfm demo` end to end in its tiny test configuration (`--smoke`: 120
+//! `radfm demo` end to end in its tiny test configuration (`--smoke`: 160
 //! patients, a few steps): the claims' shape and verdict rules, the report and
 //! commands.sh, privacy of the outputs, and a run killed during pretraining
 //! and resumed giving the uninterrupted run's claims.
@@ -32,7 +32,11 @@ fn without_timings(mut v: Value) -> Value {
 fn rule(c: &Value) -> &'static str {
     let id = c["id"].as_str().unwrap();
     let Some(ci) = c["ci"].as_array() else {
-        return "inconclusive";
+        // without an interval only zero-shot's point-estimate rule can decide
+        return match (id, c["estimate"].as_f64()) {
+            ("zero_shot", Some(e)) if e < 0.85 => "not_held",
+            _ => "inconclusive",
+        };
     };
     let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
     let est = c["estimate"].as_f64().unwrap();

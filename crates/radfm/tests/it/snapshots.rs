@@ -120,6 +120,7 @@ const SUBCOMMANDS: &[&[&str]] = &[
     &["probe"],
     &["finetune"],
     &["zeroshot"],
+    &["demo"],
     &["retrieve"],
     &["retrieve", "index"],
     &["retrieve", "query"],
