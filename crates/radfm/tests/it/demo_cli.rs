@@ -4,12 +4,27 @@
 //! and resumed giving the uninterrupted run's claims.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::Value;
 
-use crate::common::{fails, json, ok, radfm};
+use crate::common::{fails, json, kill_once_logged, ok, radfm};
+
+/// The demo's stages, in order, with a text tower.
+const STAGES: [&str; 12] = [
+    "synth",
+    "ingest",
+    "split",
+    "pretrain-mae",
+    "pretrain-clip",
+    "embed",
+    "probe",
+    "lora",
+    "zeroshot",
+    "baseline",
+    "evaluate",
+    "claims",
+];
 
 fn demo(out: &Path, text: &Path) -> Command {
     let mut c = radfm();
@@ -62,20 +77,7 @@ fn demo_runs_the_lifecycle_states_its_claims_and_resumes_after_a_kill() {
     crate::pretrain_cli::text_model(&text);
     let a = tmp.path().join("a");
     let err = ok(&mut demo(&a, &text));
-    for stage in [
-        "synth",
-        "ingest",
-        "split",
-        "pretrain-mae",
-        "pretrain-clip",
-        "embed",
-        "probe",
-        "lora",
-        "zeroshot",
-        "baseline",
-        "evaluate",
-        "claims",
-    ] {
+    for stage in STAGES {
         assert!(
             err.contains(&format!("] {stage}")),
             "no progress line for {stage}:\n{err}"
@@ -124,21 +126,7 @@ fn demo_runs_the_lifecycle_states_its_claims_and_resumes_after_a_kill() {
         .unwrap()
         .len();
     assert_eq!(used + left, 14);
-    for stage in [
-        "synth",
-        "ingest",
-        "split",
-        "pretrain-mae",
-        "pretrain-clip",
-        "embed",
-        "probe",
-        "lora",
-        "zeroshot",
-        "baseline",
-        "evaluate",
-        "claims",
-        "total",
-    ] {
+    for stage in STAGES.iter().chain(&["total"]) {
         assert!(
             claims["timings"][stage].as_f64().is_some(),
             "no timing for {stage}"
@@ -218,28 +206,7 @@ fn demo_runs_the_lifecycle_states_its_claims_and_resumes_after_a_kill() {
 
     // killed during MAE pretraining (after its second checkpoint), then resumed
     let b = tmp.path().join("b");
-    let mut child = demo(&b, &text)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    let mut killed = false;
-    while t0.elapsed() < Duration::from_secs(300) {
-        let logged = std::fs::read_to_string(b.join("runs/mae/metrics.jsonl"))
-            .map(|s| s.lines().count())
-            .unwrap_or(0);
-        if logged >= 12 {
-            child.kill().unwrap();
-            killed = true;
-            break;
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.wait().unwrap();
+    let killed = kill_once_logged(&mut demo(&b, &text), &b.join("runs/mae"), 12).is_some();
     assert!(
         killed,
         "the demo finished before it could be killed in pretraining"
