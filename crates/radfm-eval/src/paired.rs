@@ -246,9 +246,9 @@ pub struct Gap {
 /// without it are left out), with a patient-bootstrap interval made
 /// simultaneous over the k(k-1)/2 pairs of groups (Bonferroni), because the best
 /// and worst groups are picked from the same data (as `radfm evaluate`'s
-/// per-observation gaps are). Groups with too few images to define every
-/// observation's AUROC are dropped first, then observations without
-/// `min_positives` positives and negatives in each remaining group.
+/// per-observation gaps are). Observations without `min_positives` positives
+/// and negatives in every group are left out (a small group can thus leave
+/// none; dropping such groups instead is not done yet).
 pub fn subgroup_gap(
     images: &[Image],
     field: &str,
