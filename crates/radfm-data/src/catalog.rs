@@ -269,6 +269,15 @@ impl Catalog {
         rows.collect()
     }
 
+    /// The site labels of the catalogued studies, sorted.
+    pub fn sites(&self) -> rusqlite::Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT DISTINCT site FROM studies WHERE site IS NOT NULL ORDER BY site")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        rows.collect()
+    }
+
     /// Every 2-D image (`kind = 'image'`) with its study's report (`None` when the
     /// study has none) and its patient's split (`None` before `radfm split`),
     /// ordered by image key.

@@ -56,21 +56,32 @@ pub fn load_or_create(path: &Path, dataset: &Path) -> Result<([u8; 32], bool), D
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key: [u8; 32] = rand::random();
-            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let mut f = opts.open(path).map_err(|e| bad(e.to_string()))?;
-            f.write_all(hex.as_bytes())
-                .and_then(|_| f.write_all(b"\n"))
-                .and_then(|_| f.sync_all())
-                .map_err(|e| bad(e.to_string()))?;
+            create(path, &key)?;
             Ok((key, true))
         }
         Err(e) => Err(bad(e.to_string())),
     }
+}
+
+/// Write `key` as a new key file (hex, mode 0600); an existing file is an error.
+/// `load_or_create` draws a random key; a caller that must reproduce its pseudonyms
+/// (the synthetic demo) derives one and writes it here.
+pub fn create(path: &Path, key: &[u8; 32]) -> Result<(), DataError> {
+    let bad = |reason: String| DataError::Key {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(|e| bad(e.to_string()))?;
+    f.write_all(hex.as_bytes())
+        .and_then(|_| f.write_all(b"\n"))
+        .and_then(|_| f.sync_all())
+        .map_err(|e| bad(e.to_string()))
 }

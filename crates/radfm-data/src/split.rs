@@ -84,17 +84,7 @@ pub fn assign_holding_out(
             let held: std::collections::BTreeSet<String> =
                 rows.collect::<rusqlite::Result<_>>().map_err(db)?;
             if held.is_empty() {
-                let mut st = catalog
-                    .conn
-                    .prepare(
-                        "SELECT DISTINCT site FROM studies WHERE site IS NOT NULL ORDER BY site",
-                    )
-                    .map_err(db)?;
-                let sites: Vec<String> = st
-                    .query_map([], |r| r.get(0))
-                    .map_err(db)?
-                    .collect::<rusqlite::Result<_>>()
-                    .map_err(db)?;
+                let sites = catalog.sites().map_err(db)?;
                 return Err(bad(format!(
                     "no study of site {site:?} in the catalog (its sites: {})",
                     sites.join(", ")

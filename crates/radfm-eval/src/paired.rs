@@ -19,7 +19,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::bootstrap::{by_patient, interval, resample_values};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use crate::bootstrap::{by_patient, interval};
 use crate::evaluate::Image;
 use crate::metrics::Ranked;
 
@@ -113,6 +117,38 @@ fn macro_auroc(truth: &[&Image], scored: &[&Image], idx: &[usize], obs: &[String
     Some(sum / obs.len() as f64)
 }
 
+/// [`crate::bootstrap::resample_values`]'s resamples (the same draws from `seed`), with
+/// the statistic computed on all cores: the draws are made first, in order, so the
+/// values do not depend on the number of threads.
+fn resample(
+    groups: &[Vec<usize>],
+    resamples: usize,
+    seed: u64,
+    metric: impl Fn(&[usize]) -> Option<f64> + Sync,
+) -> Vec<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let draws: Vec<Vec<usize>> = (0..resamples)
+        .map(|_| {
+            let mut idx = Vec::new();
+            for _ in 0..groups.len() {
+                idx.extend_from_slice(&groups[rng.gen_range(0..groups.len())]);
+            }
+            idx
+        })
+        .collect();
+    draws
+        .par_iter()
+        .map(|idx| metric(idx).filter(|v| v.is_finite()).unwrap_or(f64::NAN))
+        .collect()
+}
+
+/// One model's macro AUROC over `obs` on all its images (no interval).
+pub fn macro_auroc_point(images: &[Image], obs: &[String]) -> Option<f64> {
+    let a = align(&[images]).ok()?;
+    let m = &a.models[0];
+    macro_auroc(m, m, &all(m.len()), obs)
+}
+
 fn all(n: usize) -> Vec<usize> {
     (0..n).collect()
 }
@@ -134,7 +170,7 @@ pub fn macro_auroc_ci(images: &[Image], obs: &[String], s: Settings) -> Result<E
     let m = &a.models[0];
     let point = macro_auroc(m, m, &all(m.len()), obs).ok_or("the macro AUROC is undefined")?;
     let groups = by_patient(&a.patients);
-    let vals = resample_values(&groups, s.resamples, s.seed, |idx| {
+    let vals = resample(&groups, s.resamples, s.seed, |idx| {
         macro_auroc(m, m, idx, obs)
     });
     Ok(finish(point, vals, s))
@@ -156,7 +192,7 @@ pub fn paired_difference(
     let groups = by_patient(&al.patients);
     Ok(finish(
         point,
-        resample_values(&groups, s.resamples, s.seed, diff),
+        resample(&groups, s.resamples, s.seed, diff),
         s,
     ))
 }
@@ -178,7 +214,7 @@ pub fn macro_difference(
     let groups = by_patient(&al.patients);
     Ok(finish(
         point,
-        resample_values(&groups, s.resamples, s.seed, diff),
+        resample(&groups, s.resamples, s.seed, diff),
         s,
     ))
 }
@@ -210,8 +246,8 @@ pub fn drop_difference(
         - diff_out(&all(out.patients.len())).ok_or("a macro AUROC is undefined")?;
     let g_in = by_patient(&inn.patients);
     let g_out = by_patient(&out.patients);
-    let v_in = resample_values(&g_in, s.resamples, s.seed, diff_in);
-    let v_out = resample_values(&g_out, s.resamples, s.seed ^ 0x7e57_5eed, diff_out);
+    let v_in = resample(&g_in, s.resamples, s.seed, diff_in);
+    let v_out = resample(&g_out, s.resamples, s.seed ^ 0x7e57_5eed, diff_out);
     let vals = v_in.iter().zip(&v_out).map(|(x, y)| x - y).collect();
     Ok(finish(point, vals, s))
 }
@@ -351,7 +387,7 @@ pub fn subgroup_gap(
     let pairs = values.len() * (values.len() - 1) / 2;
     let level = 1.0 - (1.0 - s.level) / pairs as f64;
     let pg = by_patient(&a.patients);
-    let vals = resample_values(&pg, s.resamples, s.seed, |idx| {
+    let vals = resample(&pg, s.resamples, s.seed, |idx| {
         Some(group_auc(best, idx)? - group_auc(worst, idx)?)
     });
     let used = vals.iter().filter(|v| v.is_finite()).count();

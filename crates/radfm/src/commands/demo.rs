@@ -98,6 +98,15 @@ struct State {
 
 const STATE: &str = "demo-state.json";
 
+/// The probe runs of each encoder, fewest labels first (the label-efficiency curve's x axis).
+pub(crate) const PROBE_RUNS: [&str; 5] = [
+    "probe-5shot",
+    "probe-20shot",
+    "probe-1%",
+    "probe-10%",
+    "probe-100%",
+];
+
 /// A stage: a name and the radfm command lines it runs.
 struct Stage {
     name: &'static str,
@@ -536,28 +545,15 @@ fn write_demo_key(path: &Path, seed: u64) -> anyhow::Result<()> {
     let mut h = sha2::Sha256::new();
     h.update(b"radfm demo key (synthetic archives only)");
     h.update(seed.to_le_bytes());
-    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(format!("{hex}\n").as_bytes())?;
+    let key: [u8; 32] = h.finalize().into();
+    radfm_data::key::create(path, &key)?;
     Ok(())
 }
 
 /// The site held out: the last of the dataset's sites by label (pseudonymous, fixed by the key).
 fn pick_site(dataset: &Path) -> anyhow::Result<String> {
     let c = radfm_data::catalog::Catalog::open(dataset)?;
-    let mut st = c
-        .conn
-        .prepare("SELECT DISTINCT site FROM studies WHERE site IS NOT NULL ORDER BY site")?;
-    let sites: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let sites = c.sites()?;
     if sites.len() < 2 {
         bail!(
             "{}: {} site(s); the demo holds one out and needs two or more",
@@ -785,22 +781,6 @@ fn print_summary(claims: &Value) {
 
 // ---------------------------------------------------------------- claims
 
-fn read_jsonl(path: &Path) -> anyhow::Result<Vec<Line>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut out = Vec::new();
-    for (n, l) in text.lines().enumerate() {
-        if l.trim().is_empty() {
-            continue;
-        }
-        out.push((
-            n + 1,
-            serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), n + 1))?,
-        ));
-    }
-    Ok(out)
-}
-
 /// Truth lines of one cohort (the held-out site, or every other site).
 fn cohort_truth(truth: &[Line], site: &str, external: bool) -> Vec<Line> {
     truth
@@ -949,7 +929,7 @@ fn observations(plan: &Plan, s: &Scored) -> (Vec<String>, BTreeMap<String, Strin
 }
 
 fn claims(plan: &Plan, dir: &Path, site: &str) -> anyhow::Result<Value> {
-    let truth = read_jsonl(&dir.join("dataset/truth.jsonl"))?;
+    let truth = super::evaluate::jsonl(&dir.join("dataset/truth.jsonl"))?;
     let internal = cohort_truth(&truth, site, false);
     let external = cohort_truth(&truth, site, true);
     let set = Settings {
@@ -960,7 +940,7 @@ fn claims(plan: &Plan, dir: &Path, site: &str) -> anyhow::Result<Value> {
     let fm = fm_name(plan);
     let mut preds: HashMap<String, Vec<Line>> = HashMap::new();
     for m in models(plan) {
-        preds.insert(m.name.clone(), read_jsonl(&dir.join(&m.pred))?);
+        preds.insert(m.name.clone(), super::evaluate::jsonl(&dir.join(&m.pred))?);
     }
     let get = |name: &str, run: Option<&str>| -> anyhow::Result<Scored> {
         scored(plan, &preds[name], run, &internal, &external)
@@ -973,6 +953,7 @@ fn claims(plan: &Plan, dir: &Path, site: &str) -> anyhow::Result<Value> {
     let mut models_json = Vec::new();
     // every model's macro AUROC in both cohorts, over the claims' observations
     let macro_of = |imgs: &[Image]| paired::macro_auroc_ci(imgs, &obs, set).ok();
+    let point = |imgs: &[Image]| paired::macro_auroc_point(imgs, &obs);
     let mut fm_candidates: Vec<(String, f64)> = Vec::new();
     for m in models(plan) {
         let sc = get(&m.name, m.run)?;
@@ -988,13 +969,7 @@ fn claims(plan: &Plan, dir: &Path, site: &str) -> anyhow::Result<Value> {
         }
         let mut runs = serde_json::Map::new();
         if m.name.ends_with("-probe") {
-            for r in [
-                "probe-5shot",
-                "probe-20shot",
-                "probe-1%",
-                "probe-10%",
-                "probe-100%",
-            ] {
+            for r in PROBE_RUNS {
                 let sc = get(&m.name, Some(r))?;
                 runs.insert(
                     r.into(),
@@ -1034,9 +1009,9 @@ fn claims(plan: &Plan, dir: &Path, site: &str) -> anyhow::Result<Value> {
                     Some([lo, hi]) => (lo > -0.02, hi < -0.02),
                     None => (false, false),
                 };
-                let probe100 = macro_of(&fm100.internal).map(|e| e.estimate);
-                let base = macro_of(&baseline.internal).map(|e| e.estimate);
-                let p10m = macro_of(&p10.internal).map(|e| e.estimate);
+                let probe100 = point(&fm100.internal);
+                let base = point(&baseline.internal);
+                let p10m = point(&p10.internal);
                 let reading = if held {
                     format!("the {fm} probe on 10% of the labels ({}) matches or beats the baseline trained on all of them ({})", fmt3(p10m), fmt3(base))
                 } else {
@@ -1069,7 +1044,7 @@ fn claims(plan: &Plan, dir: &Path, site: &str) -> anyhow::Result<Value> {
                 let lo = e.ci.map_or(f64::NAN, |c| c[0]);
                 let held = lo > 0.5 && e.estimate >= 0.85;
                 let not = e.estimate < 0.85;
-                let probe = macro_of(&fm100.internal).map(|x| x.estimate);
+                let probe = point(&fm100.internal);
                 let reading = if held {
                     "prompts alone separate the findings at the 0.85 bar".to_string()
                 } else {
@@ -1097,7 +1072,7 @@ fn claims(plan: &Plan, dir: &Path, site: &str) -> anyhow::Result<Value> {
                     Some([lo, hi]) => (hi < 0.0, lo > 0.0),
                     None => (false, false),
                 };
-                let m = |x: &[Image]| macro_of(x).map(|e| e.estimate);
+                let m = |x: &[Image]| point(x);
                 let (fi, fe, bi, be) = (m(&fm100.internal), m(&fm100.external), m(&baseline.internal), m(&baseline.external));
                 let reading = format!(
                     "{fm} probe {} in-distribution and {} at the held-out site; baseline {} and {}. {}",
@@ -1194,12 +1169,12 @@ fn fmt3(x: Option<f64>) -> String {
 
 /// Agreement of the weak labels (the embed index's) with the truth on the training images.
 fn label_agreement(dir: &Path, obs: &[String]) -> anyhow::Result<Value> {
-    let truth = read_jsonl(&dir.join("dataset/truth.jsonl"))?;
+    let truth = super::evaluate::jsonl(&dir.join("dataset/truth.jsonl"))?;
     let t: HashMap<String, &Value> = truth
         .iter()
         .filter_map(|(_, v)| Some((v["id"].as_str()?.to_string(), v)))
         .collect();
-    let index = read_jsonl(&dir.join("emb/mae/index.jsonl"))?;
+    let index = super::evaluate::jsonl(&dir.join("emb/mae/index.jsonl"))?;
     let mut out = serde_json::Map::new();
     for o in obs {
         let (mut agree, mut n) = (0usize, 0usize);
@@ -1244,7 +1219,7 @@ fn shortcut(
     )?;
     let (n, dim) = (npy.shape[0], npy.shape[1]);
     let x = npy.to_f32();
-    let index = read_jsonl(&emb.join("index.jsonl"))?;
+    let index = super::evaluate::jsonl(&emb.join("index.jsonl"))?;
     if index.len() != n {
         bail!(
             "{}: {} index lines for {n} embeddings",
@@ -1325,9 +1300,7 @@ fn shortcut(
         Some([lo, hi]) => (lo > 0.1, hi < 0.1),
         None => (false, false),
     };
-    let findings = paired::macro_auroc_ci(&imgs, obs, set)
-        .ok()
-        .map(|e| e.estimate);
+    let findings = paired::macro_auroc_point(&imgs, obs);
     let reading = format!(
         "the site ({target} against the other training site) is predicted with AUROC {:.3}, the findings with {}{}",
         site_auc.estimate,

@@ -43,13 +43,7 @@ fn verdict(v: &str) -> String {
 /// An SVG line chart of macro AUROC against the label budget for each probe,
 /// with the baseline's 100% as a dashed line.
 fn label_curve(models: &[Value]) -> String {
-    let runs = [
-        "probe-5shot",
-        "probe-20shot",
-        "probe-1%",
-        "probe-10%",
-        "probe-100%",
-    ];
+    let runs = super::demo::PROBE_RUNS;
     let (w, h, l, r, t, b) = (560.0, 300.0, 50.0, 150.0, 16.0, 40.0);
     let (lo, hi) = (0.4f64, 1.0f64);
     let x = |i: usize| l + (w - l - r) * i as f64 / (runs.len() - 1) as f64;
@@ -190,13 +184,7 @@ th,td{border:1px solid #bbb;padding:4px 7px;text-align:left;vertical-align:top}t
         .filter(|m| m["runs"].as_object().is_some_and(|o| !o.is_empty()))
     {
         h += &format!("<tr><td>{}</td>", esc(m["name"].as_str().unwrap_or("")));
-        for r in [
-            "probe-5shot",
-            "probe-20shot",
-            "probe-1%",
-            "probe-10%",
-            "probe-100%",
-        ] {
+        for r in super::demo::PROBE_RUNS {
             h += &format!("<td class=\"n\">{}</td>", est(&m["runs"][r]["internal"]));
         }
         h += "</tr>";

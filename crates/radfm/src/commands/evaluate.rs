@@ -14,7 +14,7 @@ use radfm_eval::report::Cell;
 use crate::cli::{EvalUnit, EvaluateArgs};
 
 /// The non-blank lines of a JSONL file, with their 1-based line numbers.
-fn jsonl(path: &Path) -> anyhow::Result<Vec<Line>> {
+pub(crate) fn jsonl(path: &Path) -> anyhow::Result<Vec<Line>> {
     let f = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut out = Vec::new();
     for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
