@@ -127,4 +127,29 @@ mod tests {
         let mode = std::fs::metadata(&p).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
+
+    /// Resumed runs read their state (best validation AUROC, schedules) back
+    /// from JSON and compare it with fresh values, so a float must come back
+    /// bit for bit: serde_json's `float_roundtrip` feature, which the
+    /// workspace turns on. Without it about one value in a few thousand
+    /// comes back one ULP off, and a resumed run could select another step.
+    #[test]
+    fn floats_written_as_json_read_back_bit_for_bit() {
+        let mut off = 0;
+        for i in 0..200_000u64 {
+            let bits = crate::seed::spread(0x5EED, i);
+            // values in [0, 1) like AUROCs and probabilities, and raw bit patterns
+            let unit = (bits >> 11) as f64 / (1u64 << 53) as f64;
+            let raw = f64::from_bits(bits);
+            for v in [unit, raw] {
+                if !v.is_finite() {
+                    continue;
+                }
+                let text = serde_json::to_string(&v).unwrap();
+                let back: f64 = serde_json::from_str(&text).unwrap();
+                off += usize::from(back.to_bits() != v.to_bits());
+            }
+        }
+        assert_eq!(off, 0, "{off} floats changed through JSON");
+    }
 }
