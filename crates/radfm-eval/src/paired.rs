@@ -275,6 +275,8 @@ pub struct Gap {
     pub observations: Vec<String>,
     /// observations left out, with the reason
     pub left_out: BTreeMap<String, String>,
+    /// groups too small to judge, left out before the observations, with the reason
+    pub dropped_groups: BTreeMap<String, String>,
     pub pairs: usize,
 }
 
@@ -282,9 +284,11 @@ pub struct Gap {
 /// without it are left out), with a patient-bootstrap interval made
 /// simultaneous over the k(k-1)/2 pairs of groups (Bonferroni), because the best
 /// and worst groups are picked from the same data (as `radfm evaluate`'s
-/// per-observation gaps are). Observations without `min_positives` positives
-/// and negatives in every group are left out (a small group can thus leave
-/// none; dropping such groups instead is not done yet).
+/// per-observation gaps are). A group too small to judge (fewer than
+/// `min_positives` positives or negatives for more than half of `obs`) is
+/// dropped first and named in `dropped_groups`, so one tiny band cannot void
+/// the comparison of the rest; then observations without `min_positives`
+/// positives and negatives in every remaining group are left out.
 pub fn subgroup_gap(
     images: &[Image],
     field: &str,
@@ -314,6 +318,25 @@ pub fn subgroup_gap(
         }
         pn
     };
+    let short_in = |v: &str, o: &str| {
+        let (p, n) = counts(v, o);
+        p < min_positives || n < min_positives
+    };
+    let mut dropped_groups = BTreeMap::new();
+    values.retain(|v| {
+        let short = obs.iter().filter(|o| short_in(v, o)).count();
+        let keep = 2 * short <= obs.len();
+        if !keep {
+            dropped_groups.insert(
+                v.clone(),
+                format!(
+                    "too small: fewer than {min_positives} positives or negatives for {short} of {} observations",
+                    obs.len()
+                ),
+            );
+        }
+        keep
+    });
     let mut kept = Vec::new();
     let mut left_out = BTreeMap::new();
     for o in obs {
@@ -338,7 +361,18 @@ pub fn subgroup_gap(
         }
     }
     if values.len() < 2 {
-        return Err(format!("{field}: fewer than two groups"));
+        let why = match dropped_groups.is_empty() {
+            true => String::new(),
+            false => format!(
+                " large enough to judge ({})",
+                dropped_groups
+                    .iter()
+                    .map(|(v, r)| format!("{v}: {r}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        };
+        return Err(format!("{field}: fewer than two groups{why}"));
     }
     if kept.is_empty() {
         return Err(format!(
@@ -406,6 +440,7 @@ pub fn subgroup_gap(
         groups,
         observations: kept,
         left_out,
+        dropped_groups,
         pairs,
     })
 }
@@ -556,6 +591,31 @@ mod tests {
             g.left_out["B"].contains("M: 0 positives"),
             "{:?}",
             g.left_out
+        );
+        assert!(g.dropped_groups.is_empty());
+        // a group too small to judge is dropped and named; the others are compared
+        let mut tiny = m.clone();
+        for i in tiny.iter_mut().take(6) {
+            i.groups.insert("sex".into(), "O".into());
+        }
+        let g = subgroup_gap(&tiny, "sex", &obs(), 5, S).unwrap();
+        assert_eq!(g.groups.len(), 2);
+        assert!(
+            g.dropped_groups["O"].contains("too small"),
+            "{:?}",
+            g.dropped_groups
+        );
+        assert_eq!(g.observations, obs());
+        assert_eq!(g.pairs, 1);
+        // with only one group left there is nothing to compare, and the error says why
+        for i in tiny.iter_mut().filter(|i| i.groups["sex"] == "M") {
+            i.labels.insert("A".into(), false);
+            i.labels.insert("B".into(), false);
+        }
+        let e = subgroup_gap(&tiny, "sex", &obs(), 5, S).unwrap_err();
+        assert!(
+            e.contains("fewer than two groups") && e.contains("M: too small"),
+            "{e}"
         );
     }
 }

@@ -239,6 +239,13 @@ th,td{border:1px solid #bbb;padding:4px 7px;text-align:left;vertical-align:top}t
             esc(g["best"].as_str().unwrap_or("")), esc(g["worst"].as_str().unwrap_or("")), num(&g["gap"]["estimate"]), ci(&g["gap"]["ci"]), g["pairs"],
             num(&g["gap"]["level"]), verdict(c["verdict"].as_str().unwrap_or(""))
         );
+        if let Some(d) = g["dropped_groups"].as_object().filter(|d| !d.is_empty()) {
+            let named: Vec<String> = d
+                .iter()
+                .map(|(v, r)| format!("{} ({})", esc(v), esc(r.as_str().unwrap_or(""))))
+                .collect();
+            h += &format!("<p>Groups left out: {}.</p>", named.join("; "));
+        }
     }
 
     h += "<h2 id=\"shortcut\">Shortcut check: is the site easier to read than the disease?</h2>";
