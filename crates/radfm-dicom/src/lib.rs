@@ -19,6 +19,7 @@ pub mod pixels;
 pub mod read;
 pub mod resample;
 mod rle;
+pub mod sr;
 pub mod text_detect;
 pub mod transform;
 pub mod write;

@@ -23,17 +23,7 @@ pub fn write_part10(
     version: &str,
     path: &Path,
 ) -> Result<(), DicomError> {
-    let bad = |reason: String| DicomError::Meta { reason };
-    let obj = ds
-        .with_meta(
-            FileMetaTableBuilder::new()
-                .transfer_syntax(ts)
-                .media_storage_sop_class_uid(sop_class)
-                .media_storage_sop_instance_uid(sop_uid)
-                .implementation_class_uid(IMPLEMENTATION_CLASS_UID)
-                .implementation_version_name(version),
-        )
-        .map_err(|e| bad(e.to_string()))?;
+    let obj = with_meta(ds, ts, sop_class, sop_uid, version)?;
     let write_err = |source: std::io::Error| DicomError::Write {
         path: path.to_path_buf(),
         source,
@@ -44,4 +34,40 @@ pub fn write_part10(
         source: std::io::Error::other(e.to_string()),
     })?;
     f.commit().map_err(write_err)
+}
+
+fn with_meta(
+    ds: InMemDicomObject,
+    ts: &str,
+    sop_class: &str,
+    sop_uid: &str,
+    version: &str,
+) -> Result<dicom_object::FileDicomObject<InMemDicomObject>, DicomError> {
+    ds.with_meta(
+        FileMetaTableBuilder::new()
+            .transfer_syntax(ts)
+            .media_storage_sop_class_uid(sop_class)
+            .media_storage_sop_instance_uid(sop_uid)
+            .implementation_class_uid(IMPLEMENTATION_CLASS_UID)
+            .implementation_version_name(version),
+    )
+    .map_err(|e| DicomError::Meta {
+        reason: e.to_string(),
+    })
+}
+
+/// [`write_part10`]'s file as bytes in memory (an HTTP body).
+pub fn part10_bytes(
+    ds: InMemDicomObject,
+    ts: &str,
+    sop_class: &str,
+    sop_uid: &str,
+    version: &str,
+) -> Result<Vec<u8>, DicomError> {
+    let obj = with_meta(ds, ts, sop_class, sop_uid, version)?;
+    let mut out = Vec::new();
+    obj.write_all(&mut out).map_err(|e| DicomError::Meta {
+        reason: format!("encoding the data set: {e}"),
+    })?;
+    Ok(out)
 }

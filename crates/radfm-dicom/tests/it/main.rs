@@ -2,3 +2,4 @@
 //! link the crate and its dependencies again), one module per area.
 
 mod decode;
+mod sr;
