@@ -12,7 +12,7 @@ mkdir -p "$work"
 "$bin" demo --quick --out "$killed" --text-model "$minilm" > "$work/killed.log" 2>&1 &
 pid=$!
 while kill -0 "$pid" 2>/dev/null; do
-  n=$(wc -l < "$killed/runs/mae/metrics.jsonl" 2>/dev/null || echo 0)
+  n=$(cat "$killed/runs/mae/metrics.jsonl" 2>/dev/null | wc -l)
   if [ "$n" -ge "$at" ]; then kill -9 "$pid"; echo "killed after $n MAE steps"; break; fi
   sleep 0.2
 done
