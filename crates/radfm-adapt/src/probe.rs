@@ -123,6 +123,10 @@ pub struct ObservationReport {
     pub skipped: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iterations: Option<usize>,
+    /// the final model's threshold of greatest Youden's J on the validation
+    /// rows (none when they hold one class only)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operating_point: Option<radfm_eval::metrics::OperatingPoint>,
     #[serde(skip)]
     pub model: Option<Model>,
 }
@@ -454,6 +458,7 @@ fn one_observation(
         n_val: val_index.len(),
         skipped: None,
         iterations: None,
+        operating_point: None,
         model: None,
     };
     if positives == 0 || positives == y.len() {
@@ -527,6 +532,8 @@ fn one_observation(
     };
     report.c = Some(c);
     report.iterations = Some(iterations);
+    let p: Vec<f64> = val_index.iter().map(|&i| model.proba(x.row(i))).collect();
+    report.operating_point = radfm_eval::metrics::Ranked::new(&val_y, &p).youden();
     report.model = Some(model);
     Ok(report)
 }

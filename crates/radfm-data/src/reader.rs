@@ -327,7 +327,14 @@ fn decode(raw: Raw) -> Result<Pixels, String> {
 /// preprocessing (`crate::preprocess::Preprocess::frames`) outside a dataset.
 pub fn dicom_pixels(bytes: &[u8]) -> Result<(Option<String>, Pixels), String> {
     let file = radfm_dicom::read::parse(bytes).map_err(|e| e.to_string())?;
-    let raw = radfm_dicom::pixels::decode_raw(&file).map_err(|e| e.to_string())?;
+    dicom_file_pixels(&file)
+}
+
+/// [`dicom_pixels`] of a file already parsed.
+pub fn dicom_file_pixels(
+    file: &radfm_dicom::read::DicomFile,
+) -> Result<(Option<String>, Pixels), String> {
+    let raw = radfm_dicom::pixels::decode_raw(file).map_err(|e| e.to_string())?;
     let module =
         radfm_dicom::PixelModule::from_dataset(&file.dataset).map_err(|e| e.to_string())?;
     let pipeline = radfm_dicom::GrayscalePipeline::from_dataset(&file.dataset, &module);

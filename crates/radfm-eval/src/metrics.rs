@@ -97,6 +97,44 @@ impl Ranked {
         }
         Value::Defined(ap)
     }
+
+    /// The operating point of greatest Youden's J (sensitivity + specificity
+    /// - 1) among the ROC curve's thresholds (`roc_curve`'s, where a score at
+    /// or above the threshold is called positive); ties go to the higher
+    /// threshold, the fewer false positives. `None` with one class only.
+    pub fn youden(&self) -> Option<OperatingPoint> {
+        let (p, n) = (self.positives, self.negatives());
+        if p == 0 || n == 0 {
+            return None;
+        }
+        // J x p x n = tp n - fp p, compared exactly in integers
+        let mut best: Option<(i128, usize, usize, usize)> = None;
+        for (tp, fp) in self.groups() {
+            let j = tp as i128 * n as i128 - fp as i128 * p as i128;
+            if best.is_none_or(|b| j > b.0) {
+                // the group just passed ends at index tp + fp - 1; its score is the threshold
+                best = Some((j, tp, fp, tp + fp - 1));
+            }
+        }
+        best.map(|(_, tp, fp, at)| {
+            let (sens, spec) = (tp as f64 / p as f64, (n - fp) as f64 / n as f64);
+            OperatingPoint {
+                threshold: self.scores[at],
+                sensitivity: sens,
+                specificity: spec,
+                youden_j: sens + spec - 1.0,
+            }
+        })
+    }
+}
+
+/// A threshold on the scores with its sensitivity and specificity.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OperatingPoint {
+    pub threshold: f64,
+    pub sensitivity: f64,
+    pub specificity: f64,
+    pub youden_j: f64,
 }
 
 /// Counts at an operating point: predicted positive when `score >= threshold`.
@@ -221,6 +259,25 @@ pub fn ece(labels: &[bool], probs: &[f64], n_bins: usize, bins: Bins) -> Value {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn youden_point_is_the_best_roc_threshold_and_ties_go_higher() {
+        // roc_curve thresholds 0.9 .. 0.2; J = 1/3, 2/3, 1/3, 2/3, 1/3, 0:
+        // 0.8 and 0.6 tie, the higher one is kept
+        let labels = [true, true, false, true, false, false];
+        let scores = [0.9, 0.8, 0.7, 0.6, 0.55, 0.2];
+        let op = super::Ranked::new(&labels, &scores).youden().unwrap();
+        assert_eq!(op.threshold, 0.8);
+        assert_eq!((op.sensitivity, op.specificity), (2.0 / 3.0, 1.0));
+        // tied scores are one threshold
+        let op = super::Ranked::new(&[true, false, true, false], &[0.5, 0.5, 0.7, 0.1])
+            .youden()
+            .unwrap();
+        assert_eq!((op.threshold, op.specificity), (0.7, 1.0));
+        assert!(super::Ranked::new(&[true, true], &[0.1, 0.2])
+            .youden()
+            .is_none());
+    }
+
     use super::*;
 
     fn r(l: &[u8], s: &[f64]) -> Ranked {

@@ -217,7 +217,7 @@ pub fn code_for(observation: &str) -> Code {
 }
 
 /// The model that produced the results.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Algorithm {
     pub name: String,
     pub version: String,

@@ -34,6 +34,7 @@ use radfm_core::UncertainPolicy;
 use radfm_data::frames::FrameStore;
 use radfm_data::preprocess::Preprocess;
 use radfm_data::reader::{Reader, Record};
+use radfm_eval::metrics::OperatingPoint;
 use radfm_model::finetune::{FineTune, FinetuneConfig, Method};
 use radfm_model::lora::{self, LoraConfig};
 use radfm_model::pretrain::{ImageSet, PretrainConfig, Run};
@@ -230,6 +231,23 @@ fn embed_images(
         pb.inc(chunk.len() as u64);
     }
     Ok(out)
+}
+
+/// Per observation, the Youden operating point over the labelled rows
+/// (targets: k labels, then k masks); none where they hold one class.
+fn operating_points(scores: &[Vec<f64>], targets: &[Vec<f32>]) -> Vec<Option<OperatingPoint>> {
+    let k = targets.first().map_or(0, |t| t.len() / 2);
+    (0..k)
+        .map(|j| {
+            let (labels, s): (Vec<bool>, Vec<f64>) = targets
+                .iter()
+                .zip(scores)
+                .filter(|(t, _)| t[k + j] > 0.5)
+                .map(|(t, p)| (t[j] > 0.5, p[j]))
+                .unzip();
+            radfm_eval::metrics::Ranked::new(&labels, &s).youden()
+        })
+        .collect()
 }
 
 /// Macro-AUROC over the observations with both classes among the labelled
@@ -621,8 +639,7 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
         dev: &dev,
     };
     let val_targets: Vec<Vec<f32>> = val_images.iter().map(|(i, _)| target_of(*i)).collect();
-    let evaluate = |run: &Run<FineTune>| -> anyhow::Result<(Option<f64>, usize)> {
-        let model = run.model().valid();
+    let val_scores = |model: &FineTune| -> anyhow::Result<Vec<Vec<f64>>> {
         let head = |x: Tensor<4>, parts: usize| -> anyhow::Result<Vec<Vec<f32>>> {
             let p = model.probabilities(x, parts)?;
             let v: Vec<f32> = p
@@ -632,10 +649,13 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
             Ok(v.chunks_exact(k).map(<[f32]>::to_vec).collect())
         };
         let probs = embed_images(&val_images, &batches, &head, &ProgressBar::hidden())?;
-        let scores: Vec<Vec<f64>> = probs
+        Ok(probs
             .iter()
             .map(|p| p.iter().map(|v| f64::from(*v)).collect())
-            .collect();
+            .collect())
+    };
+    let evaluate = |run: &Run<FineTune>| -> anyhow::Result<(Option<f64>, usize)> {
+        let scores = val_scores(&run.model().valid())?;
         Ok(macro_auroc(&scores, &val_targets))
     };
     let mut best = read_best(&a.out);
@@ -732,10 +752,18 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
             b.step, b.val_macro_auroc
         );
     }
+    // per observation, the operating point of the selected weights on val
+    let points: Vec<Option<OperatingPoint>> = if val_images.is_empty() {
+        vec![None; k]
+    } else {
+        let scores = val_scores(&model)?;
+        operating_points(&scores, &val_targets)
+    };
     let model_dir = a.out.join("model");
     export(
         &model_dir,
         &model,
+        &points,
         &src,
         lora_cfg.as_ref(),
         a.merge,
@@ -803,6 +831,7 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
 fn export(
     dir: &Path,
     model: &FineTune,
+    points: &[Option<OperatingPoint>],
     src: &Source,
     lora_cfg: Option<&LoraConfig>,
     merge: bool,
@@ -879,8 +908,19 @@ fn export(
     }
     let (weights, biases) = model.head_arrays();
     let mut heads = serde_json::Map::new();
-    for ((o, w), b) in model.config.observations.iter().zip(weights).zip(biases) {
-        heads.insert(o.clone(), json!({"coef": w, "intercept": b}));
+    for (((o, w), b), op) in model
+        .config
+        .observations
+        .iter()
+        .zip(weights)
+        .zip(biases)
+        .zip(points)
+    {
+        heads.insert(
+            o.clone(),
+            json!({"coef": w, "intercept": b,
+                "operating_point": classifier::operating_point_json(op.as_ref(), "val split")}),
+        );
     }
     meta["observations"] = serde_json::Value::Object(heads);
     classifier::commit(&tmp, dir, &meta)

@@ -269,7 +269,9 @@ fn export(
         heads.insert(
             o.observation.clone(),
             json!({"coef": m.coef, "intercept": m.intercept, "C": o.c, "n_train": o.n_train,
-                   "n_positive": o.n_positive}),
+                   "n_positive": o.n_positive,
+                   "operating_point": crate::classifier::operating_point_json(
+                       o.operating_point.as_ref(), run.validation)}),
         );
     }
     if heads.is_empty() {

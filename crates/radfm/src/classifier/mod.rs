@@ -9,20 +9,34 @@
 //! DIR/encoder/          the encoder (full fine-tuning, a probe, a merged LoRA)
 //! DIR/adapter/          or a PEFT LoRA adapter over the base model named in
 //!                       classifier.json "base" {"path", "sha256"}
+//! DIR/reference/        inputs.npy: synthetic grey images (display units, no
+//!                       patient's pixels), outputs.json: the scores this model
+//!                       gave them at export, manifest.json: every file's sha256
 //! ```
+//!
+//! Per observation, `operating_point.threshold` is where a finding is called
+//! present (`P >= threshold`): the threshold of greatest Youden's J on the
+//! validation split at export. A directory written before radfm recorded
+//! operating points is read with 0.5 for every observation, with a warning.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use burn::tensor::{Device, Tensor};
 use radfm_data::preprocess::Preprocess;
+use radfm_dicom::sr::Algorithm;
 use radfm_model::vit::Vit;
+
+pub mod reference;
+
+pub use reference::{manifest, manifest_sha256};
 
 pub const FORMAT: &str = "radfm-classifier-1";
 
 pub struct Classifier {
     pub dir: PathBuf,
     pub meta: serde_json::Value,
+    pub device: Device,
     pub encoder: Vit,
     pub prep: Preprocess,
     /// pooled, cls or mean
@@ -30,6 +44,54 @@ pub struct Classifier {
     pub observations: Vec<String>,
     /// per observation: (coef, intercept)
     pub heads: Vec<(Vec<f32>, f32)>,
+    /// per observation: P >= threshold is a finding present
+    pub thresholds: Vec<f64>,
+    /// observations without a recorded operating point (read as 0.5)
+    pub default_thresholds: Vec<String>,
+    /// what names the model in its outputs: name, version, and sha256 over
+    /// [`manifest`] (every file's path and sha256, `reference/manifest.json` aside)
+    pub identity: Algorithm,
+}
+
+/// Why one image could not be scored.
+#[derive(Debug)]
+pub enum ImageError {
+    /// not an image radfm can decode (no pixels, an unsupported encoding)
+    NoImage(String),
+    /// the model failed on it
+    Model(anyhow::Error),
+}
+
+impl std::fmt::Display for ImageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImageError::NoImage(e) => write!(f, "no image to score: {e}"),
+            ImageError::Model(e) => write!(f, "the model failed: {e:#}"),
+        }
+    }
+}
+
+impl std::error::Error for ImageError {}
+
+/// The threshold used where classifier.json records no operating point.
+pub const DEFAULT_THRESHOLD: f64 = 0.5;
+
+/// An observation's `operating_point` in classifier.json: the Youden point
+/// found on `split`, or null (read back as the default threshold).
+pub fn operating_point_json(
+    op: Option<&radfm_eval::metrics::OperatingPoint>,
+    split: &str,
+) -> serde_json::Value {
+    match op {
+        Some(p) => serde_json::json!({
+            "threshold": p.threshold,
+            "method": "Youden's J on the validation split",
+            "on": split,
+            "sensitivity": p.sensitivity,
+            "specificity": p.specificity,
+        }),
+        None => serde_json::Value::Null,
+    }
 }
 
 /// A fresh staging directory beside `dir` (`DIR.export-tmp`), where a
@@ -44,11 +106,18 @@ pub fn stage(dir: &Path) -> anyhow::Result<PathBuf> {
 /// Write `classifier.json` into the staged `tmp` and rename it to `dir`,
 /// replacing what was there: `dir` is the old directory or the new one,
 /// never a mixture.
+///
+/// Before the rename the staged directory is opened as a classifier and its
+/// `reference/` written: the scores it gives the reference inputs and the
+/// manifest of its files, which `radfm verify` checks.
 pub fn commit(tmp: &Path, dir: &Path, meta: &serde_json::Value) -> anyhow::Result<()> {
     radfm_core::write_atomic(
         &tmp.join("classifier.json"),
         serde_json::to_string_pretty(meta)?.as_bytes(),
     )?;
+    let clf = Classifier::open(tmp, &burn::tensor::Device::flex())
+        .with_context(|| format!("reading back {}", tmp.display()))?;
+    reference::write(tmp, &clf)?;
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("replacing {}", dir.display()))?;
     }
@@ -209,6 +278,7 @@ impl Classifier {
             .with_context(|| format!("{}: no \"observations\"", path.display()))?;
         let d = encoder.config.hidden_size;
         let (mut observations, mut heads) = (Vec::new(), Vec::new());
+        let (mut thresholds, mut default_thresholds) = (Vec::new(), Vec::new());
         for (obs, h) in heads_json {
             let coef: Vec<f32> = h["coef"]
                 .as_array()
@@ -229,17 +299,168 @@ impl Classifier {
             let b = h["intercept"].as_f64().with_context(|| {
                 format!("{}: the head of {obs} has no intercept", path.display())
             })? as f32;
+            match h["operating_point"]["threshold"].as_f64() {
+                Some(t) if (0.0..=1.0).contains(&t) => thresholds.push(t),
+                Some(t) => bail!(
+                    "{}: the operating point of {obs} is {t}, outside [0, 1]",
+                    path.display()
+                ),
+                None => {
+                    thresholds.push(DEFAULT_THRESHOLD);
+                    default_thresholds.push(obs.clone());
+                }
+            }
             observations.push(obs.clone());
             heads.push((coef, b));
         }
+        let files = manifest(dir)?;
+        let identity = Algorithm {
+            name: meta["name"].as_str().map_or_else(
+                || format!("radfm-{}", meta["kind"].as_str().unwrap_or("probe")),
+                str::to_string,
+            ),
+            version: meta["version"]
+                .as_str()
+                .or(meta["radfm_version"].as_str())
+                .unwrap_or(env!("CARGO_PKG_VERSION"))
+                .to_string(),
+            sha256: manifest_sha256(&files),
+        };
         Ok(Classifier {
             dir: dir.to_path_buf(),
             pooling: meta["pooling"].as_str().unwrap_or("pooled").to_string(),
             meta,
+            device: device.clone(),
             encoder,
             prep,
             observations,
             heads,
+            thresholds,
+            default_thresholds,
+            identity,
+        })
+    }
+
+    /// A warning for observations read with the default threshold, if any.
+    pub fn threshold_warning(&self) -> Option<String> {
+        (!self.default_thresholds.is_empty()).then(|| {
+            format!(
+                "{}: no operating point recorded for {} (an older export, or one class only on validation): {DEFAULT_THRESHOLD} is used; \
+                 export again to choose them on the validation split",
+                self.dir.display(),
+                self.default_thresholds.join(", ")
+            )
+        })
+    }
+
+    /// P(observation) for one parsed DICOM file, through the DICOM display
+    /// pipeline and the model's own preprocessing; a multi-frame image's
+    /// embedding is the mean of its frames'. One image per forward pass, so
+    /// every caller (predict, sr, serve, pacs sync) gets the same numbers.
+    pub fn predict_file(
+        &self,
+        file: &radfm_dicom::read::DicomFile,
+    ) -> Result<Vec<f64>, ImageError> {
+        let (_, px) = radfm_data::reader::dicom_file_pixels(file).map_err(ImageError::NoImage)?;
+        let frames = self.prep.frames(&px).map_err(ImageError::NoImage)?;
+        let [_, rows, cols, _] = px.shape;
+        self.predict_frames(frames, rows, cols)
+            .map_err(ImageError::Model)
+    }
+
+    /// P(observation) for one image given as preprocessed frames of an image of `rows` x `cols`.
+    fn predict_frames(
+        &self,
+        frames: Vec<Vec<f32>>,
+        rows: usize,
+        cols: usize,
+    ) -> anyhow::Result<Vec<f64>> {
+        let nf = frames.len();
+        if nf == 0 {
+            bail!("no frames");
+        }
+        let (h, w) = self.prep.output_size(rows, cols);
+        let x = Tensor::<4>::from_data(
+            burn::tensor::TensorData::new(frames.concat(), [nf, self.prep.channels, h, w]),
+            &self.device,
+        );
+        let e = self.embed(x, 1)?;
+        let d = e[0].len();
+        let mean: Vec<f32> = (0..d)
+            .map(|j| e.iter().map(|r| r[j]).sum::<f32>() / nf as f32)
+            .collect();
+        Ok(self.scores(&mean))
+    }
+
+    /// P(observation) for a grey image in display units (0 black, 1 white).
+    pub fn predict_grey(&self, grey: &[f32], rows: usize, cols: usize) -> anyhow::Result<Vec<f64>> {
+        let x = self
+            .prep
+            .apply(grey, rows, cols)
+            .map_err(anyhow::Error::msg)?;
+        self.predict_frames(vec![x], rows, cols)
+    }
+
+    /// The model card: what the model is, what it was trained on, and how it
+    /// calls a finding, as `radfm card --json` prints it and `GET /v1/model` serves it.
+    pub fn card(&self) -> serde_json::Value {
+        let m = &self.meta;
+        let observations: serde_json::Map<String, serde_json::Value> = self
+            .observations
+            .iter()
+            .zip(&self.thresholds)
+            .map(|(o, t)| {
+                let h = &m["observations"][o];
+                let op = &h["operating_point"];
+                (
+                    o.clone(),
+                    serde_json::json!({
+                        "threshold": t,
+                        "chosen_by": if op.is_null() { serde_json::json!("default (no operating point recorded)") } else { op["method"].clone() },
+                        "val_sensitivity": op["sensitivity"],
+                        "val_specificity": op["specificity"],
+                        "n_train": h["n_train"],
+                        "n_positive": h["n_positive"],
+                    }),
+                )
+            })
+            .collect();
+        serde_json::json!({
+            "format": "radfm-model-card-1",
+            "name": self.identity.name,
+            "version": self.identity.version,
+            "sha256": self.identity.sha256,
+            "kind": m["kind"].as_str().unwrap_or("probe"),
+            "method": m["method"],
+            "architecture": {
+                "encoder": "ViT",
+                "hidden_size": self.encoder.config.hidden_size,
+                "layers": self.encoder.config.num_hidden_layers,
+                "image_size": self.encoder.config.image_size,
+                "patch_size": self.encoder.config.patch_size,
+                "adapter": if m["adapter"].is_string() && !m["encoder"].is_string() { m["lora"].clone() } else { serde_json::Value::Null },
+            },
+            "input": {
+                "accepts": "one DICOM Part-10 image (any transfer syntax radfm decodes), through the DICOM display pipeline",
+                "preprocessing": steps(&self.prep.describe()),
+                "pooling": self.pooling,
+                "frames": "a multi-frame image's embedding is the mean of its frames' embeddings",
+            },
+            "training": {
+                "labels": m["labels"],
+                "uncertain": m["uncertain"],
+                "selected": m["selected"],
+                "base": m["base"],
+            },
+            "output": "per observation P(present) in [0, 1]; present when P >= threshold",
+            "observations": observations,
+            "intended_use": "research and evaluation of chest radiograph findings next to a PACS; not a medical device, not for diagnosis without a radiologist",
+            "limitations": [
+                "weak labels from report text (CheXpert-style rules) unless trained with --labels",
+                "operating points were chosen on the validation split of the training data: check them on local data before use",
+                "inputs unlike the training data (other views, modalities, sites, paediatric images) are not detected",
+            ],
+            "radfm_version": env!("CARGO_PKG_VERSION"),
         })
     }
 
