@@ -312,8 +312,24 @@ impl Pacs {
             .run()
             .await
             .map_err(|e| e.to_string())?;
-        if resp.element(tags::FAILED_SOP_SEQUENCE).is_ok() {
-            return Err("the server listed the SR in its Failed SOP Sequence".into());
+        // an empty Failed SOP Sequence (Orthanc sends one) is no failure
+        let failed = resp
+            .element(tags::FAILED_SOP_SEQUENCE)
+            .ok()
+            .and_then(|e| e.items())
+            .map_or(0, |i| i.len());
+        if failed > 0 {
+            let reason = resp
+                .element(tags::FAILED_SOP_SEQUENCE)
+                .ok()
+                .and_then(|e| e.items())
+                .and_then(|i| i.first())
+                .and_then(|i| i.element(tags::FAILURE_REASON).ok())
+                .and_then(|e| e.to_int::<u16>().ok());
+            return Err(format!(
+                "the server refused the SR (Failed SOP Sequence, Failure Reason {})",
+                reason.map_or("not given".into(), |r| format!("{r:#06X}"))
+            ));
         }
         Ok(())
     }

@@ -171,6 +171,135 @@ pub enum Command {
     /// Benchmarks (bench/*.py run them beside the Python peer and print the ratio).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Score DICOM images with a classifier directory (`finetune`'s RUN/model/ or `probe
+    /// --export`'s): one line {"id": SOPInstanceUID, "scores": {...}} per image.
+    Predict(PredictArgs),
+    /// Write one image's results as a DICOM SR (Comprehensive 3D SR, TID 1500).
+    Sr(SrArgs),
+    /// Serve a classifier over HTTP: /healthz, /v1/model, /v1/predict, /v1/sr, /metrics.
+    Serve(ServeArgs),
+    /// Results back into a PACS over DICOMweb (QIDO-RS, WADO-RS, STOW-RS).
+    #[command(subcommand)]
+    Pacs(PacsCommand),
+    /// Print a classifier directory's model card.
+    Card(CardArgs),
+    /// Check a classifier directory: its files against their checksums, and the model's
+    /// scores on the stored reference inputs against the stored outputs.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// The classifier directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// DICOM files, or folders searched for DICOM files (found by content, not by name).
+    #[arg(long, num_args = 1.., required = true)]
+    pub input: Vec<PathBuf>,
+    /// Where the predictions go (JSON lines, written atomically).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Images scored at once (each on its own thread).
+    #[arg(long, default_value_t = 1, value_parser = at_least_1())]
+    pub jobs: usize,
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SrArgs {
+    /// The classifier directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// One DICOM image.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// The SR to write (Part 10, written atomically).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The classifier directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The address to listen on (loopback by default; port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// A file holding the bearer token every endpoint but /healthz requires.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Listen on a non-loopback address without a token (a warning says so).
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// The largest request body, in MiB; larger bodies get 413 before they are read.
+    #[arg(long, default_value_t = 256, value_parser = at_least_1())]
+    pub max_body_mb: usize,
+    /// Inference requests run at once.
+    #[arg(long, default_value_t = 1, value_parser = at_least_1())]
+    pub workers: usize,
+    /// Requests that may wait for a worker; beyond them the server answers 503 with Retry-After.
+    #[arg(long, default_value_t = 64)]
+    pub queue: usize,
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PacsCommand {
+    /// Score every study on a DICOMweb server not yet done and store one SR per study back;
+    /// idempotent (a rerun, or a run after a kill, stores no second SR).
+    Sync(PacsSyncArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["once", "poll"])))]
+pub struct PacsSyncArgs {
+    /// The DICOMweb base URL (for Orthanc: http://HOST:8042/dicom-web).
+    #[arg(long)]
+    pub dicomweb: String,
+    /// The classifier directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The state database (SQLite): which studies are done, and each study's SR UID.
+    #[arg(long)]
+    pub state: PathBuf,
+    /// One pass, then exit.
+    #[arg(long)]
+    pub once: bool,
+    /// A pass every SECONDS until SIGTERM or Ctrl-C.
+    #[arg(long, value_name = "SECONDS", value_parser = at_least_1_u64())]
+    pub poll: Option<u64>,
+    /// A file holding the bearer token for the DICOMweb server.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
+}
+
+#[derive(Args, Debug)]
+pub struct CardArgs {
+    /// The classifier directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Print the card as JSON (what GET /v1/model serves).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The classifier directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
 }
 
 #[derive(Args, Debug)]

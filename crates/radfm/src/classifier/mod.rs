@@ -509,3 +509,41 @@ impl Classifier {
             .collect()
     }
 }
+
+impl radfm_serve::Model for Classifier {
+    fn algorithm(&self) -> &Algorithm {
+        &self.identity
+    }
+
+    fn card(&self) -> serde_json::Value {
+        Classifier::card(self)
+    }
+
+    fn observations(&self) -> &[String] {
+        &self.observations
+    }
+
+    fn thresholds(&self) -> &[f64] {
+        &self.thresholds
+    }
+
+    fn score(
+        &self,
+        file: &radfm_dicom::read::DicomFile,
+    ) -> Result<Vec<f64>, radfm_serve::ScoreError> {
+        self.predict_file(file).map_err(|e| match e {
+            ImageError::NoImage(m) => radfm_serve::ScoreError::NoImage(m),
+            ImageError::Model(e) => radfm_serve::ScoreError::Failed(format!("{e:#}")),
+        })
+    }
+}
+
+/// Open a classifier directory for deployment, printing the threshold
+/// warning an older export gets.
+pub fn open_for_use(dir: &Path, device: &Device) -> anyhow::Result<Classifier> {
+    let clf = Classifier::open(dir, device)?;
+    if let Some(w) = clf.threshold_warning() {
+        eprintln!("warning: {w}");
+    }
+    Ok(clf)
+}

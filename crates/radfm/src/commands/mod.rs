@@ -2,6 +2,7 @@
 
 mod approx;
 mod bench;
+mod card;
 mod demo;
 pub(crate) mod demo_report;
 mod dicom;
@@ -10,12 +11,17 @@ mod evaluate;
 mod finetune;
 mod ingest;
 mod model;
+mod pacs;
+mod predict;
 pub(crate) mod pretrain;
 mod probe;
 mod reports;
 mod retrieve;
+mod serve;
 mod split;
+mod sr;
 mod synth;
+mod verify;
 mod zeroshot;
 
 use crate::cli::{Cli, Command};
@@ -38,5 +44,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Retrieve(c) => retrieve::run(c),
         Command::Demo(a) => demo::run(a),
         Command::Bench(c) => bench::run(c),
+        Command::Predict(a) => predict::run(a),
+        Command::Sr(a) => sr::run(a),
+        Command::Serve(a) => serve::run(a),
+        Command::Pacs(c) => pacs::run(c),
+        Command::Card(a) => card::run(a),
+        Command::Verify(a) => verify::run(a),
     }
 }

@@ -10,7 +10,7 @@ use crate::common::{fails, jsonl, ok, radfm};
 /// A small synthetic archive (distinct images, several per patient for
 /// some), its reports replaced by controlled ones (every other study with an
 /// effusion, nothing else positive), ingested and split; its image count.
-fn dataset(tmp: &Path, patients: usize) -> (PathBuf, usize) {
+pub(crate) fn dataset(tmp: &Path, patients: usize) -> (PathBuf, usize) {
     let arch = tmp.join("archive");
     ok(radfm()
         .args(["synth", "--out"])
@@ -62,7 +62,7 @@ fn dataset(tmp: &Path, patients: usize) -> (PathBuf, usize) {
 }
 
 /// The committed tiny DINOv2 (16 px, 3 channels) with a processor config.
-fn model(tmp: &Path, with_processor: bool) -> PathBuf {
+pub(crate) fn model(tmp: &Path, with_processor: bool) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../radfm-model/tests/fixtures/dinov2");
     let dir = tmp.join(if with_processor {
         "model"

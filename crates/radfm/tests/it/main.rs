@@ -5,6 +5,7 @@ mod adapt_cli;
 mod cli;
 mod common;
 mod demo_cli;
+mod deploy_cli;
 mod evaluate_cli;
 mod finetune_cli;
 mod model_cli;

@@ -129,6 +129,13 @@ const SUBCOMMANDS: &[&[&str]] = &[
     &["bench", "vit"],
     &["bench", "finetune"],
     &["bench", "retrieval"],
+    &["predict"],
+    &["sr"],
+    &["serve"],
+    &["pacs"],
+    &["pacs", "sync"],
+    &["card"],
+    &["verify"],
 ];
 
 #[test]
