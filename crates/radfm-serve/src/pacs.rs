@@ -370,6 +370,11 @@ pub async fn sync_once(
     for study in &studies {
         let key = study_key(study, &sha);
         let tag = hash_uid(study);
+        // client errors quote URLs, which hold the study UID: logged by its hash instead
+        let scrub = |e: &dyn std::fmt::Display| {
+            e.to_string()
+                .replace(study.as_str(), &format!("<study {tag}>"))
+        };
         let row = state.get(&key)?;
         if row
             .as_ref()
@@ -395,32 +400,22 @@ pub async fn sync_once(
             }
             Ok(false) => {}
             Err(e) => {
-                state.set(
-                    &key,
-                    &id.instance_uid,
-                    "failed",
-                    0,
-                    Some(&format!("QIDO: {e}")),
-                )?;
+                state.set(&key, &id.instance_uid, "failed", 0, Some("QIDO failed"))?;
                 report.failed += 1;
-                progress(&format!("study {tag}: checking for its SR failed: {e}"));
+                progress(&format!(
+                    "study {tag}: checking for its SR failed: {}",
+                    scrub(&e)
+                ));
                 continue;
             }
         }
         let instances = match pacs.retrieve(study).await {
             Ok(v) => v,
             Err(e) => {
-                if row.as_ref().is_none_or(|r| r.status != "storing") {
-                    state.set(
-                        &key,
-                        &id.instance_uid,
-                        "failed",
-                        0,
-                        Some(&format!("WADO: {e}")),
-                    )?;
-                }
+                // (a study left `storing` is asked about again on every pass, whatever its status)
+                state.set(&key, &id.instance_uid, "failed", 0, Some("WADO failed"))?;
                 report.failed += 1;
-                progress(&format!("study {tag}: retrieving failed: {e}"));
+                progress(&format!("study {tag}: retrieving failed: {}", scrub(&e)));
                 continue;
             }
         };
@@ -439,7 +434,7 @@ pub async fn sync_once(
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
         for e in &errors {
-            tracing::warn!(study = %tag, "an instance was not scored: {e}");
+            tracing::warn!(study = %tag, "an instance was not scored: {}", scrub(e));
         }
         report.image_errors += errors.len();
         if analyses.is_empty() {
@@ -453,9 +448,9 @@ pub async fn sync_once(
         let sr = match sr_bytes(&*model, &refs, &id) {
             Ok(b) => b,
             Err(e) => {
-                state.set(&key, &id.instance_uid, "failed", 0, Some(&e.to_string()))?;
+                state.set(&key, &id.instance_uid, "failed", 0, Some(&scrub(&e)))?;
                 report.failed += 1;
-                progress(&format!("study {tag}: {e}"));
+                progress(&format!("study {tag}: {}", scrub(&e)));
                 continue;
             }
         };
@@ -478,7 +473,10 @@ pub async fn sync_once(
             Err(e) => {
                 // left `storing`: the next pass asks the server before retrying
                 report.failed += 1;
-                progress(&format!("study {tag}: storing the SR failed: {e}"));
+                progress(&format!(
+                    "study {tag}: storing the SR failed: {}",
+                    scrub(&e)
+                ));
             }
         }
     }
@@ -529,4 +527,44 @@ pub fn run(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_records_the_sr_uid_before_and_after_the_store_and_keys_by_hash() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("state.sqlite");
+        let study = "1.2.826.0.1.3680043.10.99.1";
+        let key = study_key(study, "ab");
+        assert_eq!(key.len(), 64);
+        assert_ne!(key, study_key(study, "cd"), "another model, another key");
+        let id = sr_identity(study, "ab");
+        assert_eq!(id.instance_uid, sr_identity(study, "ab").instance_uid);
+        {
+            let db = StateDb::open(&p).unwrap();
+            assert_eq!(db.get(&key).unwrap(), None);
+            db.set(&key, &id.instance_uid, "storing", 3, None).unwrap();
+        }
+        // a reopened state (after a crash) still says storing, with the UID
+        let db = StateDb::open(&p).unwrap();
+        assert_eq!(
+            db.get(&key).unwrap(),
+            Some(StudyState {
+                status: "storing".into(),
+                sr_uid: id.instance_uid.clone()
+            })
+        );
+        db.set(&key, &id.instance_uid, "stored", 3, None).unwrap();
+        assert_eq!(db.get(&key).unwrap().unwrap().status, "stored");
+        assert_eq!(db.counts().unwrap(), vec![("stored".to_string(), 1)]);
+        drop(db);
+        let bytes = std::fs::read(&p).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(study),
+            "no study UID in the state"
+        );
+    }
 }
