@@ -26,7 +26,9 @@ Measured for each server, with the same client (Python threads, one keep-alive c
 And the largest difference between the two servers' scores for the same files.
 
 Usage: python bench/serve_load.py [--radfm target/release/radfm] [--clients 8] [--requests 200]
-       [--workers 2] [--out bench-serve.json]
+       [--workers 2] [--radfm-batch 1] [--out bench-serve.json]
+--radfm-batch N runs `radfm serve --batch N` (dynamic batching: up to N waiting requests in one
+forward pass per worker; the scores may then differ from a one-image pass in the last bits).
 Needs torch, transformers, fastapi, uvicorn, pydicom, numpy, pillow (pip install ...).
 """
 import argparse
@@ -333,6 +335,8 @@ def main():
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--radfm-batch", type=int, default=1,
+                    help="radfm serve --batch (dynamic batching; 1 = one image per pass)")
     ap.add_argument("--patients", type=int, default=12)
     ap.add_argument("--max-body-mb", type=int, default=16)
     ap.add_argument("--out", default=None)
@@ -353,7 +357,8 @@ def main():
         port = free_port()
         results["radfm"], s_radfm = run_server(
             "radfm serve", [radfm, "serve", "--model", str(model), "--listen", f"127.0.0.1:{port}",
-                            "--workers", str(args.workers), "--max-body-mb", str(args.max_body_mb)],
+                            "--workers", str(args.workers), "--max-body-mb", str(args.max_body_mb),
+                            "--batch", str(args.radfm_batch)],
             port, env, bodies, args, good, nopix)
         port = free_port()
         peer = tmp / "peer.py"
@@ -368,7 +373,8 @@ def main():
         results["files"] = len(bodies)
         r, p = results["radfm"], results["python"]
         print()
-        print(f"{len(bodies)} DICOM files, {args.clients} clients x {args.requests} requests, workers {args.workers}")
+        print(f"{len(bodies)} DICOM files, {args.clients} clients x {args.requests} requests, workers {args.workers}, "
+              f"radfm --batch {args.radfm_batch}")
         print(f"{'':22}{'radfm serve':>14}{'FastAPI+torch':>16}{'ratio':>9}")
         for k, better in [("p50_ms", "lower"), ("p99_ms", "lower"), ("rps", "higher"), ("peak_rss_mib", "lower")]:
             ratio = r[k] / p[k] if p[k] else float("nan")

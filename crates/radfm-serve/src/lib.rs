@@ -32,6 +32,12 @@ pub trait Model: Send + Sync + 'static {
     fn thresholds(&self) -> &[f64];
     /// P(observation) for one parsed file
     fn score(&self, file: &DicomFile) -> Result<Vec<f64>, ScoreError>;
+    /// P(observation) for several files in one forward pass where the model
+    /// can (the server's `--batch`); by default one at a time. A batch's
+    /// scores may differ from [`Model::score`]'s in the last bits.
+    fn score_batch(&self, files: &[&DicomFile]) -> Vec<Result<Vec<f64>, ScoreError>> {
+        files.iter().map(|f| self.score(f)).collect()
+    }
 }
 
 /// Why a model could not score a file.
@@ -98,6 +104,24 @@ pub fn analyse(model: &dyn Model, bytes: &[u8]) -> Result<Analysis, InputError> 
 }
 
 fn analyse_inner(model: &dyn Model, bytes: &[u8]) -> Result<Analysis, InputError> {
+    let (file, sop) = read_input(bytes)?;
+    let scores = model.score(&file).map_err(input_error)?;
+    Ok(Analysis {
+        file,
+        sop_instance_uid: sop,
+        scores,
+    })
+}
+
+fn input_error(e: ScoreError) -> InputError {
+    match e {
+        ScoreError::NoImage(m) => InputError::NoImage(m),
+        ScoreError::Failed(m) => InputError::Model(m),
+    }
+}
+
+/// Parse one input and find its SOP Instance UID.
+fn read_input(bytes: &[u8]) -> Result<(DicomFile, String), InputError> {
     if bytes.is_empty() {
         return Err(InputError::Unreadable("empty".into()));
     }
@@ -107,15 +131,52 @@ fn analyse_inner(model: &dyn Model, bytes: &[u8]) -> Result<Analysis, InputError
         .sop_instance_uid
         .filter(|s| !s.is_empty())
         .ok_or(InputError::NoSopInstanceUid)?;
-    let scores = model.score(&file).map_err(|e| match e {
-        ScoreError::NoImage(m) => InputError::NoImage(m),
-        ScoreError::Failed(m) => InputError::Model(m),
-    })?;
-    Ok(Analysis {
-        file,
-        sop_instance_uid: sop,
-        scores,
-    })
+    Ok((file, sop))
+}
+
+/// [`analyse`] of several inputs, scored with [`Model::score_batch`]: one
+/// result per input, in order. Never panics.
+pub fn analyse_batch(model: &dyn Model, inputs: &[&[u8]]) -> Vec<Result<Analysis, InputError>> {
+    let read: Vec<Result<(DicomFile, String), InputError>> = inputs
+        .iter()
+        .map(|b| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_input(b)))
+                .unwrap_or(Err(InputError::DecoderPanic))
+        })
+        .collect();
+    let ok: Vec<&DicomFile> = read
+        .iter()
+        .filter_map(|r| r.as_ref().ok().map(|(f, _)| f))
+        .collect();
+    let scored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.score_batch(&ok)))
+        .unwrap_or_else(|_| {
+            (0..ok.len())
+                .map(|_| {
+                    Err(ScoreError::NoImage(
+                        "the decoder failed on this file".into(),
+                    ))
+                })
+                .collect()
+        });
+    let mut scored = scored.into_iter();
+    read.into_iter()
+        .map(|r| {
+            let (file, sop) = r?;
+            let scores = scored
+                .next()
+                .unwrap_or_else(|| {
+                    Err(ScoreError::Failed(
+                        "score_batch gave too few results".into(),
+                    ))
+                })
+                .map_err(input_error)?;
+            Ok(Analysis {
+                file,
+                sop_instance_uid: sop,
+                scores,
+            })
+        })
+        .collect()
 }
 
 /// `{"<observation>": p}` of one analysis.

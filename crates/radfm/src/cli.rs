@@ -247,6 +247,11 @@ pub struct ServeArgs {
     /// Requests that may wait for a worker; beyond them the server answers 503 with Retry-After.
     #[arg(long, default_value_t = 64)]
     pub queue: usize,
+    /// Score up to this many waiting requests in one forward pass per worker: faster per
+    /// image under load, but the scores may then differ from `radfm predict`'s in the last
+    /// bits (1: one image per pass, equal to predict's).
+    #[arg(long, default_value_t = 1, value_parser = at_least_1())]
+    pub batch: usize,
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     pub device: Device,
 }

@@ -21,6 +21,7 @@ fn config() -> Config {
         workers: 2,
         queue: 8,
         insecure_no_auth: false,
+        batch: 1,
     }
 }
 
@@ -344,4 +345,54 @@ async fn shutdown_finishes_the_request_in_flight() {
         .unwrap();
     // and no longer accepts
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn batching_workers_answer_every_request_with_its_own_scores() {
+    let cfg = Config {
+        workers: 2,
+        batch: 4,
+        ..config()
+    };
+    let app = router(Arc::new(Fake::new(Duration::from_millis(50))), &cfg);
+    let mut tasks = Vec::new();
+    for k in 0..10u16 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = if k == 3 {
+                b"not dicom".to_vec()
+            } else {
+                image(&format!("2.25.{}", 500 + k), 10 + k, 20)
+            };
+            let r = app
+                .oneshot(post("/v1/predict", Some("application/dicom"), body))
+                .await
+                .unwrap();
+            let st = r.status();
+            let b = r.into_body().collect().await.unwrap().to_bytes();
+            (k, st, b)
+        }));
+    }
+    for t in tasks {
+        let (k, st, b) = t.await.unwrap();
+        if k == 3 {
+            // a bad file in a batch fails alone
+            assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+            continue;
+        }
+        assert_eq!(st, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+        let v = json(&b);
+        assert_eq!(v["sop_instance_uid"], format!("2.25.{}", 500 + k));
+        assert_eq!(v["scores"]["Cardiomegaly"], f64::from(10 + k) / 100.0);
+    }
+    let (st, _, _) = send(
+        &app,
+        post(
+            "/v1/sr",
+            Some("application/dicom"),
+            image("2.25.99", 30, 30),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
 }

@@ -368,6 +368,79 @@ impl Classifier {
             .map_err(ImageError::Model)
     }
 
+    /// [`Classifier::predict_file`] of several files in one forward pass
+    /// (files whose frames have another size than the first's go one by one).
+    pub fn predict_files(
+        &self,
+        files: &[&radfm_dicom::read::DicomFile],
+    ) -> Vec<Result<Vec<f64>, ImageError>> {
+        let prepared: Vec<Result<(Vec<Vec<f32>>, (usize, usize)), ImageError>> = files
+            .iter()
+            .map(|f| {
+                let (_, px) =
+                    radfm_data::reader::dicom_file_pixels(f).map_err(ImageError::NoImage)?;
+                let frames = self.prep.frames(&px).map_err(ImageError::NoImage)?;
+                let [_, rows, cols, _] = px.shape;
+                Ok((frames, self.prep.output_size(rows, cols)))
+            })
+            .collect();
+        let size = prepared
+            .iter()
+            .find_map(|p| p.as_ref().ok().map(|(_, s)| *s));
+        let together: Vec<usize> = (0..files.len())
+            .filter(|&i| matches!(&prepared[i], Ok((f, s)) if Some(*s) == size && !f.is_empty()))
+            .collect();
+        let mut out: Vec<Option<Result<Vec<f64>, ImageError>>> =
+            (0..files.len()).map(|_| None).collect();
+        if let (Some((h, w)), false) = (size, together.is_empty()) {
+            let mut flat = Vec::new();
+            let mut counts = Vec::new();
+            for &i in &together {
+                let Ok((frames, _)) = &prepared[i] else {
+                    unreachable!()
+                };
+                counts.push(frames.len());
+                for f in frames {
+                    flat.extend_from_slice(f);
+                }
+            }
+            let n: usize = counts.iter().sum();
+            let x = Tensor::<4>::from_data(
+                burn::tensor::TensorData::new(flat, [n, self.prep.channels, h, w]),
+                &self.device,
+            );
+            // one thread per batch: the server runs one batch per worker
+            match self.embed(x, 1) {
+                Ok(e) => {
+                    let mut at = 0;
+                    for (&i, &c) in together.iter().zip(&counts) {
+                        let d = e[at].len();
+                        let mean: Vec<f32> = (0..d)
+                            .map(|j| e[at..at + c].iter().map(|r| r[j]).sum::<f32>() / c as f32)
+                            .collect();
+                        at += c;
+                        out[i] = Some(Ok(self.scores(&mean)));
+                    }
+                }
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    for &i in &together {
+                        out[i] = Some(Err(ImageError::Model(anyhow::anyhow!("{msg}"))));
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .zip(prepared)
+            .zip(files)
+            .map(|((done, prep), f)| match (done, prep) {
+                (Some(r), _) => r,
+                (None, Err(e)) => Err(e),
+                (None, Ok(_)) => self.predict_file(f),
+            })
+            .collect()
+    }
+
     /// P(observation) for one image given as preprocessed frames of an image of `rows` x `cols`.
     fn predict_frames(
         &self,
@@ -531,10 +604,24 @@ impl radfm_serve::Model for Classifier {
         &self,
         file: &radfm_dicom::read::DicomFile,
     ) -> Result<Vec<f64>, radfm_serve::ScoreError> {
-        self.predict_file(file).map_err(|e| match e {
-            ImageError::NoImage(m) => radfm_serve::ScoreError::NoImage(m),
-            ImageError::Model(e) => radfm_serve::ScoreError::Failed(format!("{e:#}")),
-        })
+        self.predict_file(file).map_err(score_error)
+    }
+
+    fn score_batch(
+        &self,
+        files: &[&radfm_dicom::read::DicomFile],
+    ) -> Vec<Result<Vec<f64>, radfm_serve::ScoreError>> {
+        self.predict_files(files)
+            .into_iter()
+            .map(|r| r.map_err(score_error))
+            .collect()
+    }
+}
+
+fn score_error(e: ImageError) -> radfm_serve::ScoreError {
+    match e {
+        ImageError::NoImage(m) => radfm_serve::ScoreError::NoImage(m),
+        ImageError::Model(e) => radfm_serve::ScoreError::Failed(format!("{e:#}")),
     }
 }
 

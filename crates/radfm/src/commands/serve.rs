@@ -43,6 +43,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         workers: a.workers,
         queue: a.queue,
         insecure_no_auth: a.insecure_no_auth,
+        batch: a.batch,
     };
     let dev = radfm_model::device(a.device.as_str())?;
     let clf = classifier::open_for_use(&a.model, &dev)?;
@@ -54,9 +55,14 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     let model: Arc<dyn radfm_serve::Model> = Arc::new(clf);
     radfm_serve::server::run(model, &cfg, |addr| {
         eprintln!(
-            "serving {name} {version} (sha256 {}) on http://{addr} with {} workers{}",
+            "serving {name} {version} (sha256 {}) on http://{addr} with {} workers{}{}",
             &sha[..12],
             cfg.workers,
+            if cfg.batch > 1 {
+                format!(", batches of up to {}", cfg.batch)
+            } else {
+                String::new()
+            },
             if cfg.token.is_some() {
                 ", bearer token required"
             } else {

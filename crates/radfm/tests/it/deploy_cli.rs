@@ -514,6 +514,39 @@ fn serve_scores_equal_predict_refuses_bad_input_and_stops_cleanly() {
     sigterm(&child);
     assert!(child.wait().unwrap().success());
     assert!(!log.join().unwrap().contains("tok-123"));
+
+    // dynamic batching: the same scores, to the last bits a batch may change
+    let (mut child, addr, _log) = serve(&f.model, &["--batch", "4"]);
+    let bodies: Vec<Vec<u8>> = files
+        .iter()
+        .take(6)
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let answers: Vec<serde_json::Value> = std::thread::scope(|sc| {
+        let hs: Vec<_> = bodies
+            .iter()
+            .map(|b| {
+                let addr = addr.clone();
+                sc.spawn(move || {
+                    let (st, _, body) = http(&addr, "POST", "/v1/predict", &ct, b);
+                    assert_eq!(st, 200);
+                    serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for v in answers {
+        let want = &f.predictions[v["sop_instance_uid"].as_str().unwrap()]["scores"];
+        for (o, p) in v["scores"].as_object().unwrap() {
+            assert!(
+                (p.as_f64().unwrap() - want[o].as_f64().unwrap()).abs() < 1e-6,
+                "{o}"
+            );
+        }
+    }
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
 }
 
 /// An Orthanc on free loopback ports with its DICOMweb plugin, storing in a
