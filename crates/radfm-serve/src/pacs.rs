@@ -266,25 +266,6 @@ impl Pacs {
             .any(|o| text(o, tags::SOP_INSTANCE_UID).as_deref() == Some(sop)))
     }
 
-    /// The SOP Instance UIDs of a study's SRs (for tests and checks).
-    pub async fn sr_instances(&self, study: &str) -> Result<Vec<String>, String> {
-        let found = self
-            .client
-            .query_instances()
-            .with_filter(
-                AttributeSelector::from(tags::STUDY_INSTANCE_UID),
-                study.to_string(),
-            )
-            .with_filter(AttributeSelector::from(tags::MODALITY), "SR".to_string())
-            .run()
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(found
-            .iter()
-            .filter_map(|o| text(o, tags::SOP_INSTANCE_UID))
-            .collect())
-    }
-
     /// Every instance of a study, as Part-10 bytes.
     pub async fn retrieve(&self, study: &str) -> Result<Vec<Vec<u8>>, String> {
         let mut stream = self
