@@ -26,7 +26,7 @@ Measured for each server, with the same client (Python threads, one keep-alive c
 And the largest difference between the two servers' scores for the same files.
 
 Usage: python bench/serve_load.py [--radfm target/release/radfm] [--clients 8] [--requests 200]
-       [--workers 2] [--radfm-batch 1] [--out bench-serve.json]
+       [--workers 2] [--radfm-batch 1] [--radfm-batch-wait-ms 5] [--out bench-serve.json]
 --radfm-batch N runs `radfm serve --batch N` (dynamic batching: up to N waiting requests in one
 forward pass per worker; the scores may then differ from a one-image pass in the last bits).
 Needs torch, transformers, fastapi, uvicorn, pydicom, numpy, pillow (pip install ...).
@@ -229,6 +229,22 @@ def load(port, bodies, clients, requests):
             "errors": len(errors)}
 
 
+def batch_sizes(port):
+    """{requests in a forward pass: passes}, from radfm's /metrics (empty for the peer)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode("utf-8", "replace")
+    except (OSError, http.client.HTTPException):
+        return {}
+    out = {}
+    for line in text.splitlines():
+        if line.startswith('radfm_batches_total{size="'):
+            size, n = line[len('radfm_batches_total{size="'):].split('"} ')
+            out[int(size)] = int(n)
+    return out
+
+
 def post_raw(port, body, ct):
     """One request on a fresh connection; the status even when the server answers (413)
     before reading the whole body and closes."""
@@ -320,6 +336,7 @@ def run_server(name, cmd, port, env, bodies, args, good, nopix):
             v = json.loads(data)
             scores[v["sop_instance_uid"]] = v["scores"]
     r = load(port, bodies, args.clients, args.requests)
+    r["batch_sizes"] = batch_sizes(port)
     r["peak_rss_mib"] = (rss_peak_kib(proc.pid) or 0) / 1024
     f, healthy = faults(port, good, nopix, args.max_body_mb << 20)
     r["faults"] = f
@@ -335,6 +352,8 @@ def main():
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--radfm-batch-wait-ms", type=int, default=5,
+                    help="radfm serve --batch-wait-ms (with --radfm-batch > 1)")
     ap.add_argument("--radfm-batch", type=int, default=1,
                     help="radfm serve --batch (dynamic batching; 1 = one image per pass)")
     ap.add_argument("--patients", type=int, default=12)
@@ -358,7 +377,8 @@ def main():
         results["radfm"], s_radfm = run_server(
             "radfm serve", [radfm, "serve", "--model", str(model), "--listen", f"127.0.0.1:{port}",
                             "--workers", str(args.workers), "--max-body-mb", str(args.max_body_mb),
-                            "--batch", str(args.radfm_batch)],
+                            "--batch", str(args.radfm_batch),
+                            "--batch-wait-ms", str(args.radfm_batch_wait_ms)],
             port, env, bodies, args, good, nopix)
         port = free_port()
         peer = tmp / "peer.py"
@@ -374,12 +394,15 @@ def main():
         r, p = results["radfm"], results["python"]
         print()
         print(f"{len(bodies)} DICOM files, {args.clients} clients x {args.requests} requests, workers {args.workers}, "
-              f"radfm --batch {args.radfm_batch}")
+              f"radfm --batch {args.radfm_batch} --batch-wait-ms {args.radfm_batch_wait_ms}")
         print(f"{'':22}{'radfm serve':>14}{'FastAPI+torch':>16}{'ratio':>9}")
         for k, better in [("p50_ms", "lower"), ("p99_ms", "lower"), ("rps", "higher"), ("peak_rss_mib", "lower")]:
             ratio = r[k] / p[k] if p[k] else float("nan")
             print(f"{k:22}{r[k]:>14.1f}{p[k]:>16.1f}{ratio:>9.2f}  ({better} is better)")
         print(f"{'errors':22}{r['errors']:>14}{p['errors']:>16}")
+        if r["batch_sizes"]:
+            print("radfm forward passes by requests in them:",
+                  ", ".join(f"{k}: {v}" for k, v in sorted(r["batch_sizes"].items())))
         for name, res in [("radfm", r), ("python", p)]:
             four = all(all(s.startswith("4") for s in v) for k, v in res["faults"].items() if k != "good, between them")
             print(f"{name}: malformed all 4xx: {four}; good ones between: {res['faults']['good, between them']}; "

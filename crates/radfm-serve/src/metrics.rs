@@ -24,6 +24,8 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
     latency: Mutex<BTreeMap<&'static str, Histogram>>,
     errors: Mutex<BTreeMap<&'static str, u64>>,
+    /// forward passes of the batching workers, by the number of requests in them
+    batches: Mutex<BTreeMap<usize, u64>>,
     /// requests holding an inference worker
     pub in_flight: AtomicI64,
     /// requests admitted and waiting for a worker
@@ -57,6 +59,16 @@ impl Metrics {
             .lock()
             .expect("metrics lock")
             .entry(kind)
+            .or_default() += 1;
+    }
+
+    /// One forward pass of a batching worker over `size` requests.
+    pub fn batch(&self, size: usize) {
+        *self
+            .batches
+            .lock()
+            .expect("metrics lock")
+            .entry(size)
             .or_default() += 1;
     }
 
@@ -100,6 +112,17 @@ impl Metrics {
         for (kind, n) in self.errors.lock().expect("metrics lock").iter() {
             let _ = writeln!(s, "radfm_errors_total{{kind=\"{kind}\"}} {n}");
         }
+        let batches = self.batches.lock().expect("metrics lock");
+        if !batches.is_empty() {
+            s.push_str(
+                "# HELP radfm_batches_total Forward passes of the batching workers, by requests in the pass.\n",
+            );
+            s.push_str("# TYPE radfm_batches_total counter\n");
+            for (size, n) in batches.iter() {
+                let _ = writeln!(s, "radfm_batches_total{{size=\"{size}\"}} {n}");
+            }
+        }
+        drop(batches);
         s.push_str("# HELP radfm_inference_in_flight Requests holding an inference worker.\n");
         s.push_str("# TYPE radfm_inference_in_flight gauge\n");
         let _ = writeln!(
@@ -129,7 +152,13 @@ mod tests {
         m.observe("/v1/predict", 200, 0.2);
         m.observe("/v1/predict", 422, 3.0);
         m.error("unreadable");
+        assert!(!m.render().contains("radfm_batches_total"));
+        m.batch(4);
+        m.batch(4);
+        m.batch(1);
         let t = m.render();
+        assert!(t.contains("radfm_batches_total{size=\"1\"} 1\n"), "{t}");
+        assert!(t.contains("radfm_batches_total{size=\"4\"} 2\n"), "{t}");
         assert!(t.contains("radfm_requests_total{route=\"/v1/predict\",status=\"200\"} 2\n"));
         assert!(t.contains("radfm_requests_total{route=\"/v1/predict\",status=\"422\"} 1\n"));
         assert!(t.contains("le=\"0.01\"} 0\n"), "{t}");

@@ -13,7 +13,10 @@
 //! with `Retry-After` (backpressure) rather than piling requests up. With
 //! `batch` > 1 each worker takes up to `batch` waiting requests at a time
 //! and scores them in one forward pass (faster per image; the scores may
-//! differ from a one-image pass in the last bits). The body
+//! differ from a one-image pass in the last bits). While other workers are
+//! busy, a worker waits up to `batch_wait` from taking a batch's first
+//! request for the batch to fill; while several are idle it waits for nothing and
+//! splits what is waiting evenly between them. The body
 //! is bounded before it is read (413); a wrong content type is 415; a file
 //! that is not a readable DICOM image is 422 with `{"error": reason}`. Bad
 //! input is never a 5xx. On SIGTERM or Ctrl-C the server stops accepting,
@@ -55,6 +58,9 @@ pub struct Config {
     /// up to this many waiting requests scored in one forward pass per worker
     /// (1: one at a time, and scores equal `radfm predict`'s exactly)
     pub batch: usize,
+    /// with `batch` > 1 and the other workers busy: how long a worker may wait
+    /// for its batch to fill, counted from taking the batch's first request
+    pub batch_wait: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +102,7 @@ struct Inner {
     workers: Arc<Semaphore>,
     admission: Arc<Semaphore>,
     /// with `batch` > 1: the queue the batching workers take requests from
-    batcher: Option<tokio::sync::mpsc::UnboundedSender<Job>>,
+    batcher: Option<(std::sync::mpsc::Sender<Job>, Arc<Batcher>)>,
     metrics: Metrics,
 }
 
@@ -104,6 +110,16 @@ struct Inner {
 struct Job {
     body: axum::body::Bytes,
     reply: tokio::sync::oneshot::Sender<Result<crate::Analysis, InputError>>,
+}
+
+/// What the batching workers share: the queue, and how many of them are idle.
+struct Batcher {
+    jobs: std::sync::Mutex<std::sync::mpsc::Receiver<Job>>,
+    workers: usize,
+    idle: std::sync::atomic::AtomicUsize,
+    waiting: std::sync::atomic::AtomicUsize,
+    batch: usize,
+    wait: std::time::Duration,
 }
 
 type Shared = Arc<Inner>;
@@ -162,8 +178,17 @@ pub fn router(model: Arc<dyn Model>, cfg: &Config) -> Router {
     let workers = cfg.workers.max(1);
     let batch = cfg.batch.max(1);
     let (batcher, jobs) = if batch > 1 {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
-        (Some(tx), Some(Arc::new(std::sync::Mutex::new(rx))))
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let b = Batcher {
+            jobs: std::sync::Mutex::new(rx),
+            workers,
+            idle: workers.into(),
+            waiting: 0.into(),
+            batch,
+            wait: cfg.batch_wait,
+        };
+        let b = Arc::new(b);
+        (Some((tx, b.clone())), Some(b))
     } else {
         (None, None)
     };
@@ -184,7 +209,7 @@ pub fn router(model: Arc<dyn Model>, cfg: &Config) -> Router {
             let (jobs, s) = (jobs.clone(), Arc::downgrade(&state));
             std::thread::Builder::new()
                 .name(format!("radfm-batch-{k}"))
-                .spawn(move || batch_worker(&jobs, &s, batch))
+                .spawn(move || batch_worker(&jobs, &s))
                 .expect("starting a batching worker");
         }
     }
@@ -388,36 +413,65 @@ async fn dicom_body(s: &Inner, req: Request) -> Result<axum::body::Bytes, ApiErr
     }
 }
 
-/// A batching worker: takes the first waiting request, then whatever else
-/// is waiting (up to `batch`), scores them in one pass, answers each. Ends
-/// when the server is dropped.
-fn batch_worker(
-    jobs: &std::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Job>>,
-    state: &std::sync::Weak<Inner>,
-    batch: usize,
-) {
+/// How many requests a worker takes, once it has the first of `waiting`:
+/// while other workers are idle, an even share of what is waiting (and no
+/// waiting for more); while they are all busy, a full batch, waiting for it.
+fn batch_target(batch: usize, idle: usize, waiting: usize) -> (usize, bool) {
+    if idle > 1 {
+        (waiting.div_ceil(idle).clamp(1, batch), false)
+    } else {
+        (batch, true)
+    }
+}
+
+/// A batching worker: takes the oldest waiting request, then as many more as
+/// [`batch_target`] says, waiting for them at most `wait` from taking the
+/// first (so no request waits more than `wait` for a batch to fill); scores
+/// them in one pass and answers each. Ends when the server is dropped.
+fn batch_worker(b: &Batcher, state: &std::sync::Weak<Inner>) {
+    use std::sync::mpsc::RecvTimeoutError;
     loop {
-        let mut taken = Vec::with_capacity(batch);
+        let mut taken = Vec::with_capacity(b.batch);
         {
-            let Ok(mut rx) = jobs.lock() else { return };
-            match rx.blocking_recv() {
-                Some(j) => taken.push(j),
-                None => return,
+            let Ok(rx) = b.jobs.lock() else { return };
+            match rx.recv() {
+                Ok(j) => taken.push(j),
+                Err(_) => return,
             }
-            while taken.len() < batch {
-                match rx.try_recv() {
+            let idle = b.idle.load(Ordering::Acquire).min(b.workers);
+            let (target, wait) = batch_target(b.batch, idle, b.waiting.load(Ordering::Acquire));
+            // counted from now: when the worker took the first request, which
+            // is its arrival if the worker was idle, else when the worker freed
+            let deadline = Instant::now() + b.wait;
+            while taken.len() < target {
+                let next = match rx.try_recv() {
+                    Ok(j) => Ok(j),
+                    Err(_) if !wait => break,
+                    Err(_) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        rx.recv_timeout(left)
+                    }
+                };
+                match next {
                     Ok(j) => taken.push(j),
-                    Err(_) => break,
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
                 }
             }
+            b.waiting.fetch_sub(taken.len(), Ordering::AcqRel);
+            b.idle.fetch_sub(1, Ordering::AcqRel);
         }
         let Some(s) = state.upgrade() else { return };
         let n = taken.len() as i64;
+        s.metrics.batch(taken.len());
         s.metrics.queued.fetch_sub(n, Ordering::Relaxed);
         s.metrics.in_flight.fetch_add(n, Ordering::Relaxed);
         let bodies: Vec<&[u8]> = taken.iter().map(|j| &j.body[..]).collect();
         let results = crate::analyse_batch(&*s.model, &bodies);
         s.metrics.in_flight.fetch_sub(n, Ordering::Relaxed);
+        b.idle.fetch_add(1, Ordering::AcqRel);
         for (j, r) in taken.into_iter().zip(results) {
             let _ = j.reply.send(r);
         }
@@ -426,7 +480,7 @@ fn batch_worker(
 
 /// Score one body: on the pool, or through the batching workers.
 async fn analysed(s: &Shared, body: axum::body::Bytes) -> Result<crate::Analysis, ApiError> {
-    let Some(tx) = &s.batcher else {
+    let Some((tx, b)) = &s.batcher else {
         return infer(s, move |m| analyse(m, &body)).await;
     };
     let Ok(_admitted) = s.admission.clone().try_acquire_owned() else {
@@ -438,7 +492,9 @@ async fn analysed(s: &Shared, body: axum::body::Bytes) -> Result<crate::Analysis
     };
     let (reply, answer) = tokio::sync::oneshot::channel();
     s.metrics.queued.fetch_add(1, Ordering::Relaxed);
+    b.waiting.fetch_add(1, Ordering::AcqRel);
     tx.send(Job { body, reply }).map_err(|_| {
+        b.waiting.fetch_sub(1, Ordering::AcqRel);
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",
@@ -542,4 +598,22 @@ async fn sr(State(s): State<Shared>, req: Request) -> Result<Response, ApiError>
         Body::from(bytes),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_target;
+
+    #[test]
+    fn idle_workers_share_what_is_waiting_and_a_lone_one_fills_its_batch() {
+        // 6 waiting, 2 idle: 3 each, no waiting for more
+        assert_eq!(batch_target(4, 2, 6), (3, false));
+        // 9 waiting, 2 idle: capped at the batch
+        assert_eq!(batch_target(4, 2, 9), (4, false));
+        // 1 waiting, 3 idle: just it
+        assert_eq!(batch_target(4, 3, 1), (1, false));
+        // every other worker busy: a full batch, waiting for it
+        assert_eq!(batch_target(4, 1, 1), (4, true));
+        assert_eq!(batch_target(8, 1, 3), (8, true));
+    }
 }

@@ -252,6 +252,10 @@ pub struct ServeArgs {
     /// bits (1: one image per pass, equal to predict's).
     #[arg(long, default_value_t = 1, value_parser = at_least_1())]
     pub batch: usize,
+    /// With --batch > 1 and every other worker busy: how long, in milliseconds, a worker may
+    /// wait for its batch to fill, counted from taking the batch's first request.
+    #[arg(long, default_value_t = 5)]
+    pub batch_wait_ms: u64,
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     pub device: Device,
 }

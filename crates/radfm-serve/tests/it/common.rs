@@ -21,6 +21,8 @@ pub struct Fake {
     pub obs: Vec<String>,
     pub thr: Vec<f64>,
     pub delay: Duration,
+    /// the size of every batch `score_batch` was given, in order
+    pub batches: std::sync::Mutex<Vec<usize>>,
 }
 
 impl Fake {
@@ -34,6 +36,7 @@ impl Fake {
             obs: vec!["Cardiomegaly".into(), "Pleural Effusion".into()],
             thr: vec![0.5, 0.3],
             delay,
+            batches: Default::default(),
         }
     }
 }
@@ -57,6 +60,10 @@ impl Model for Fake {
             .map_err(|e| ScoreError::NoImage(e.to_string()))?;
         let [_, rows, cols, _] = raw.shape();
         Ok(vec![rows as f64 / 100.0, cols as f64 / 100.0])
+    }
+    fn score_batch(&self, files: &[&DicomFile]) -> Vec<Result<Vec<f64>, ScoreError>> {
+        self.batches.lock().unwrap().push(files.len());
+        files.iter().map(|f| self.score(f)).collect()
     }
 }
 

@@ -22,6 +22,7 @@ fn config() -> Config {
         queue: 8,
         insecure_no_auth: false,
         batch: 1,
+        batch_wait: std::time::Duration::from_millis(5),
     }
 }
 
@@ -395,4 +396,67 @@ async fn batching_workers_answer_every_request_with_its_own_scores() {
     )
     .await;
     assert_eq!(st, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_batcher_waits_for_its_batch_to_fill_and_an_idle_one_does_not() {
+    // one worker: the others (none) are busy, so the batch waits to fill,
+    // and goes as soon as it is full rather than at the deadline
+    let fake = Arc::new(Fake::new(Duration::ZERO));
+    let cfg = Config {
+        workers: 1,
+        batch: 4,
+        batch_wait: Duration::from_millis(1500),
+        ..config()
+    };
+    let app = router(fake.clone(), &cfg);
+    let start = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for k in 0..4u16 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = image(&format!("2.25.{}", 700 + k), 10 + k, 20);
+            app.oneshot(post("/v1/predict", Some("application/dicom"), body))
+                .await
+                .unwrap()
+                .status()
+        }));
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(*fake.batches.lock().unwrap(), vec![4]);
+    assert!(
+        start.elapsed() < Duration::from_millis(1200),
+        "{:?}",
+        start.elapsed()
+    );
+
+    // two idle workers: a lone request waits for nothing
+    let fake = Arc::new(Fake::new(Duration::ZERO));
+    let cfg = Config {
+        workers: 2,
+        batch: 4,
+        batch_wait: Duration::from_secs(3),
+        ..config()
+    };
+    let app = router(fake.clone(), &cfg);
+    let start = std::time::Instant::now();
+    let (st, _, _) = send(
+        &app,
+        post(
+            "/v1/predict",
+            Some("application/dicom"),
+            image("2.25.800", 10, 20),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(*fake.batches.lock().unwrap(), vec![1]);
 }

@@ -44,6 +44,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         queue: a.queue,
         insecure_no_auth: a.insecure_no_auth,
         batch: a.batch,
+        batch_wait: std::time::Duration::from_millis(a.batch_wait_ms),
     };
     let dev = radfm_model::device(a.device.as_str())?;
     let clf = classifier::open_for_use(&a.model, &dev)?;
