@@ -99,12 +99,35 @@ pub struct Analysis {
 /// Parse `bytes` as a DICOM file and score its image. Never panics: a panic
 /// in a decoder is caught and reported as [`InputError::DecoderPanic`].
 pub fn analyse(model: &dyn Model, bytes: &[u8]) -> Result<Analysis, InputError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| analyse_inner(model, bytes)))
-        .unwrap_or(Err(InputError::DecoderPanic))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let (file, sop) = read_input(bytes)?;
+        score_one(model, file, sop)
+    }))
+    .unwrap_or(Err(InputError::DecoderPanic))
 }
 
-fn analyse_inner(model: &dyn Model, bytes: &[u8]) -> Result<Analysis, InputError> {
-    let (file, sop) = read_input(bytes)?;
+/// [`analyse`], except that a structured report (an SR modality or an SR SOP
+/// class) is skipped, `Ok(None)`, rather than failing as a non-image: what
+/// `pacs sync` scores of the instances of a study. One parse per input.
+pub fn analyse_unless_sr(model: &dyn Model, bytes: &[u8]) -> Result<Option<Analysis>, InputError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let (file, sop) = read_input(bytes)?;
+        let info = radfm_dicom::DicomInfo::from_dataset(&file.dataset);
+        // SOP classes under 1.2.840.10008.5.1.4.1.1.88 are structured reports
+        let sr = info.modality.as_deref() == Some("SR")
+            || info
+                .sop_class_uid
+                .as_deref()
+                .is_some_and(|c| c.starts_with("1.2.840.10008.5.1.4.1.1.88."));
+        if sr {
+            return Ok(None);
+        }
+        score_one(model, file, sop).map(Some)
+    }))
+    .unwrap_or(Err(InputError::DecoderPanic))
+}
+
+fn score_one(model: &dyn Model, file: DicomFile, sop: String) -> Result<Analysis, InputError> {
     let scores = model.score(&file).map_err(input_error)?;
     Ok(Analysis {
         file,

@@ -34,7 +34,7 @@ use futures_util::StreamExt;
 use rusqlite::{params, OptionalExtension};
 use sha2::{Digest, Sha256};
 
-use crate::{analyse, hash_uid, sr_bytes, Model};
+use crate::{hash_uid, sr_bytes, Model};
 
 /// Set to N, the process aborts right after the Nth successful STOW, before
 /// the state records it: the crash window a kill -9 can hit, made
@@ -316,21 +316,6 @@ impl Pacs {
     }
 }
 
-fn is_sr_or_non_image(bytes: &[u8]) -> bool {
-    // SOP classes under 1.2.840.10008.5.1.4.1.1.88 are structured reports
-    match radfm_dicom::read::parse(bytes) {
-        Ok(f) => {
-            let info = radfm_dicom::DicomInfo::from_dataset(&f.dataset);
-            info.modality.as_deref() == Some("SR")
-                || info
-                    .sop_class_uid
-                    .as_deref()
-                    .is_some_and(|c| c.starts_with("1.2.840.10008.5.1.4.1.1.88."))
-        }
-        Err(_) => false,
-    }
-}
-
 /// One pass over the server's studies. `progress` hears a line per study
 /// (hashed UIDs only).
 pub async fn sync_once(
@@ -404,9 +389,10 @@ pub async fn sync_once(
         let (analyses, errors) = tokio::task::spawn_blocking(move || {
             let mut ok = Vec::new();
             let mut errors = Vec::new();
-            for bytes in instances.iter().filter(|b| !is_sr_or_non_image(b)) {
-                match analyse(&*m, bytes) {
-                    Ok(a) => ok.push(a),
+            for bytes in &instances {
+                match crate::analyse_unless_sr(&*m, bytes) {
+                    Ok(Some(a)) => ok.push(a),
+                    Ok(None) => {}
                     Err(e) => errors.push(e.to_string()),
                 }
             }

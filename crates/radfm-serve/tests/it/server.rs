@@ -460,3 +460,26 @@ async fn a_busy_batcher_waits_for_its_batch_to_fill_and_an_idle_one_does_not() {
     );
     assert_eq!(*fake.batches.lock().unwrap(), vec![1]);
 }
+
+#[test]
+fn pacs_sync_scores_images_skips_structured_reports_and_names_bad_instances() {
+    use radfm_serve::{analyse, analyse_unless_sr, sr_bytes};
+    let fake = Fake::new(Duration::ZERO);
+    let img = image("2.25.900", 12, 34);
+    let a = analyse_unless_sr(&fake, &img)
+        .unwrap()
+        .expect("an image is scored");
+    assert_eq!(a.sop_instance_uid, "2.25.900");
+    assert_eq!(a.scores, analyse(&fake, &img).unwrap().scores);
+    let id = radfm_dicom::sr::SrIdentity::derived(
+        &["2.25.1001", "test"],
+        std::time::SystemTime::UNIX_EPOCH,
+    );
+    let sr = sr_bytes(&fake, &[&a], &id).unwrap();
+    // an SR of the study is not an image to score, nor an error
+    assert!(analyse_unless_sr(&fake, &sr).unwrap().is_none());
+    assert!(analyse(&fake, &sr).is_err());
+    // anything else that cannot be scored is still an error with its reason
+    assert!(analyse_unless_sr(&fake, b"not dicom").is_err());
+    assert!(analyse_unless_sr(&fake, &no_pixels("2.25.901")).is_err());
+}
