@@ -361,11 +361,21 @@ impl Classifier {
         &self,
         file: &radfm_dicom::read::DicomFile,
     ) -> Result<Vec<f64>, ImageError> {
+        let (frames, rows, cols) = self.prepare(file)?;
+        self.predict_frames(frames, rows, cols)
+            .map_err(ImageError::Model)
+    }
+
+    /// A file's frames through the display pipeline and the model's
+    /// preprocessing, with the source's rows and columns.
+    fn prepare(
+        &self,
+        file: &radfm_dicom::read::DicomFile,
+    ) -> Result<(Vec<Vec<f32>>, usize, usize), ImageError> {
         let (_, px) = radfm_data::reader::dicom_file_pixels(file).map_err(ImageError::NoImage)?;
         let frames = self.prep.frames(&px).map_err(ImageError::NoImage)?;
         let [_, rows, cols, _] = px.shape;
-        self.predict_frames(frames, rows, cols)
-            .map_err(ImageError::Model)
+        Ok((frames, rows, cols))
     }
 
     /// [`Classifier::predict_file`] of several files in one forward pass
@@ -377,10 +387,7 @@ impl Classifier {
         let prepared: Vec<Result<(Vec<Vec<f32>>, (usize, usize)), ImageError>> = files
             .iter()
             .map(|f| {
-                let (_, px) =
-                    radfm_data::reader::dicom_file_pixels(f).map_err(ImageError::NoImage)?;
-                let frames = self.prep.frames(&px).map_err(ImageError::NoImage)?;
-                let [_, rows, cols, _] = px.shape;
+                let (frames, rows, cols) = self.prepare(f)?;
                 Ok((frames, self.prep.output_size(rows, cols)))
             })
             .collect();
