@@ -102,7 +102,7 @@ struct Inner {
     workers: Arc<Semaphore>,
     admission: Arc<Semaphore>,
     /// with `batch` > 1: the queue the batching workers take requests from
-    batcher: Option<(std::sync::mpsc::Sender<Job>, Arc<Batcher>)>,
+    batcher: Option<std::sync::mpsc::Sender<Job>>,
     metrics: Metrics,
 }
 
@@ -112,12 +112,11 @@ struct Job {
     reply: tokio::sync::oneshot::Sender<Result<crate::Analysis, InputError>>,
 }
 
-/// What the batching workers share: the queue, and how many of them are idle.
+/// What the batching workers share: the queue, and how many of them are idle
+/// (how many requests wait in it is the metrics' `queued`).
 struct Batcher {
     jobs: std::sync::Mutex<std::sync::mpsc::Receiver<Job>>,
-    workers: usize,
     idle: std::sync::atomic::AtomicUsize,
-    waiting: std::sync::atomic::AtomicUsize,
     batch: usize,
     wait: std::time::Duration,
 }
@@ -181,14 +180,11 @@ pub fn router(model: Arc<dyn Model>, cfg: &Config) -> Router {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let b = Batcher {
             jobs: std::sync::Mutex::new(rx),
-            workers,
             idle: workers.into(),
-            waiting: 0.into(),
             batch,
             wait: cfg.batch_wait,
         };
-        let b = Arc::new(b);
-        (Some((tx, b.clone())), Some(b))
+        (Some(tx), Some(Arc::new(b)))
     } else {
         (None, None)
     };
@@ -432,14 +428,15 @@ fn batch_worker(b: &Batcher, state: &std::sync::Weak<Inner>) {
     use std::sync::mpsc::RecvTimeoutError;
     loop {
         let mut taken = Vec::with_capacity(b.batch);
-        {
+        let s = {
             let Ok(rx) = b.jobs.lock() else { return };
             match rx.recv() {
                 Ok(j) => taken.push(j),
                 Err(_) => return,
             }
-            let idle = b.idle.load(Ordering::Acquire).min(b.workers);
-            let (target, wait) = batch_target(b.batch, idle, b.waiting.load(Ordering::Acquire));
+            let Some(s) = state.upgrade() else { return };
+            let waiting = usize::try_from(s.metrics.queued.load(Ordering::Acquire)).unwrap_or(1);
+            let (target, wait) = batch_target(b.batch, b.idle.load(Ordering::Acquire), waiting);
             // counted from now: when the worker took the first request, which
             // is its arrival if the worker was idle, else when the worker freed
             let deadline = Instant::now() + b.wait;
@@ -460,13 +457,14 @@ fn batch_worker(b: &Batcher, state: &std::sync::Weak<Inner>) {
                     Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
                 }
             }
-            b.waiting.fetch_sub(taken.len(), Ordering::AcqRel);
+            s.metrics
+                .queued
+                .fetch_sub(taken.len() as i64, Ordering::AcqRel);
             b.idle.fetch_sub(1, Ordering::AcqRel);
-        }
-        let Some(s) = state.upgrade() else { return };
+            s
+        };
         let n = taken.len() as i64;
         s.metrics.batch(taken.len());
-        s.metrics.queued.fetch_sub(n, Ordering::Relaxed);
         s.metrics.in_flight.fetch_add(n, Ordering::Relaxed);
         let bodies: Vec<&[u8]> = taken.iter().map(|j| &j.body[..]).collect();
         let results = crate::analyse_batch(&*s.model, &bodies);
@@ -480,7 +478,7 @@ fn batch_worker(b: &Batcher, state: &std::sync::Weak<Inner>) {
 
 /// Score one body: on the pool, or through the batching workers.
 async fn analysed(s: &Shared, body: axum::body::Bytes) -> Result<crate::Analysis, ApiError> {
-    let Some((tx, b)) = &s.batcher else {
+    let Some(tx) = &s.batcher else {
         return infer(s, move |m| analyse(m, &body)).await;
     };
     let Ok(_admitted) = s.admission.clone().try_acquire_owned() else {
@@ -491,10 +489,9 @@ async fn analysed(s: &Shared, body: axum::body::Bytes) -> Result<crate::Analysis
         ));
     };
     let (reply, answer) = tokio::sync::oneshot::channel();
-    s.metrics.queued.fetch_add(1, Ordering::Relaxed);
-    b.waiting.fetch_add(1, Ordering::AcqRel);
+    s.metrics.queued.fetch_add(1, Ordering::AcqRel);
     tx.send(Job { body, reply }).map_err(|_| {
-        b.waiting.fetch_sub(1, Ordering::AcqRel);
+        s.metrics.queued.fetch_sub(1, Ordering::AcqRel);
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",
